@@ -1,0 +1,32 @@
+/**
+ * The `airlock` command line. A thin adapter: it parses flags, calls the library (`mod.ts` and the
+ * command modules under `cli/`), renders results and chooses the exit code. Heavy modules are loaded
+ * inside each command's action so that `airlock --help` starts fast.
+ *
+ * @module
+ */
+import { Command } from "commander";
+import { VERSION } from "./core/version.ts";
+
+/** Builds the root command with every subcommand registered. */
+export function buildProgram(): Command {
+  const program = new Command("airlock")
+    .description("Sign and verify container images with sigstore signatures, on air-gapped registries.")
+    .version(VERSION, "--version", "print the version")
+    .option("--debug", "log debug messages")
+    .option("--insecure-policy", "accepted for hangar compatibility; airlock never reads policy.json to sign")
+    .showHelpAfterError(false);
+
+  program.command("version")
+    .description("print version information")
+    .action(() => {
+      console.log(`airlock ${VERSION}`);
+      console.log(`deno ${Deno.version.deno}`);
+    });
+
+  return program;
+}
+
+if (import.meta.main) {
+  await buildProgram().parseAsync(Deno.args, { from: "user" });
+}

@@ -1,0 +1,88 @@
+/**
+ * Errors raised by airlock's library. One base class carries a stable `code`; messages say what failed,
+ * codes say which kind. Front doors (the CLI, `airlock serve`) map codes to exit codes, log lines and
+ * HTTP statuses in one place each.
+ *
+ * @module
+ */
+
+/** Every error kind airlock reports. Stable: scripts and the HTTP API may rely on these strings. */
+export type ErrorCode =
+  // input
+  | "INVALID_ARGUMENT"
+  | "INVALID_REFERENCE"
+  | "INVALID_IMAGE_LIST"
+  | "CONFIG_INVALID"
+  | "IO_ERROR"
+  // registry transport and protocol
+  | "REGISTRY_UNREACHABLE"
+  | "TLS_ERROR"
+  | "UNAUTHORIZED"
+  | "DENIED"
+  | "NOT_FOUND"
+  | "RATE_LIMITED"
+  | "REGISTRY_ERROR"
+  | "DIGEST_MISMATCH"
+  | "TOO_LARGE"
+  | "UNSUPPORTED_MEDIA_TYPE"
+  | "TIMEOUT"
+  | "CANCELLED"
+  | "CREDENTIALS"
+  // keys
+  | "KEY_INVALID"
+  | "KEY_PASSPHRASE"
+  | "KEY_UNSUPPORTED"
+  | "KEY_BACKEND"
+  // signing and verification
+  | "ATTACHMENTS_DISABLED"
+  | "SIGNATURE_MISSING"
+  | "SIGNATURE_INVALID"
+  | "IDENTITY_NOT_ACCEPTED";
+
+/**
+ * The base class of every error airlock throws on purpose.
+ *
+ * @example
+ * ```ts
+ * throw new AirlockError("INVALID_REFERENCE", `invalid reference "${s}": repository name must be lowercase`);
+ * ```
+ */
+export class AirlockError extends Error {
+  /** Which kind of failure this is. */
+  readonly code: ErrorCode;
+
+  /**
+   * @param code the kind of failure
+   * @param message what failed, for people
+   * @param options `cause`: the underlying error, kept for `--debug`
+   */
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "AirlockError";
+    this.code = code;
+  }
+}
+
+/**
+ * Tells whether `err` is an {@linkcode AirlockError}, optionally of one of the given codes.
+ *
+ * @example
+ * ```ts
+ * if (isAirlockError(e, "NOT_FOUND")) return undefined;
+ * ```
+ */
+export function isAirlockError(err: unknown, ...codes: ErrorCode[]): err is AirlockError {
+  return err instanceof AirlockError && (codes.length === 0 || codes.includes(err.code));
+}
+
+/**
+ * The message of any thrown value, for log lines.
+ *
+ * @example
+ * ```ts
+ * log.error(errorMessage(e));
+ * ```
+ */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,90 @@
+/**
+ * The data shapes of the OCI distribution and image specifications that airlock reads and writes.
+ *
+ * @module
+ */
+
+/** Media types airlock knows by name. */
+export const MediaType = {
+  ociManifest: "application/vnd.oci.image.manifest.v1+json",
+  ociIndex: "application/vnd.oci.image.index.v1+json",
+  ociConfig: "application/vnd.oci.image.config.v1+json",
+  ociEmpty: "application/vnd.oci.empty.v1+json",
+  ociLayerGzip: "application/vnd.oci.image.layer.v1.tar+gzip",
+  dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
+  dockerManifestList: "application/vnd.docker.distribution.manifest.list.v2+json",
+  dockerConfig: "application/vnd.docker.container.image.v1+json",
+  dockerLayerGzip: "application/vnd.docker.image.rootfs.diff.tar.gzip",
+  dockerSchema1: "application/vnd.docker.distribution.manifest.v1+json",
+  dockerSchema1Signed: "application/vnd.docker.distribution.manifest.v1+prettyjws",
+  cosignSimpleSigning: "application/vnd.dev.cosign.simplesigning.v1+json",
+  inToto: "application/vnd.in-toto+json",
+  sigstoreBundle: "application/vnd.dev.sigstore.bundle.v0.3+json",
+} as const;
+
+/** A platform as written in an index entry or derived from an image config. */
+export interface Platform {
+  architecture: string;
+  os: string;
+  variant?: string;
+  "os.version"?: string;
+  "os.features"?: string[];
+}
+
+/** An OCI content descriptor. */
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  urls?: string[];
+  annotations?: Record<string, string>;
+  data?: string;
+  platform?: Platform;
+  artifactType?: string;
+}
+
+/** An image manifest (OCI or Docker schema 2). */
+export interface ImageManifest {
+  schemaVersion: 2;
+  mediaType?: string;
+  artifactType?: string;
+  config: Descriptor;
+  layers: Descriptor[];
+  subject?: Descriptor;
+  annotations?: Record<string, string>;
+}
+
+/** An image index (OCI) or manifest list (Docker). */
+export interface ImageIndex {
+  schemaVersion: 2;
+  mediaType?: string;
+  artifactType?: string;
+  manifests: Descriptor[];
+  subject?: Descriptor;
+  annotations?: Record<string, string>;
+}
+
+/** A manifest as fetched: the exact bytes, their digest (verified) and the media type the registry named. */
+export interface FetchedManifest {
+  /** The media type (from the body's `mediaType`, else the Content-Type header). */
+  mediaType: string;
+  /** `sha256:<hex>` of `bytes`, checked against what was asked for and against `Docker-Content-Digest`. */
+  digest: string;
+  /** The manifest bytes exactly as served. */
+  bytes: Uint8Array;
+}
+
+/** Tells whether a media type names an index or manifest list. */
+export function isIndexMediaType(mediaType: string): boolean {
+  return mediaType === MediaType.ociIndex || mediaType === MediaType.dockerManifestList;
+}
+
+/** Tells whether a media type names a single image manifest (OCI or Docker schema 2). */
+export function isImageManifestMediaType(mediaType: string): boolean {
+  return mediaType === MediaType.ociManifest || mediaType === MediaType.dockerManifest;
+}
+
+/** Tells whether a media type names a Docker schema 1 manifest (recognised, never supported). */
+export function isSchema1MediaType(mediaType: string): boolean {
+  return mediaType === MediaType.dockerSchema1 || mediaType === MediaType.dockerSchema1Signed;
+}
