@@ -88,3 +88,12 @@ export function isImageManifestMediaType(mediaType: string): boolean {
 export function isSchema1MediaType(mediaType: string): boolean {
   return mediaType === MediaType.dockerSchema1 || mediaType === MediaType.dockerSchema1Signed;
 }
+
+/** Credentials for one registry, as stored in auth.json / docker config.json or returned by a helper. */
+export type Credential =
+  | { readonly username: string; readonly password: string }
+  /** An OAuth2 refresh token (`identitytoken` in auth files) exchanged at the token endpoint. */
+  | { readonly identityToken: string };
+
+/** Finds the credentials for a registry host (`host[:port]`, `docker.io` for Docker Hub); `undefined` = anonymous. */
+export type CredentialLookup = (registry: string) => Promise<Credential | undefined>;
