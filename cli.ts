@@ -7,6 +7,10 @@
  */
 import { Command } from "commander";
 import { VERSION } from "./core/version.ts";
+import { registerInspect } from "./cli/inspect.ts";
+import { registerKeys } from "./cli/keys.ts";
+import { registerLogin } from "./cli/login.ts";
+import { registerSign } from "./cli/sign.ts";
 
 /** Builds the root command with every subcommand registered. */
 export function buildProgram(): Command {
@@ -15,6 +19,7 @@ export function buildProgram(): Command {
     .version(VERSION, "--version", "print the version")
     .option("--debug", "log debug messages")
     .option("--insecure-policy", "accepted for hangar compatibility; airlock never reads policy.json to sign")
+    .option("--hide-log-time", "print '-' instead of the time in log lines")
     .showHelpAfterError(false);
 
   program.command("version")
@@ -24,6 +29,10 @@ export function buildProgram(): Command {
       console.log(`deno ${Deno.version.deno}`);
     });
 
+  registerSign(program);
+  registerInspect(program);
+  registerLogin(program);
+  registerKeys(program);
   return program;
 }
 

@@ -14,6 +14,7 @@ export type ErrorCode =
   | "INVALID_IMAGE_LIST"
   | "CONFIG_INVALID"
   | "IO_ERROR"
+  | "FILE_EXISTS"
   // registry transport and protocol
   | "REGISTRY_UNREACHABLE"
   | "TLS_ERROR"
@@ -37,6 +38,8 @@ export type ErrorCode =
   | "ATTACHMENTS_DISABLED"
   | "SIGNATURE_MISSING"
   | "SIGNATURE_INVALID"
+  /** a `.sig`/`.att` attachment manifest or its config cannot be read (malformed, wrong media type) */
+  | "ATTACHMENT_INVALID"
   | "IDENTITY_NOT_ACCEPTED";
 
 /**

@@ -1,0 +1,123 @@
+/**
+ * The signing key abstraction and `openKey`, which picks a backend by the reference's scheme.
+ *
+ * | reference | backend |
+ * |---|---|
+ * | `pkcs11:…` | PKCS#11 token (not yet) |
+ * | `hashivault://NAME`, `openbao://NAME` | HashiCorp Vault / OpenBao transit (not yet) |
+ * | `awskms://…`, `gcpkms://…`, `azurekms://…` | cloud KMS (not yet) |
+ * | `k8s://NS/NAME` | Kubernetes secret (not yet) |
+ * | any other `NAME://…` | KMS plugin `sigstore-kms-NAME` (not yet) |
+ * | anything else | an encrypted cosign/sigstore key file ({@link ./file.ts}) |
+ *
+ * Adding a backend = one file in `backends/` + one line in {@linkcode KEY_OPENERS}. Backend modules are
+ * loaded with `import()` of a static specifier, so only the backend in use is loaded and `deno compile`
+ * still embeds them.
+ *
+ * Hashing: every backend signs SHA-256 of the message, whatever the key (ECDSA on any curve, RSA PKCS#1 v1.5),
+ * as containers/image (`LoadSignerVerifier(key, crypto.SHA256)`) and cosign's key loading do (spec/hangar.md
+ * §5.4, §7.1, §7.3); Ed25519 signs the message itself (pure Ed25519).
+ *
+ * @example
+ * ```ts
+ * const key = await openKey("cosign.key", { passphraseFile: "pass.txt" });
+ * try {
+ *   const sig = await key.sign(payload);
+ * } finally {
+ *   await key.close();
+ * }
+ * ```
+ *
+ * @module
+ */
+import { AirlockError } from "../core/errors.ts";
+import type { PassphraseOptions } from "./passphrase.ts";
+
+/** A signing key wherever it lives. One instance per key reference, opened once per run. */
+export interface KeyBackend {
+  /** The public key, SPKI PEM, for checks and for `airlock public-key`. */
+  publicKey(): Promise<string>;
+  /** Signs `message` (the payload bytes); returns the signature in the format cosign stores
+   * (ASN.1 DER for ECDSA, PKCS#1 v1.5 for RSA, raw for Ed25519). Hashing is the backend's job. */
+  sign(message: Uint8Array): Promise<Uint8Array>;
+  /** Releases sessions, handles, tokens. */
+  close(): Promise<void>;
+}
+
+/**
+ * Options for {@linkcode openKey}. The passphrase fields are used only by backends that need one (key files);
+ * see {@linkcode PassphraseOptions} for the order in which they are tried. Backends that need more (a PIN
+ * source, a timeout) add their fields here with an intersection.
+ */
+export type OpenKeyOptions = PassphraseOptions;
+
+/** Opens one kind of key reference. */
+export type KeyOpener = (ref: string, options: OpenKeyOptions) => Promise<KeyBackend>;
+
+/** A backend that is planned but not implemented yet. */
+function notYet(scheme: string): KeyOpener {
+  return () => Promise.reject(new AirlockError("KEY_UNSUPPORTED", `${scheme} keys are not supported yet`));
+}
+
+/**
+ * The dispatch table: reference prefix → opener. Checked in order; the first prefix that matches wins.
+ * References with another `NAME://` scheme go to the KMS plugin opener, everything else to the key file opener.
+ */
+export const KEY_OPENERS: ReadonlyArray<readonly [prefix: string, opener: KeyOpener]> = [
+  ["pkcs11:", notYet("pkcs11:")],
+  ["hashivault://", notYet("hashivault://")],
+  ["openbao://", notYet("openbao://")],
+  ["awskms://", notYet("awskms://")],
+  ["gcpkms://", notYet("gcpkms://")],
+  ["azurekms://", notYet("azurekms://")],
+  ["k8s://", notYet("k8s://")],
+];
+
+/** Opens `NAME://…` references through the KMS plugin protocol (executable `sigstore-kms-NAME`); not yet. */
+const openPluginKey: KeyOpener = (ref) => {
+  const name = pluginName(ref)!;
+  return Promise.reject(
+    new AirlockError(
+      "KEY_UNSUPPORTED",
+      `${name}:// keys need the KMS plugin "sigstore-kms-${name}", and KMS plugins are not supported yet`,
+    ),
+  );
+};
+
+/** Opens an encrypted key file; the module (scrypt, secretbox) loads only when a file key is used. */
+const openFileKey: KeyOpener = async (ref, options) => (await import("./file.ts")).openKeyFile(ref, options);
+
+/**
+ * The plugin name of a `NAME://…` reference, or `undefined` when `ref` has no such scheme.
+ *
+ * @example
+ * ```ts
+ * pluginName("mycorp://keys/k"); // "mycorp"
+ * pluginName("./cosign.key");    // undefined
+ * ```
+ */
+export function pluginName(ref: string): string | undefined {
+  return /^([A-Za-z][A-Za-z0-9+.\-_]*):\/\//.exec(ref)?.[1];
+}
+
+/**
+ * Opens the signing key named by `ref` (see the module doc for the schemes). Opening does the expensive and
+ * fallible work once (decrypting a key file, logging into a token), so a wrong passphrase fails here, before
+ * any network call.
+ *
+ * Errors: `KEY_UNSUPPORTED` (backend not available, unsupported key type), `KEY_INVALID`, `KEY_PASSPHRASE`,
+ * `IO_ERROR`.
+ *
+ * @example
+ * ```ts
+ * const key = await openKey("sigstore.key", { passphrase: "secret" });
+ * const pem = await key.publicKey();
+ * ```
+ */
+export function openKey(ref: string, options: OpenKeyOptions = {}): Promise<KeyBackend> {
+  for (const [prefix, opener] of KEY_OPENERS) {
+    if (ref.startsWith(prefix)) return opener(ref, options);
+  }
+  if (pluginName(ref) !== undefined) return openPluginKey(ref, options);
+  return openFileKey(ref, options);
+}

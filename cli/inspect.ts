@@ -1,0 +1,78 @@
+/**
+ * `airlock inspect IMAGE`: hangar's `inspect` (raw manifest, config, or the inspect view).
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import { inspectConfig, inspectImage, inspectRaw, renderInspectInfo } from "../core/inspect.ts";
+import { AirlockError } from "../core/errors.ts";
+import { parseReference, withDefaultTag } from "../core/reference.ts";
+import {
+  addRegistryFlags,
+  clientFor,
+  type GlobalFlags,
+  type RegistryFlags,
+  runCommand,
+  writeStdout,
+} from "./common.ts";
+
+interface InspectFlags extends RegistryFlags {
+  raw?: boolean;
+  config?: boolean;
+  overrideArch?: string;
+  overrideOs?: string;
+  overrideVariant?: string;
+}
+
+const OTHER_TRANSPORTS = [
+  "docker-daemon:",
+  "docker-archive:",
+  "oci:",
+  "dir:",
+  "oci-archive:",
+  "containers-storage:",
+];
+
+/**
+ * Registers `inspect` on the program.
+ *
+ * @example
+ * ```ts
+ * registerInspect(program);
+ * ```
+ */
+export function registerInspect(program: Command): void {
+  addRegistryFlags(
+    program.command("inspect")
+      .alias("i")
+      .description("inspect an image in a registry: its manifest, config, layers and platform")
+      .argument("[image]", "image reference, optionally prefixed with docker://")
+      .option("--raw", "print the raw manifest, byte for byte")
+      .option("--config", "print the raw config of the chosen platform (takes precedence over --raw)")
+      .option("--override-arch <arch>", "use ARCH instead of the running machine's to choose from a list")
+      .option("--override-os <os>", "use OS instead of the running machine's to choose from a list")
+      .option("--override-variant <variant>", "use VARIANT to choose from a list"),
+  ).action((image: string | undefined, flags: InspectFlags, cmd: Command) =>
+    runCommand(cmd.optsWithGlobals<GlobalFlags>(), async (log) => {
+      if (!image) throw new AirlockError("INVALID_ARGUMENT", "image reference not provided");
+      let name = image;
+      if (name.startsWith("docker://")) name = name.slice("docker://".length);
+      else if (OTHER_TRANSPORTS.some((t) => name.startsWith(t))) {
+        throw new AirlockError(
+          "INVALID_ARGUMENT",
+          `unsupported transport in "${image}": only docker:// is supported`,
+        );
+      } else log.warn(`Image reference protocol not provided, use 'docker' as default: docker://${image}`);
+      const ref = withDefaultTag(parseReference(name));
+      const client = clientFor(flags);
+      try {
+        const choice = { arch: flags.overrideArch, os: flags.overrideOs, variant: flags.overrideVariant };
+        if (flags.config) writeStdout(await inspectConfig(client, ref, choice));
+        else if (flags.raw) writeStdout(await inspectRaw(client, ref));
+        else writeStdout(renderInspectInfo(await inspectImage(client, ref, choice)));
+      } finally {
+        client.close();
+      }
+    })
+  );
+}

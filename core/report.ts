@@ -1,0 +1,294 @@
+/**
+ * hangar-style log lines and the failed image list.
+ *
+ * Nothing here touches the console: a {@linkcode Logger} writes through the two sinks it is given (the CLI
+ * passes sinks for `Deno.stdout`/`Deno.stderr`, tests pass arrays). Secret redaction is the caller's job.
+ *
+ * @module
+ */
+import { AirlockError, errorMessage } from "./errors.ts";
+
+/** Log levels, least to most severe. */
+export type LogLevel = "debug" | "info" | "warn" | "error" | "fatal";
+
+/** Receives one formatted log record (ending in `\n`; it may contain more newlines). */
+export type LogSink = (text: string) => void;
+
+/** Structured fields of a record, printed as `[KEY:value] ` (`IMG` first, then the others sorted). */
+export type LogFields = Readonly<Record<string, string | number | undefined>>;
+
+/**
+ * Writes log records. Implementations never throw on a record.
+ *
+ * @example
+ * ```ts
+ * log.info("Signing [docker.io/library/nginx:1.25]", { IMG: 1 });
+ * ```
+ */
+export interface Logger {
+  /** The least severe level that is written. */
+  readonly level: LogLevel;
+  /** Tells whether records of `level` are written (to skip building expensive debug messages). */
+  enabled(level: LogLevel): boolean;
+  /** A `DEBU` record (stdout). */
+  debug(message: string, fields?: LogFields): void;
+  /** An `INFO` record (stdout). */
+  info(message: string, fields?: LogFields): void;
+  /** A `WARN` record (stderr). */
+  warn(message: string, fields?: LogFields): void;
+  /** An `ERRO` record (stderr). */
+  error(message: string, fields?: LogFields): void;
+  /** A `FATA` record (stderr); exiting is the caller's business. */
+  fatal(message: string, fields?: LogFields): void;
+}
+
+/** How a {@linkcode HangarLogger} formats and routes records. */
+export interface LoggerOptions {
+  /** Receives debug and info records (unless `allToStderr`). */
+  readonly stdout: LogSink;
+  /** Receives warn, error and fatal records (and everything when `allToStderr`). */
+  readonly stderr: LogSink;
+  /** The least severe level written; default `info` (`debug` with `--debug`). */
+  readonly level?: LogLevel;
+  /** `--hide-log-time`: the timestamp becomes the literal `-`. */
+  readonly hideTime?: boolean;
+  /** Route every record to `stderr`, keeping stdout for machine-readable output (`--output json`). */
+  readonly allToStderr?: boolean;
+  /** ANSI colours around the level tag, as hangar prints on a terminal; default off. */
+  readonly color?: boolean;
+  /** The clock; default `() => new Date()`. Times are printed in local time. */
+  readonly now?: () => Date;
+}
+
+const LEVEL_RANK: Readonly<Record<LogLevel, number>> = { debug: 0, info: 1, warn: 2, error: 3, fatal: 4 };
+const LEVEL_TAG: Readonly<Record<LogLevel, string>> = {
+  debug: "DEBU",
+  info: "INFO",
+  warn: "WARN",
+  error: "ERRO",
+  fatal: "FATA",
+};
+const LEVEL_COLOR: Readonly<Record<LogLevel, number>> = {
+  debug: 37,
+  info: 36,
+  warn: 33,
+  error: 31,
+  fatal: 31,
+};
+
+function pad2(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
+}
+
+/**
+ * A logger printing hangar's (nested-logrus-formatter) line layout:
+ * `[HH:MM:SS] [INFO] [IMG:1] message` + `\n`; with `hideTime`, `- [INFO] message`. Debug and info go to
+ * stdout, warn, error and fatal to stderr.
+ *
+ * @example
+ * ```ts
+ * const lines: string[] = [];
+ * const log = new HangarLogger({ stdout: (s) => lines.push(s), stderr: (s) => lines.push(s), hideTime: true });
+ * log.info("Done"); // lines: ["- [INFO] Done\n"]
+ * ```
+ */
+export class HangarLogger implements Logger {
+  /** The least severe level that is written. */
+  readonly level: LogLevel;
+  readonly #opts: LoggerOptions;
+
+  /** @param options sinks, level and layout options */
+  constructor(options: LoggerOptions) {
+    this.#opts = options;
+    this.level = options.level ?? "info";
+  }
+
+  /** Tells whether records of `level` are written. */
+  enabled(level: LogLevel): boolean {
+    return LEVEL_RANK[level] >= LEVEL_RANK[this.level];
+  }
+
+  /** A `DEBU` record. */
+  debug(message: string, fields?: LogFields): void {
+    this.#write("debug", message, fields);
+  }
+
+  /** An `INFO` record. */
+  info(message: string, fields?: LogFields): void {
+    this.#write("info", message, fields);
+  }
+
+  /** A `WARN` record. */
+  warn(message: string, fields?: LogFields): void {
+    this.#write("warn", message, fields);
+  }
+
+  /** An `ERRO` record. */
+  error(message: string, fields?: LogFields): void {
+    this.#write("error", message, fields);
+  }
+
+  /** A `FATA` record. */
+  fatal(message: string, fields?: LogFields): void {
+    this.#write("fatal", message, fields);
+  }
+
+  /** Formats one record without writing it (exposed for tests and for callers that buffer). */
+  format(level: LogLevel, message: string, fields?: LogFields): string {
+    const o = this.#opts;
+    let time = "-";
+    if (!o.hideTime) {
+      const d = (o.now ?? (() => new Date()))();
+      time = `[${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}]`;
+    }
+    let out = time;
+    if (o.color) out += `\x1b[${LEVEL_COLOR[level]}m`;
+    out += ` [${LEVEL_TAG[level]}] `;
+    out += formatFields(fields);
+    if (o.color) out += "\x1b[0m";
+    return `${out}${message}\n`;
+  }
+
+  #write(level: LogLevel, message: string, fields?: LogFields): void {
+    if (!this.enabled(level)) return;
+    const toStderr = this.#opts.allToStderr || LEVEL_RANK[level] >= LEVEL_RANK.warn;
+    (toStderr ? this.#opts.stderr : this.#opts.stdout)(this.format(level, message, fields));
+  }
+}
+
+function formatFields(fields?: LogFields): string {
+  if (!fields) return "";
+  const keys = Object.keys(fields).filter((k) => fields[k] !== undefined);
+  keys.sort((a, b) => (a === "IMG" ? -1 : b === "IMG" ? 1 : a < b ? -1 : a > b ? 1 : 0));
+  return keys.map((k) => `[${k}:${fields[k]}] `).join("");
+}
+
+/**
+ * A logger that drops everything, for library callers that want no output.
+ *
+ * @example
+ * ```ts
+ * await sign(images, { logger: silentLogger() });
+ * ```
+ */
+export function silentLogger(): Logger {
+  const noop = (): void => {};
+  return {
+    level: "fatal",
+    enabled: () => false,
+    debug: noop,
+    info: noop,
+    warn: noop,
+    error: noop,
+    fatal: noop,
+  };
+}
+
+/**
+ * Adapts a synchronous byte writer (`Deno.stdout`, `Deno.stderr`, a `Deno.FsFile`) to a {@linkcode LogSink},
+ * writing the whole record even when the writer takes it in pieces.
+ *
+ * @example
+ * ```ts
+ * const log = new HangarLogger({ stdout: syncSink(Deno.stdout), stderr: syncSink(Deno.stderr) });
+ * ```
+ */
+export function syncSink(writer: { writeSync(p: Uint8Array): number }): LogSink {
+  const encoder = new TextEncoder();
+  return (text: string) => {
+    let bytes = encoder.encode(text);
+    while (bytes.length > 0) {
+      const n = writer.writeSync(bytes);
+      bytes = bytes.subarray(n);
+    }
+  };
+}
+
+/**
+ * Quotes a string as Go's `%q` / `strconv.Quote` does (hangar's messages use it for lines and file names):
+ * double quotes, `\"` and `\\` escaped, control characters as `\n`, `\t`, `\x01`…, other non-printable
+ * characters as `\uXXXX` / `\UXXXXXXXX`; printable Unicode is kept.
+ *
+ * @example
+ * ```ts
+ * goQuote('a "b"\tc'); // "\"a \\\"b\\\"\\tc\""
+ * ```
+ */
+export function goQuote(s: string): string {
+  let out = '"';
+  for (const ch of s) {
+    const cp = ch.codePointAt(0) ?? 0;
+    if (ch === '"' || ch === "\\") out += `\\${ch}`;
+    else if (cp === 0x20 || PRINTABLE_RE.test(ch)) out += ch;
+    else if (cp in GO_ESCAPES) out += GO_ESCAPES[cp];
+    else if (cp < 0x20 || cp === 0x7f) out += `\\x${cp.toString(16).padStart(2, "0")}`;
+    else if (cp >= 0xd800 && cp <= 0xdfff) out += "\ufffd"; // Go never sees lone surrogates: it has U+FFFD.
+    else if (cp < 0x10000) out += `\\u${cp.toString(16).padStart(4, "0")}`;
+    else out += `\\U${cp.toString(16).padStart(8, "0")}`;
+  }
+  return out + '"';
+}
+
+const PRINTABLE_RE = /^[\p{L}\p{M}\p{N}\p{P}\p{S}]$/u;
+const GO_ESCAPES: Readonly<Record<number, string>> = {
+  0x07: "\\a",
+  0x08: "\\b",
+  0x0c: "\\f",
+  0x0a: "\\n",
+  0x0d: "\\r",
+  0x09: "\\t",
+  0x0b: "\\v",
+};
+
+/**
+ * Writes the failed image list: each distinct line once, in the order given (first occurrence wins), each
+ * followed by `\n`. The file is created or truncated. Unlike hangar (Go map order), the order is the input
+ * order, so the file is deterministic. Returns the lines written.
+ *
+ * @throws {AirlockError} `IO_ERROR` when the file cannot be written.
+ *
+ * @example
+ * ```ts
+ * await writeFailedList("sign-failed.txt", ["nginx:1", "redis", "nginx:1"]); // file: "nginx:1\nredis\n"
+ * ```
+ */
+export async function writeFailedList(path: string, lines: readonly string[]): Promise<string[]> {
+  const unique = [...new Set(lines)];
+  try {
+    await Deno.writeTextFile(path, unique.map((l) => `${l}\n`).join(""));
+  } catch (e) {
+    throw new AirlockError(
+      "IO_ERROR",
+      `failed to write the failed image list ${goQuote(path)}: ${errorMessage(e)}`,
+      { cause: e },
+    );
+  }
+  return unique;
+}
+
+/**
+ * Removes a failed list left over from an earlier run, for a run in which nothing failed (hangar leaves it,
+ * which misleads scripts that test for the file). A missing file is fine. Returns whether a file was removed.
+ *
+ * @throws {AirlockError} `IO_ERROR` when the file exists but cannot be removed.
+ *
+ * @example
+ * ```ts
+ * if (failed.length === 0) await removeStaleFailedList("sign-failed.txt");
+ * ```
+ */
+export async function removeStaleFailedList(path: string): Promise<boolean> {
+  try {
+    const info = await Deno.lstat(path);
+    if (info.isDirectory) throw new Error("it is a directory");
+    await Deno.remove(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw new AirlockError(
+      "IO_ERROR",
+      `failed to remove the stale failed image list ${goQuote(path)}: ${errorMessage(e)}`,
+      { cause: e },
+    );
+  }
+}

@@ -1,0 +1,427 @@
+/**
+ * The signing pipeline: for each image, choose the manifests to sign, check that registries.d allows writing
+ * attachments, then add one signature per manifest to its `.sig` tag — unless an equal one is there already.
+ * The image manifest itself is never written again.
+ *
+ * @module
+ */
+import type { KeyBackend } from "../backends/key_backend.ts";
+import { describeSource, type RegistriesDConfig, useSigstoreAttachments } from "./config/registries_d.ts";
+import { AirlockError, errorMessage, isAirlockError } from "./errors.ts";
+import type { ResolvedImageLine } from "./image_list.ts";
+import { DEFAULT_ARCH_LIST, DEFAULT_OS_LIST, type PlatformFilter } from "./platform.ts";
+import { runPool } from "./pool.ts";
+import { formatReference, parseReference, type Reference } from "./reference.ts";
+import type { RegistryClient } from "./registry/client.ts";
+import { sleep } from "./registry/retry.ts";
+import type { Logger } from "./report.ts";
+import { silentLogger } from "./report.ts";
+import {
+  ANNOTATION_SIGNATURE,
+  appendSignatureLayers,
+  type NewAttachmentLayer,
+} from "./signature/attachments.ts";
+import { findEquivalentSignature } from "./signature/attachments.ts";
+import {
+  attachmentRef,
+  attachmentState,
+  readAttachment,
+  writeAttachment,
+} from "./signature/attachment_store.ts";
+import { buildSimpleSigningPayload, sha256Digest } from "./signature/payload.ts";
+import { base64Encode, parsePublicKeyPem, type PublicKey, verifySignature } from "./signature/public_key.ts";
+import { selectTargets, type Target } from "./targets.ts";
+
+/** How images are signed. */
+export interface SignOptions {
+  /** The registry client (credentials, TLS). */
+  readonly client: RegistryClient;
+  /** The signing key, opened once for the run. */
+  readonly key: KeyBackend;
+  /** registries.d: decides whether attachments may be written for each identity. */
+  readonly registriesD: RegistriesDConfig;
+  /** Which list children to sign; default `amd64,arm64` / `linux`. */
+  readonly platforms?: PlatformFilter;
+  /** Sign the index of a multi-arch image too (default `true`). */
+  readonly signIndex?: boolean;
+  /** Add a signature even when an equal one (same key, digest, identity, annotations) exists. */
+  readonly force?: boolean;
+  /** `--annotation k=v`: written into the payload's `optional`. */
+  readonly annotations?: Readonly<Record<string, string>>;
+  /** The clock, in unix seconds (payload timestamps). */
+  readonly now?: () => number;
+  /**
+   * Wait before re-reading a written `.sig` tag to check that no concurrent writer lost our layer; a random
+   * extra of up to the same amount is added. Default 250 ms.
+   */
+  readonly confirmDelayMs?: number;
+  /** Log lines; default none. */
+  readonly logger?: Logger;
+}
+
+/** One manifest's outcome. */
+export interface SignedTarget extends Target {
+  /** `signed`: a layer was added; `present`: an equal signature was already there. */
+  readonly status: "signed" | "present";
+  /** The digest of the payload layer written or found. */
+  readonly layerDigest: string;
+}
+
+/** One image's outcome. */
+export interface ImageSignResult {
+  /** The image, fully normalised. */
+  readonly reference: string;
+  /** The digest of its top-level manifest. */
+  readonly digest: string;
+  /** `signed`: something was added; `unchanged`: everything was signed already; `skipped`: nothing matched the filter. */
+  readonly status: "signed" | "unchanged" | "skipped";
+  /** The manifests signed or found signed. */
+  readonly targets: readonly SignedTarget[];
+}
+
+/** A write that still has to be confirmed (the layer must survive concurrent writers). */
+interface PendingLayer {
+  readonly repo: Reference;
+  readonly target: Target;
+  readonly layer: NewAttachmentLayer;
+  readonly layerDigest: string;
+}
+
+/** The result of the write phase of one image. */
+export interface WrittenImage {
+  /** The outcome, final once {@linkcode Signer.confirm} resolves. */
+  readonly result: ImageSignResult;
+  /** Layers written in this run, to be confirmed. */
+  readonly pending: readonly PendingLayer[];
+}
+
+/**
+ * Signs images with one key. Holds the run's state: the public key (parsed once, for idempotency checks) and a
+ * lock per `.sig` tag so that appends to one digest inside one run are serialised.
+ *
+ * @example
+ * ```ts
+ * const signer = await Signer.create({ client, key, registriesD });
+ * const written = await signer.write(parseReference("127.0.0.1:5000/a/b:v1"));
+ * await signer.confirm(written);
+ * ```
+ */
+export class Signer {
+  readonly #o: SignOptions;
+  readonly #publicKey: PublicKey;
+  readonly #locks = new Map<string, Promise<unknown>>();
+
+  private constructor(options: SignOptions, publicKey: PublicKey) {
+    this.#o = options;
+    this.#publicKey = publicKey;
+  }
+
+  /** Reads the key's public half once, then returns a signer. */
+  static async create(options: SignOptions): Promise<Signer> {
+    return new Signer(options, parsePublicKeyPem(await options.key.publicKey()));
+  }
+
+  /**
+   * Signs every manifest of one image that needs it. Nothing is written when registries.d forbids any of them.
+   * Errors of individual manifests are collected: the others are still signed, then the image fails.
+   */
+  async write(ref: Reference, signal?: AbortSignal): Promise<WrittenImage> {
+    const o = this.#o;
+    const filter = o.platforms ?? { arch: DEFAULT_ARCH_LIST, os: DEFAULT_OS_LIST, variant: [] };
+    // 1. What to sign.
+    const { top, targets, entryErrors } = await selectTargets(o.client, ref, {
+      filter,
+      includeIndex: o.signIndex ?? true,
+      signal,
+    });
+    const reference = formatReference(ref);
+    if (targets.length === 0 && entryErrors.length === 0) {
+      return { result: { reference, digest: top.digest, status: "skipped", targets: [] }, pending: [] };
+    }
+    // 2. May we write? Checked for every identity before anything is written.
+    for (const t of targets) this.#checkAttachmentsAllowed(t);
+    // 3. One signature per manifest; manifests of one image are independent tags, so in parallel.
+    const settled = await Promise.allSettled(targets.map((t) => this.#signTarget(ref, t, signal)));
+    const errors: unknown[] = [...entryErrors];
+    const done: SignedTarget[] = [];
+    const pending: PendingLayer[] = [];
+    for (const s of settled) {
+      if (s.status === "rejected") errors.push(s.reason);
+      else {
+        done.push(s.value.signed);
+        if (s.value.pending) pending.push(s.value.pending);
+      }
+    }
+    if (errors.length > 0) throw joinErrors(errors);
+    const status = done.every((t) => t.status === "present") ? "unchanged" : "signed";
+    return { result: { reference, digest: top.digest, status, targets: done }, pending };
+  }
+
+  /**
+   * Confirms the layers written by {@linkcode Signer.write}: after a short random delay, re-reads each `.sig` tag
+   * and appends again any layer a concurrent writer (another process) overwrote. The registry offers no
+   * conditional PUT, so this is how two signers appending to one tag at once both end up in it.
+   */
+  async confirm(written: WrittenImage, signal?: AbortSignal): Promise<void> {
+    let pending = [...written.pending];
+    const base = this.#o.confirmDelayMs ?? 250;
+    for (let round = 0; pending.length > 0; round++) {
+      if (round >= 8) {
+        throw new AirlockError(
+          "REGISTRY_ERROR",
+          `signature of ${pending[0].target.identity} kept being overwritten by concurrent writers`,
+        );
+      }
+      await sleep(base + Math.random() * base, signal);
+      const lost: PendingLayer[] = [];
+      await Promise.all(pending.map(async (p) => {
+        const stored = await readAttachment(this.#o.client, p.repo, p.target.digest, { signal });
+        if (!stored?.layers.some((l) => l.digest === p.layerDigest)) lost.push(p);
+      }));
+      for (const p of lost) {
+        this.#o.logger?.debug(
+          `Signature of [${p.target.identity}] was overwritten by a concurrent writer; adding again`,
+        );
+        await this.#locked(p, () => this.#append(p, signal));
+      }
+      // A layer that was present is checked once more (a writer that read before our PUT may still write).
+      pending = round === 0 ? pending : lost;
+    }
+  }
+
+  #checkAttachmentsAllowed(t: Target): void {
+    const decision = useSigstoreAttachments(this.#o.registriesD, parseReference(t.identity));
+    if (decision.value) return;
+    const where = decision.source
+      ? `use-sigstore-attachments is false for ${describeSource(decision.source)}`
+      : `use-sigstore-attachments is ${describeSource(undefined)}`;
+    throw new AirlockError(
+      "ATTACHMENTS_DISABLED",
+      `writing sigstore attachments is disabled by configuration for ${t.identity} (${where}); ` +
+        `set "use-sigstore-attachments: true" for that registry or namespace`,
+    );
+  }
+
+  async #signTarget(
+    repo: Reference,
+    target: Target,
+    signal?: AbortSignal,
+  ): Promise<{ signed: SignedTarget; pending?: PendingLayer }> {
+    const o = this.#o;
+    const key = lockKey(repo, target.digest);
+    return await this.#locked({ repo, target }, async () => {
+      const stored = await readAttachment(o.client, repo, target.digest, { signal });
+      if (stored && !o.force) {
+        const found = await this.#findEqual(repo, target, stored.layers, signal);
+        if (found) return { signed: { ...target, status: "present" as const, layerDigest: found } };
+      }
+      const payload = buildSimpleSigningPayload({
+        dockerReference: target.identity,
+        manifestDigest: target.digest,
+        timestamp: Math.floor(o.now?.() ?? Date.now() / 1000),
+        annotations: o.annotations,
+      });
+      const signature = await o.key.sign(payload);
+      const layer: NewAttachmentLayer = {
+        payload,
+        annotations: { [ANNOTATION_SIGNATURE]: base64Encode(signature) },
+      };
+      const p: PendingLayer = { repo, target, layer, layerDigest: sha256Digest(payload) };
+      const state = stored ? await attachmentState(o.client, stored, signal) : undefined;
+      await writeAttachment(
+        o.client,
+        attachmentRef(repo, target.digest),
+        appendSignatureLayers(state, [layer]),
+        signal,
+      );
+      o.logger?.debug(`Signed [${target.identity}] ${target.digest} (${key})`);
+      return { signed: { ...target, status: "signed" as const, layerDigest: p.layerDigest }, pending: p };
+    });
+  }
+
+  /** Appends `p.layer` to the current state of its tag (used to repair a lost write). */
+  async #append(p: PendingLayer, signal?: AbortSignal): Promise<void> {
+    const c = this.#o.client;
+    const stored = await readAttachment(c, p.repo, p.target.digest, { signal });
+    if (stored?.layers.some((l) => l.digest === p.layerDigest)) return;
+    const state = stored ? await attachmentState(c, stored, signal) : undefined;
+    await writeAttachment(
+      c,
+      attachmentRef(p.repo, p.target.digest),
+      appendSignatureLayers(state, [p.layer]),
+      signal,
+    );
+  }
+
+  /** The digest of an existing layer equal to the one we would write (same key, digest, identity, annotations). */
+  async #findEqual(
+    repo: Reference,
+    target: Target,
+    layers: readonly {
+      mediaType: string;
+      digest: string;
+      annotations: Readonly<Record<string, string>>;
+      isSignature: boolean;
+      signature?: string;
+    }[],
+    signal?: AbortSignal,
+  ): Promise<string | undefined> {
+    const candidates = layers.filter((l) => l.isSignature && l.signature);
+    if (candidates.length === 0) return undefined;
+    const decoded = await Promise.all(candidates.map(async (l) => ({
+      mediaType: l.mediaType,
+      digest: l.digest,
+      annotations: l.annotations,
+      payload: await this.#o.client.getBlob(repo, l.digest, { signal }),
+    })));
+    const found = await findEquivalentSignature(decoded, {
+      manifestDigest: target.digest,
+      dockerReference: target.identity,
+      annotations: this.#o.annotations,
+      verify: (payload, signature) => verifySignature(this.#publicKey, payload, signature),
+    });
+    return found === undefined ? undefined : candidates[found.index].digest;
+  }
+
+  /** Runs `fn` after every earlier append to the same tag in this run has finished. */
+  async #locked<T>(p: { repo: Reference; target: Target }, fn: () => Promise<T>): Promise<T> {
+    const key = lockKey(p.repo, p.target.digest);
+    const before = this.#locks.get(key) ?? Promise.resolve();
+    const run = before.then(fn, fn);
+    const tail = run.catch(() => {});
+    this.#locks.set(key, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.#locks.get(key) === tail) this.#locks.delete(key);
+    }
+  }
+}
+
+function lockKey(repo: Reference, digest: string): string {
+  return `${repo.registry}/${repo.repository}@${digest}`;
+}
+
+/** Several manifest errors of one image become one error whose message lists them, one per line. */
+function joinErrors(errors: unknown[]): unknown {
+  if (errors.length === 1) return errors[0];
+  const first = errors.find((e) => isAirlockError(e));
+  return new AirlockError(
+    isAirlockError(first) ? first.code : "REGISTRY_ERROR",
+    errors.map(errorMessage).join("\n"),
+    { cause: errors[0] },
+  );
+}
+
+/** Options of {@linkcode signImages}. */
+export interface SignRunOptions extends SignOptions {
+  /** Images signed at once (1–20). */
+  readonly jobs: number;
+  /** Deadline per image, covering all of its work; 0 = none. */
+  readonly timeoutMs: number;
+  /** Stops scheduling new images (in-flight writes finish). */
+  readonly signal?: AbortSignal;
+  /** Called as each image finishes. */
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+/** One list line's outcome. */
+export interface LineSignResult {
+  /** The line's id (1-based, hangar's `IMG:n`). */
+  readonly id: number;
+  /** The original (trimmed) line, as the failed list records it. */
+  readonly line: string;
+  /** `failed` lines go to the failed list; `ignored` lines are mirror-format or unknown lines. */
+  readonly status: "signed" | "unchanged" | "skipped" | "failed" | "ignored";
+  /** The image result, when the image was reached. */
+  readonly result?: ImageSignResult;
+  /** What went wrong. */
+  readonly error?: AirlockError;
+}
+
+/** The outcome of a run. */
+export interface SignReport {
+  /** One entry per list line, in list order. */
+  readonly lines: readonly LineSignResult[];
+  /** The lines that failed, in list order (for the failed list). */
+  readonly failed: readonly string[];
+}
+
+/**
+ * Signs every image of a resolved image list with a worker pool, then confirms the writes.
+ *
+ * @example
+ * ```ts
+ * const report = await signImages(resolveImageList(lines), { client, key, registriesD, jobs: 4, timeoutMs: 600_000 });
+ * ```
+ */
+export async function signImages(
+  images: readonly ResolvedImageLine[],
+  o: SignRunOptions,
+): Promise<SignReport> {
+  const log = o.logger ?? silentLogger();
+  const signer = await Signer.create(o);
+  const work = images.filter((r) => r.status === "ok");
+  const confirmations = new Map<number, Promise<void>>();
+  let done = 0;
+  const results = await runPool(work, o.jobs, async (item, signal) => {
+    const ref = (item as { reference: Reference }).reference;
+    const fields = { IMG: item.line.id };
+    log.info(`Signing [${formatReference(ref)}]`, fields);
+    const written = await signer.write(ref, signal);
+    if (written.result.status === "skipped") {
+      log.warn(
+        `Skip sign image [${formatReference(ref)}]: no available image for specified arch and os`,
+        fields,
+      );
+    }
+    // Confirmation runs while the worker moves on; its failure fails the image.
+    const c = signer.confirm(written, o.signal);
+    c.catch(() => {});
+    confirmations.set(item.line.id, c);
+    return written.result;
+  }, {
+    signal: o.signal,
+    timeoutMs: o.timeoutMs,
+    onSettled: () => o.onProgress?.(++done, work.length),
+  });
+
+  const byId = new Map<number, LineSignResult>();
+  await Promise.all(work.map(async (item, i) => {
+    const r = results[i];
+    const ref = formatReference((item as { reference: Reference }).reference);
+    let error: unknown = r.ok ? undefined : r.error;
+    if (r.ok) {
+      try {
+        await confirmations.get(item.line.id);
+      } catch (e) {
+        error = e;
+      }
+    }
+    if (error !== undefined) {
+      const err = isAirlockError(error)
+        ? error
+        : new AirlockError("REGISTRY_ERROR", errorMessage(error), { cause: error });
+      log.error(`error occurred when sign [${ref}]: ${err.message}`, { IMG: item.line.id });
+      byId.set(item.line.id, { id: item.line.id, line: item.line.line, status: "failed", error: err });
+    } else if (r.ok) {
+      byId.set(item.line.id, {
+        id: item.line.id,
+        line: item.line.line,
+        status: r.value.status,
+        result: r.value,
+      });
+    }
+  }));
+
+  const lines: LineSignResult[] = images.map((r) => {
+    if (r.status === "ok") return byId.get(r.line.id)!;
+    if (r.status === "ignored") {
+      log.warn(r.warning);
+      return { id: r.line.id, line: r.line.line, status: "ignored" };
+    }
+    log.error(`error occurred when sign [${r.line.line}]: ${r.error.message}`, { IMG: r.line.id });
+    return { id: r.line.id, line: r.line.line, status: "failed", error: r.error };
+  });
+  return { lines, failed: lines.filter((l) => l.status === "failed").map((l) => l.line) };
+}

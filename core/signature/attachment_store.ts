@@ -1,0 +1,116 @@
+/**
+ * Sigstore attachments in a registry: reading the current `.sig`/`.att` manifest of a digest, and writing a
+ * new state with the fewest requests (blob uploads are monolithic POST + PUT; no HEAD, no PATCH).
+ *
+ * @module
+ */
+import { AirlockError } from "../errors.ts";
+import type { Reference } from "../reference.ts";
+import type { RegistryClient } from "../registry/client.ts";
+import { isManifestUnknown } from "../registry/errors.ts";
+import { MediaType } from "../registry/types.ts";
+import {
+  type AppendResult,
+  type AttachmentLayer,
+  type AttachmentState,
+  listAttachmentLayers,
+  parseAttachmentConfig,
+  parseAttachmentManifest,
+  signatureTag,
+} from "./attachments.ts";
+
+/** The `.sig` (or `.att`) tag of a digest as found in the registry. */
+export interface StoredAttachment {
+  /** The tag reference (`host/repo:sha256-<hex>.sig`). */
+  readonly ref: Reference;
+  /** `sha256:` of the manifest bytes read. */
+  readonly manifestDigest: string;
+  /** The manifest, parsed as containers/image keeps it. */
+  readonly manifest: AttachmentState["manifest"];
+  /** Its layers with the cosign annotations picked out. */
+  readonly layers: AttachmentLayer[];
+}
+
+/**
+ * The reference of the attachment tag of `digest` in the repository of `repo`.
+ *
+ * @example
+ * ```ts
+ * attachmentRef(ref, "sha256:25fd…"); // { …ref, tag: "sha256-25fd….sig", digest: undefined }
+ * ```
+ */
+export function attachmentRef(repo: Reference, digest: string, suffix = "sig"): Reference {
+  return { registry: repo.registry, repository: repo.repository, tag: signatureTag(digest, suffix) };
+}
+
+/**
+ * Reads the attachment manifest of `digest`; `undefined` when none exists yet, in every form registries say so
+ * (containers/image's rule, Harbor's `UNKNOWN … not found` included).
+ *
+ * @example
+ * ```ts
+ * const sig = await readAttachment(client, ref, digest);
+ * ```
+ */
+export async function readAttachment(
+  client: RegistryClient,
+  repo: Reference,
+  digest: string,
+  opts: { suffix?: string; signal?: AbortSignal } = {},
+): Promise<StoredAttachment | undefined> {
+  const ref = attachmentRef(repo, digest, opts.suffix);
+  let fetched;
+  try {
+    fetched = await client.getManifest(ref, { accept: [MediaType.ociManifest], signal: opts.signal });
+  } catch (e) {
+    if (isManifestUnknown(e)) return undefined;
+    throw e;
+  }
+  if (fetched.mediaType !== MediaType.ociManifest) {
+    throw new AirlockError(
+      "UNSUPPORTED_MEDIA_TYPE",
+      `unexpected MIME type for sigstore attachment manifest ${ref.repository}:${ref.tag}: "${fetched.mediaType}"`,
+    );
+  }
+  const manifest = parseAttachmentManifest(fetched.bytes, { contentType: fetched.mediaType, tag: ref.tag });
+  return { ref, manifestDigest: fetched.digest, manifest, layers: listAttachmentLayers(manifest) };
+}
+
+/**
+ * Reads the config blob of a stored attachment, completing the state an append starts from.
+ *
+ * @example
+ * ```ts
+ * const state = await attachmentState(client, stored);
+ * ```
+ */
+export async function attachmentState(
+  client: RegistryClient,
+  stored: StoredAttachment,
+  signal?: AbortSignal,
+): Promise<AttachmentState> {
+  const digest = stored.manifest.config.digest;
+  const bytes = await client.getBlob(stored.ref, digest, { signal });
+  return { manifest: stored.manifest, config: parseAttachmentConfig(bytes, digest) };
+}
+
+/**
+ * Writes an appended state: the new layer blobs and the config blob (in parallel), then the manifest at the tag.
+ *
+ * @example
+ * ```ts
+ * await writeAttachment(client, attachmentRef(ref, digest), appendSignatureLayers(state, [layer]));
+ * ```
+ */
+export async function writeAttachment(
+  client: RegistryClient,
+  ref: Reference,
+  result: AppendResult,
+  signal?: AbortSignal,
+): Promise<void> {
+  await Promise.all([
+    ...result.layersToUpload.map((l) => client.uploadBlob(ref, l.bytes, { digest: l.digest, signal })),
+    client.uploadBlob(ref, result.configBytes, { digest: result.configDigest, signal }),
+  ]);
+  await client.putManifest(ref, result.manifestBytes, MediaType.ociManifest, { signal });
+}

@@ -1,0 +1,555 @@
+/**
+ * Public keys and raw signature checks, as sigstore's `cryptoutils` and containers/image read them
+ * (spec/hangar.md §6.4c–e, §7.3): PEM `PUBLIC KEY` (PKIX: ECDSA P-256/P-384/P-521, RSA, Ed25519) or
+ * `RSA PUBLIC KEY` (PKCS#1), and a SHA-256 verifier: ECDSA over SHA-256 whatever the curve (ASN.1 DER or raw
+ * IEEE P1363 `r‖s`), RSA PKCS#1 v1.5 with SHA-256, pure Ed25519.
+ *
+ * The small DER reader/writer and the ECDSA signature conversions live here too; `backends/` uses them to
+ * read PKCS#8 private keys and to turn WebCrypto's raw `r‖s` into the DER that cosign stores.
+ *
+ * @example
+ * ```ts
+ * const key = parsePublicKeyPem(await Deno.readTextFile("cosign.pub"));
+ * const ok = await verifySignature(key, payload, signature);
+ * ```
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { AirlockError } from "../errors.ts";
+
+// ---------------------------------------------------------------------------------------------------------------
+// DER
+
+/** One DER element (tag, length, value). */
+export interface DerElement {
+  /** The identifier octet, e.g. `0x30` for SEQUENCE (multi-byte tags are not supported). */
+  readonly tag: number;
+  /** The content octets. */
+  readonly value: Uint8Array;
+  /** The whole encoding: identifier, length and content. */
+  readonly raw: Uint8Array;
+}
+
+/** DER tags used by key structures. */
+export const DER = {
+  INTEGER: 0x02,
+  BIT_STRING: 0x03,
+  OCTET_STRING: 0x04,
+  NULL: 0x05,
+  OID: 0x06,
+  SEQUENCE: 0x30,
+} as const;
+
+/**
+ * Reads the DER elements that exactly fill `bytes` (strict: definite lengths, minimal length encoding, no
+ * trailing bytes). Throws a plain `Error` on malformed input; callers wrap it into an {@linkcode AirlockError}.
+ *
+ * @example
+ * ```ts
+ * const [seq] = readDer(spkiDer); // one SEQUENCE
+ * const [algorithm, bits] = readDer(seq.value);
+ * ```
+ */
+export function readDer(bytes: Uint8Array): DerElement[] {
+  const out: DerElement[] = [];
+  let pos = 0;
+  while (pos < bytes.length) {
+    const start = pos;
+    const tag = bytes[pos++];
+    if ((tag & 0x1f) === 0x1f) throw new Error("DER: multi-byte tags are not supported");
+    if (pos >= bytes.length) throw new Error("DER: truncated length");
+    let len = bytes[pos++];
+    if (len & 0x80) {
+      const n = len & 0x7f;
+      if (n === 0 || n > 4) throw new Error("DER: unsupported length encoding");
+      if (pos + n > bytes.length) throw new Error("DER: truncated length");
+      if (bytes[pos] === 0) throw new Error("DER: non-minimal length");
+      len = 0;
+      for (let i = 0; i < n; i++) len = len * 256 + bytes[pos++];
+      if (len < 0x80) throw new Error("DER: non-minimal length");
+    }
+    if (pos + len > bytes.length) throw new Error("DER: truncated value");
+    out.push({ tag, value: bytes.subarray(pos, pos + len), raw: bytes.subarray(start, pos + len) });
+    pos += len;
+  }
+  return out;
+}
+
+/**
+ * Reads exactly one DER element of the given tag from `bytes`.
+ *
+ * @example
+ * ```ts
+ * const seq = readDerOne(pkcs8Der, DER.SEQUENCE);
+ * ```
+ */
+export function readDerOne(bytes: Uint8Array, tag: number): DerElement {
+  const els = readDer(bytes);
+  if (els.length !== 1) throw new Error(`DER: expected one element, found ${els.length}`);
+  if (els[0].tag !== tag) {
+    throw new Error(`DER: expected tag 0x${tag.toString(16)}, found 0x${els[0].tag.toString(16)}`);
+  }
+  return els[0];
+}
+
+/**
+ * Encodes one DER element.
+ *
+ * @example
+ * ```ts
+ * const seq = derEncode(DER.SEQUENCE, derEncode(DER.INTEGER, new Uint8Array([0])));
+ * ```
+ */
+export function derEncode(tag: number, ...content: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const len = content.reduce((n, c) => n + c.length, 0);
+  let header: number[];
+  if (len < 0x80) header = [tag, len];
+  else {
+    const lenBytes: number[] = [];
+    for (let l = len; l > 0; l = Math.floor(l / 256)) lenBytes.unshift(l & 0xff);
+    header = [tag, 0x80 | lenBytes.length, ...lenBytes];
+  }
+  const out = new Uint8Array(header.length + len);
+  out.set(header);
+  let pos = header.length;
+  for (const c of content) {
+    out.set(c, pos);
+    pos += c.length;
+  }
+  return out;
+}
+
+/**
+ * Decodes the content of an OBJECT IDENTIFIER into dotted form.
+ *
+ * @example
+ * ```ts
+ * oidToString(new Uint8Array([0x2b, 0x65, 0x70])); // "1.3.101.112"
+ * ```
+ */
+export function oidToString(value: Uint8Array): string {
+  if (value.length === 0) throw new Error("DER: empty OID");
+  const arcs: number[] = [];
+  let n = 0;
+  for (let i = 0; i < value.length; i++) {
+    n = n * 128 + (value[i] & 0x7f);
+    if (!(value[i] & 0x80)) {
+      if (arcs.length === 0) arcs.push(n < 80 ? Math.floor(n / 40) : 2, n < 80 ? n % 40 : n - 80);
+      else arcs.push(n);
+      n = 0;
+    } else if (i === value.length - 1) throw new Error("DER: truncated OID");
+  }
+  return arcs.join(".");
+}
+
+/**
+ * Encodes a dotted OID as a complete DER OBJECT IDENTIFIER element.
+ *
+ * @example
+ * ```ts
+ * derOid("1.3.101.112"); // 06 03 2b 65 70
+ * ```
+ */
+export function derOid(oid: string): Uint8Array {
+  const arcs = oid.split(".").map(Number);
+  const body: number[] = [arcs[0] * 40 + arcs[1]];
+  for (const arc of arcs.slice(2)) {
+    const chunk: number[] = [arc & 0x7f];
+    for (let a = Math.floor(arc / 128); a > 0; a = Math.floor(a / 128)) chunk.unshift(0x80 | (a & 0x7f));
+    body.push(...chunk);
+  }
+  return derEncode(DER.OID, new Uint8Array(body));
+}
+
+/** Object identifiers of the key types airlock reads. */
+export const OID = {
+  EC_PUBLIC_KEY: "1.2.840.10045.2.1",
+  P256: "1.2.840.10045.3.1.7",
+  P384: "1.3.132.0.34",
+  P521: "1.3.132.0.35",
+  RSA_ENCRYPTION: "1.2.840.113549.1.1.1",
+  ED25519: "1.3.101.112",
+} as const;
+
+/** The ECDSA curves airlock supports. */
+export type EcCurve = "P-256" | "P-384" | "P-521";
+
+/**
+ * The curve named by an OID, or `undefined`.
+ *
+ * @example
+ * ```ts
+ * curveFromOid("1.2.840.10045.3.1.7"); // "P-256"
+ * ```
+ */
+export function curveFromOid(oid: string): EcCurve | undefined {
+  return oid === OID.P256 ? "P-256" : oid === OID.P384 ? "P-384" : oid === OID.P521 ? "P-521" : undefined;
+}
+
+/** Byte length of a scalar (and of `r`, `s`) on each curve. */
+const CURVE_BYTES: Record<EcCurve, number> = { "P-256": 32, "P-384": 48, "P-521": 66 };
+
+/**
+ * Converts an ECDSA signature from raw `r‖s` (IEEE P1363, what WebCrypto and PKCS#11 return) to ASN.1 DER
+ * `SEQUENCE { INTEGER r, INTEGER s }` (what cosign stores), with minimal integer encodings.
+ *
+ * @example
+ * ```ts
+ * const der = ecdsaRawToDer(new Uint8Array(await crypto.subtle.sign(alg, key, data)));
+ * ```
+ */
+export function ecdsaRawToDer(raw: Uint8Array): Uint8Array {
+  if (raw.length === 0 || raw.length % 2 !== 0) throw new Error("ECDSA: raw signature has an odd length");
+  const half = raw.length / 2;
+  const int = (b: Uint8Array): Uint8Array => {
+    let i = 0;
+    while (i < b.length - 1 && b[i] === 0) i++;
+    const v = b.subarray(i);
+    return derEncode(DER.INTEGER, ...(v[0] & 0x80 ? [new Uint8Array([0]), v] : [v]));
+  };
+  return derEncode(DER.SEQUENCE, int(raw.subarray(0, half)), int(raw.subarray(half)));
+}
+
+/**
+ * Converts a strict ASN.1 DER ECDSA signature to raw `r‖s` with `size` bytes per integer. Returns `undefined`
+ * when the bytes are not a well-formed DER signature for that size (negative or non-minimal integers,
+ * trailing bytes, integers too large).
+ *
+ * @example
+ * ```ts
+ * const raw = ecdsaDerToRaw(derSig, 32); // P-256
+ * ```
+ */
+export function ecdsaDerToRaw(der: Uint8Array, size: number): Uint8Array | undefined {
+  try {
+    const seq = readDerOne(der, DER.SEQUENCE);
+    const ints = readDer(seq.value);
+    if (ints.length !== 2 || ints.some((e) => e.tag !== DER.INTEGER)) return undefined;
+    const out = new Uint8Array(size * 2);
+    for (const [i, { value }] of ints.entries()) {
+      if (value.length === 0 || value[0] & 0x80) return undefined; // empty or negative
+      if (value.length > 1 && value[0] === 0 && !(value[1] & 0x80)) return undefined; // non-minimal
+      const v = value[0] === 0 ? value.subarray(1) : value;
+      if (v.length > size) return undefined;
+      out.set(v, i * size + size - v.length);
+    }
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `bytes` typed as backed by an `ArrayBuffer`, as WebCrypto's `BufferSource` requires: the same view when it
+ * already is, else a copy (a `SharedArrayBuffer`-backed view).
+ *
+ * @example
+ * ```ts
+ * await crypto.subtle.verify(alg, key, bufferSource(sig), bufferSource(message));
+ * ```
+ */
+export function bufferSource(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return bytes.buffer instanceof ArrayBuffer ? bytes as Uint8Array<ArrayBuffer> : new Uint8Array(bytes);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// PEM
+
+/** One decoded PEM block. */
+export interface PemBlock {
+  /** The label: `PUBLIC KEY`, `ENCRYPTED SIGSTORE PRIVATE KEY`, … */
+  readonly type: string;
+  /** Header lines (`Key: value`) before the base64 body, if any. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The base64-decoded body. */
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * Decodes the first PEM block in `text`, skipping any text before it, as Go's `pem.Decode` does. Returns
+ * `undefined` when there is no well-formed block.
+ *
+ * @example
+ * ```ts
+ * const block = decodePem(await Deno.readTextFile("cosign.pub"));
+ * if (block?.type === "PUBLIC KEY") use(block.bytes);
+ * ```
+ */
+export function decodePem(text: string | Uint8Array): PemBlock | undefined {
+  const s = typeof text === "string" ? text : new TextDecoder().decode(text);
+  const begin = /-----BEGIN ([^\r\n]*?)-----\r?\n/g;
+  for (let m = begin.exec(s); m; m = begin.exec(s)) {
+    const type = m[1];
+    const endMarker = `-----END ${type}-----`;
+    const bodyStart = m.index + m[0].length;
+    const end = s.indexOf(endMarker, bodyStart);
+    if (end < 0) continue;
+    const lines = s.slice(bodyStart, end).split(/\r?\n/);
+    const headers: Record<string, string> = {};
+    let i = 0;
+    for (; i < lines.length && lines[i].includes(":"); i++) {
+      const c = lines[i].indexOf(":");
+      headers[lines[i].slice(0, c).trim()] = lines[i].slice(c + 1).trim();
+    }
+    const b64 = lines.slice(i).join("").replace(/[ \t]/g, "");
+    const bytes = base64Decode(b64);
+    if (bytes === undefined) continue;
+    return { type, headers, bytes };
+  }
+  return undefined;
+}
+
+/**
+ * Encodes a PEM block as Go's `pem.Encode` does: 64-character lines and a trailing newline.
+ *
+ * @example
+ * ```ts
+ * encodePem("PUBLIC KEY", spkiDer); // "-----BEGIN PUBLIC KEY-----\nMFkw…\n-----END PUBLIC KEY-----\n"
+ * ```
+ */
+export function encodePem(type: string, bytes: Uint8Array): string {
+  const b64 = base64Encode(bytes);
+  const lines: string[] = [];
+  for (let i = 0; i < b64.length; i += 64) lines.push(b64.slice(i, i + 64));
+  return `-----BEGIN ${type}-----\n${lines.join("\n")}${lines.length ? "\n" : ""}-----END ${type}-----\n`;
+}
+
+/**
+ * Standard base64 (with padding) of `bytes`.
+ *
+ * @example
+ * ```ts
+ * base64Encode(new Uint8Array([1, 2, 3])); // "AQID"
+ * ```
+ */
+export function base64Encode(bytes: Uint8Array): string {
+  let bin = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(bin);
+}
+
+/**
+ * Decodes standard base64 (padding required when the length calls for it, as Go's `StdEncoding`); returns
+ * `undefined` on malformed input.
+ *
+ * @example
+ * ```ts
+ * base64Decode("AQID"); // Uint8Array [1, 2, 3]
+ * ```
+ */
+export function base64Decode(s: string): Uint8Array | undefined {
+  if (s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) return undefined;
+  try {
+    return Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Public keys
+
+/** The public key algorithms airlock verifies. */
+export type KeyAlgorithm = "ecdsa" | "rsa" | "ed25519";
+
+/** A parsed public key. Immutable; the WebCrypto key is imported on first use and cached. */
+export interface PublicKey {
+  /** The algorithm family. */
+  readonly algorithm: KeyAlgorithm;
+  /** The curve, for ECDSA keys. */
+  readonly curve?: EcCurve;
+  /** The key as PKIX SubjectPublicKeyInfo DER (PKCS#1 RSA keys are converted). */
+  readonly spki: Uint8Array;
+}
+
+const cryptoKeys = new WeakMap<PublicKey, Promise<CryptoKey>>();
+
+function keyError(index: number, detail: string, code: "KEY_INVALID" | "KEY_UNSUPPORTED" = "KEY_INVALID") {
+  return new AirlockError(code, `parsing public key ${index}: ${detail}`);
+}
+
+/**
+ * Parses a public key PEM as sigstore's `cryptoutils.UnmarshalPEMToPublicKey` does: the first PEM block must be
+ * `PUBLIC KEY` (PKIX SubjectPublicKeyInfo: ECDSA P-256/P-384/P-521, RSA, Ed25519) or `RSA PUBLIC KEY` (PKCS#1).
+ * Errors (code `KEY_INVALID`, or `KEY_UNSUPPORTED` for other algorithms) carry containers/image's texts:
+ * `parsing public key 1: PEM decoding failed` and
+ * `parsing public key 1: unknown Public key PEM file type: <T>. Are you passing the correct public key?`.
+ *
+ * @param pem the file contents
+ * @param keyIndex the 1-based number used in messages (containers/image counts the keys of a requirement)
+ *
+ * @example
+ * ```ts
+ * const key = parsePublicKeyPem(await Deno.readTextFile("alice.pub"));
+ * key.algorithm; // "ecdsa"
+ * ```
+ */
+export function parsePublicKeyPem(pem: string | Uint8Array, keyIndex = 1): PublicKey {
+  const block = decodePem(pem);
+  if (!block) throw keyError(keyIndex, "PEM decoding failed");
+  if (block.type === "PUBLIC KEY") return publicKeyFromSpki(block.bytes, keyIndex);
+  if (block.type === "RSA PUBLIC KEY") {
+    try {
+      const seq = readDerOne(block.bytes, DER.SEQUENCE);
+      const ints = readDer(seq.value);
+      if (ints.length !== 2 || ints.some((e) => e.tag !== DER.INTEGER)) {
+        throw new Error("not an RSAPublicKey");
+      }
+    } catch (e) {
+      throw keyError(keyIndex, `x509: failed to parse public key (PKCS#1): ${(e as Error).message}`);
+    }
+    const spki = derEncode(
+      DER.SEQUENCE,
+      derEncode(DER.SEQUENCE, derOid(OID.RSA_ENCRYPTION), derEncode(DER.NULL)),
+      derEncode(DER.BIT_STRING, new Uint8Array([0]), block.bytes),
+    );
+    return { algorithm: "rsa", spki };
+  }
+  throw keyError(
+    keyIndex,
+    `unknown Public key PEM file type: ${block.type}. Are you passing the correct public key?`,
+  );
+}
+
+/**
+ * Reads a PKIX SubjectPublicKeyInfo (DER). Throws `KEY_INVALID` on malformed input and `KEY_UNSUPPORTED` for
+ * algorithms or curves airlock cannot verify.
+ *
+ * @example
+ * ```ts
+ * const key = publicKeyFromSpki(spkiDer);
+ * ```
+ */
+export function publicKeyFromSpki(spki: Uint8Array, keyIndex = 1): PublicKey {
+  let algOid: string;
+  let params: DerElement | undefined;
+  let keyBits: Uint8Array;
+  try {
+    const seq = readDerOne(spki, DER.SEQUENCE);
+    const [alg, bits, ...rest] = readDer(seq.value);
+    if (!alg || alg.tag !== DER.SEQUENCE || !bits || bits.tag !== DER.BIT_STRING || rest.length) {
+      throw new Error("not a SubjectPublicKeyInfo");
+    }
+    const algEls = readDer(alg.value);
+    if (algEls[0]?.tag !== DER.OID) throw new Error("no algorithm OID");
+    algOid = oidToString(algEls[0].value);
+    params = algEls[1];
+    if (bits.value[0] !== 0) throw new Error("unused bits in public key");
+    keyBits = bits.value.subarray(1);
+  } catch (e) {
+    throw keyError(keyIndex, `x509: failed to parse public key: ${(e as Error).message}`);
+  }
+  const copy = spki.slice();
+  if (algOid === OID.EC_PUBLIC_KEY) {
+    const curve = params?.tag === DER.OID ? curveFromOid(oidToString(params.value)) : undefined;
+    if (!curve) throw keyError(keyIndex, "x509: unsupported elliptic curve", "KEY_UNSUPPORTED");
+    if (keyBits.length !== 1 + 2 * CURVE_BYTES[curve] || keyBits[0] !== 4) {
+      throw keyError(keyIndex, "x509: failed to unmarshal elliptic curve point");
+    }
+    return { algorithm: "ecdsa", curve, spki: copy };
+  }
+  if (algOid === OID.RSA_ENCRYPTION) return { algorithm: "rsa", spki: copy };
+  if (algOid === OID.ED25519) {
+    if (keyBits.length !== 32) throw keyError(keyIndex, "x509: wrong Ed25519 public key size");
+    return { algorithm: "ed25519", spki: copy };
+  }
+  throw keyError(keyIndex, `x509: unsupported public key algorithm ${algOid}`, "KEY_UNSUPPORTED");
+}
+
+/**
+ * The key as PEM `PUBLIC KEY` (PKIX), as sigstore's `MarshalPublicKeyToPEM` writes it.
+ *
+ * @example
+ * ```ts
+ * await Deno.writeTextFile("cosign.pub", publicKeyToPem(key));
+ * ```
+ */
+export function publicKeyToPem(key: PublicKey): string {
+  return encodePem("PUBLIC KEY", key.spki);
+}
+
+/**
+ * Lowercase hex SHA-256 of the key's SubjectPublicKeyInfo DER (a stable key fingerprint).
+ *
+ * @example
+ * ```ts
+ * spkiSha256Hex(parsePublicKeyPem(pem)); // "eb72a69c…"
+ * ```
+ */
+export function spkiSha256Hex(key: PublicKey): string {
+  return createHash("sha256").update(key.spki).digest("hex");
+}
+
+function importAlgorithm(key: PublicKey): RsaHashedImportParams | EcKeyImportParams | Algorithm {
+  if (key.algorithm === "ecdsa") return { name: "ECDSA", namedCurve: key.curve! };
+  if (key.algorithm === "rsa") return { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" };
+  return { name: "Ed25519" };
+}
+
+function cryptoKeyOf(key: PublicKey): Promise<CryptoKey> {
+  let p = cryptoKeys.get(key);
+  if (!p) {
+    p = crypto.subtle.importKey("spki", bufferSource(key.spki), importAlgorithm(key), false, ["verify"]);
+    cryptoKeys.set(key, p);
+  }
+  return p;
+}
+
+/**
+ * Verifies `signature` over `message` the way sigstore's SHA-256 verifiers do:
+ * - ECDSA (any curve): SHA-256; the signature may be ASN.1 DER (what cosign stores) or raw `r‖s` (IEEE P1363);
+ * - RSA: PKCS#1 v1.5 with SHA-256;
+ * - Ed25519: pure Ed25519 over the message.
+ *
+ * Returns `false` for a wrong or malformed signature; throws only when the key cannot be used at all.
+ *
+ * @example
+ * ```ts
+ * if (!await verifySignature(key, payload, sig)) throw new Error("invalid signature");
+ * ```
+ */
+export async function verifySignature(
+  key: PublicKey,
+  message: Uint8Array,
+  signature: Uint8Array,
+): Promise<boolean> {
+  let cryptoKey: CryptoKey;
+  try {
+    cryptoKey = await cryptoKeyOf(key);
+  } catch (e) {
+    throw new AirlockError("KEY_INVALID", `public key cannot be used: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    if (key.algorithm === "ecdsa") {
+      const size = CURVE_BYTES[key.curve!];
+      const raw = ecdsaDerToRaw(signature, size) ?? (signature.length === 2 * size ? signature : undefined);
+      if (!raw) return false;
+      return await crypto.subtle.verify(
+        { name: "ECDSA", hash: "SHA-256" },
+        cryptoKey,
+        bufferSource(raw),
+        bufferSource(message),
+      );
+    }
+    if (key.algorithm === "rsa") {
+      return await crypto.subtle.verify(
+        { name: "RSASSA-PKCS1-v1_5" },
+        cryptoKey,
+        bufferSource(signature),
+        bufferSource(message),
+      );
+    }
+    if (signature.length !== 64) return false;
+    return await crypto.subtle.verify(
+      { name: "Ed25519" },
+      cryptoKey,
+      bufferSource(signature),
+      bufferSource(message),
+    );
+  } catch {
+    return false;
+  }
+}

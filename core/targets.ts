@@ -1,0 +1,176 @@
+/**
+ * Which manifests of an image get a signature (and which are checked by `sign validate`): for an index, every
+ * child passing the platform filter, plus the index itself when asked; for a single image, its manifest when its
+ * config passes the filter (spec/hangar.md §5.1, DESIGN.md "What gets signed").
+ *
+ * @module
+ */
+import { AirlockError } from "./errors.ts";
+import { allowsPlatform, formatPlatform, type PlatformFilter } from "./platform.ts";
+import { formatReference, type Reference, repositoryName } from "./reference.ts";
+import type { RegistryClient } from "./registry/client.ts";
+import {
+  type Descriptor,
+  type FetchedManifest,
+  type ImageIndex,
+  type ImageManifest,
+  isImageManifestMediaType,
+  isIndexMediaType,
+  isSchema1MediaType,
+  MediaType,
+} from "./registry/types.ts";
+
+/** One manifest to sign or check. */
+export interface Target {
+  /** `index` for a list/index, `image` for a single image manifest. */
+  readonly kind: "index" | "image";
+  /** The manifest digest the signature names. */
+  readonly digest: string;
+  /**
+   * The identity written into (or expected in) the payload: `host/repo@child` for list children,
+   * `host/repo:tag` for the index and for single images (`host/repo@digest` when no tag was named).
+   */
+  readonly identity: string;
+  /** `os/arch[/variant]`, when known. */
+  readonly platform?: string;
+}
+
+/** What {@linkcode selectTargets} found. */
+export interface TargetSelection {
+  /** The top-level manifest as fetched. */
+  readonly top: FetchedManifest;
+  /** The manifests to sign or check, children first, then the index. */
+  readonly targets: Target[];
+  /** Errors of individual list entries (an entry that is itself a list, or schema 1); the others still count. */
+  readonly entryErrors: AirlockError[];
+}
+
+/** Options of {@linkcode selectTargets}. */
+export interface SelectOptions {
+  /** The arch/os filter (hangar's `Allow`). */
+  readonly filter: PlatformFilter;
+  /** Include the index itself (sign: `--sign-index`, validate: `--require-index-signature`). */
+  readonly includeIndex: boolean;
+  /** Cancels the fetches. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Fetches the image's top-level manifest (and, for a single image, its config) and lists the manifests to sign.
+ *
+ * @throws {AirlockError} `UNSUPPORTED_MEDIA_TYPE` for schema 1 and unknown manifest types; registry errors.
+ *
+ * @example
+ * ```ts
+ * const { targets } = await selectTargets(client, ref, { filter, includeIndex: true });
+ * ```
+ */
+export async function selectTargets(
+  client: RegistryClient,
+  ref: Reference,
+  opts: SelectOptions,
+): Promise<TargetSelection> {
+  const top = await client.getManifest(ref, { signal: opts.signal });
+  const named = namedIdentity(ref, top.digest);
+  if (isIndexMediaType(top.mediaType)) return selectFromIndex(ref, top, named, opts);
+  if (isImageManifestMediaType(top.mediaType)) {
+    const platform = await imagePlatform(client, ref, top, opts);
+    const targets: Target[] = allowsPlatform(opts.filter, platform)
+      ? [{
+        kind: "image",
+        digest: top.digest,
+        identity: named,
+        platform: platform && formatPlatform(platform),
+      }]
+      : [];
+    return { top, targets, entryErrors: [] };
+  }
+  if (isSchema1MediaType(top.mediaType)) {
+    throw new AirlockError(
+      "UNSUPPORTED_MEDIA_TYPE",
+      `unsupported to sign for deprecated image MIME type "${top.mediaType}"`,
+    );
+  }
+  throw new AirlockError("UNSUPPORTED_MEDIA_TYPE", `unsupported MIME type "${top.mediaType}"`);
+}
+
+/** `host/repo:tag`, or `host/repo@digest` when the reference names no tag. */
+function namedIdentity(ref: Reference, digest: string): string {
+  const repo = repositoryName(ref);
+  return ref.tag !== undefined ? `${repo}:${ref.tag}` : `${repo}@${ref.digest ?? digest}`;
+}
+
+function selectFromIndex(
+  ref: Reference,
+  top: FetchedManifest,
+  named: string,
+  opts: SelectOptions,
+): TargetSelection {
+  const index = parseJson<ImageIndex>(top.bytes, `index ${formatReference(ref)}`);
+  const repo = repositoryName(ref);
+  const targets: Target[] = [];
+  const entryErrors: AirlockError[] = [];
+  for (const entry of index.manifests ?? []) {
+    // An entry without `platform` is treated as ("", "", ""), which every filter allows (hangar panics here).
+    if (!allowsPlatform(opts.filter, entry.platform)) continue;
+    const problem = entryProblem(entry);
+    if (problem) {
+      entryErrors.push(problem);
+      continue;
+    }
+    targets.push({
+      kind: "image",
+      digest: entry.digest,
+      identity: `${repo}@${entry.digest}`,
+      platform: entry.platform && formatPlatform(entry.platform),
+    });
+  }
+  if (opts.includeIndex) targets.push({ kind: "index", digest: top.digest, identity: named });
+  return { top, targets, entryErrors };
+}
+
+function entryProblem(entry: Descriptor): AirlockError | undefined {
+  if (isIndexMediaType(entry.mediaType)) {
+    return new AirlockError(
+      "UNSUPPORTED_MEDIA_TYPE",
+      `signImage: the image MIME type should be a single image, not "${entry.mediaType}"`,
+    );
+  }
+  if (isSchema1MediaType(entry.mediaType)) {
+    return new AirlockError(
+      "UNSUPPORTED_MEDIA_TYPE",
+      `signImage: MIME type "${entry.mediaType}" is not supported to sign`,
+    );
+  }
+  return undefined;
+}
+
+/** The platform of a single image, read from its config; `undefined` for artifacts whose config is no image config. */
+async function imagePlatform(
+  client: RegistryClient,
+  ref: Reference,
+  top: FetchedManifest,
+  opts: SelectOptions,
+): Promise<{ architecture: string; os: string; variant?: string } | undefined> {
+  const f = opts.filter;
+  if (f.arch.length === 0 && f.os.length === 0 && f.variant.length === 0) return undefined; // nothing to check
+  const manifest = parseJson<ImageManifest>(top.bytes, `manifest ${formatReference(ref)}`);
+  const cfg = manifest.config;
+  if (!cfg || (cfg.mediaType !== MediaType.ociConfig && cfg.mediaType !== MediaType.dockerConfig)) {
+    return undefined;
+  }
+  const bytes = await client.getBlob(ref, cfg.digest, { signal: opts.signal });
+  const config = parseJson<{ architecture?: string; os?: string; variant?: string }>(
+    bytes,
+    `config ${cfg.digest}`,
+  );
+  return { architecture: config.architecture ?? "", os: config.os ?? "", variant: config.variant };
+}
+
+function parseJson<T>(bytes: Uint8Array, what: string): T {
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes)) as T;
+  } catch (e) {
+    throw new AirlockError("REGISTRY_ERROR", `invalid JSON in ${what}: ${(e as Error).message}`);
+  }
+}

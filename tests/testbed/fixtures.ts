@@ -1,0 +1,146 @@
+/**
+ * Paths to the shared fixtures (`/work/shared/fixtures`, beside the project root) and a registry serving a copy
+ * of the peer-skopeo fixture storage.
+ *
+ * The fixtures directory is found relative to this file (`../../../shared/fixtures` from `tests/testbed/`);
+ * the environment variable `AIRLOCK_FIXTURES` overrides it.
+ *
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { type RegistryOptions, startRegistry, type TestRegistry } from "./registry.ts";
+
+/**
+ * Absolute path of the shared fixtures directory.
+ *
+ * @example
+ * ```ts
+ * const pub = await Deno.readTextFile(fixturePath("peer-skopeo", "keys", "alice.pub"));
+ * ```
+ */
+export const FIXTURES_DIR: string = Deno.env.get("AIRLOCK_FIXTURES") ??
+  fileURLToPath(new URL("../../../shared/fixtures", import.meta.url));
+
+/** Absolute path of the peer-skopeo fixture set. */
+export const PEER_SKOPEO_DIR: string = join(FIXTURES_DIR, "peer-skopeo");
+
+/** Absolute path of the peer-skopeo registry storage root (serve a copy, never this directory). */
+export const PEER_SKOPEO_STORAGE: string = join(PEER_SKOPEO_DIR, "registry");
+
+/**
+ * A path inside the shared fixtures directory.
+ *
+ * @example
+ * ```ts
+ * fixturePath("vectors", "public-good-trusted_root.json");
+ * ```
+ */
+export function fixturePath(...parts: string[]): string {
+  return join(FIXTURES_DIR, ...parts);
+}
+
+/** One layer of a peer-skopeo `.sig` manifest. */
+export interface PeerSkopeoSignatureLayer {
+  index: number;
+  mediaType: string;
+  digest: string;
+  size: number;
+  identity?: string;
+  payloadManifestDigest?: string;
+  signatureAnnotation?: string;
+  verifiesWithKeys?: string[];
+}
+
+/** One `sha256-<hex>.sig` tag of a peer-skopeo case. */
+export interface PeerSkopeoSignatureTag {
+  /** `image`, `index` or a platform such as `linux/amd64`. */
+  for: string;
+  manifestDigest: string;
+  tag: string;
+  sigManifestDigest: string;
+  configDigest: string;
+  layers: PeerSkopeoSignatureLayer[];
+}
+
+/** One expectation checked with skopeo (kept loose: read the fields a test needs). */
+export interface PeerSkopeoCheck {
+  check: string;
+  key: string;
+  reference: string;
+  platform?: string;
+  expect: "pass" | "fail";
+  failure: string | null;
+  [field: string]: unknown;
+}
+
+/** One case of `peer-skopeo/cases.json` (minimal typing; see CASES.md). */
+export interface PeerSkopeoCase {
+  id: string;
+  title: string;
+  repository: string;
+  tag: string;
+  reference: string;
+  digestReference: string;
+  mediaType: string;
+  digest: string;
+  platforms: { platform: string; digest: string; signed: boolean }[];
+  signedBy: { key: string; identity: string; manifests: string[] }[];
+  signatureTags: PeerSkopeoSignatureTag[];
+  checks: PeerSkopeoCheck[];
+  [field: string]: unknown;
+}
+
+/** One key of the peer-skopeo set. Paths are absolute. */
+export interface PeerSkopeoKey {
+  privateKey: string;
+  publicKey: string;
+  passphraseFile: string;
+  passphrase: string;
+  pemType: string;
+  publicKeySpkiSha256: string;
+  [field: string]: unknown;
+}
+
+/** `peer-skopeo/cases.json`, with key paths made absolute. */
+export interface PeerSkopeoCases {
+  /** The host every signature identity names (`registry.test:5000`). */
+  identityHost: string;
+  keys: Record<string, PeerSkopeoKey>;
+  cases: PeerSkopeoCase[];
+  [field: string]: unknown;
+}
+
+/**
+ * Reads `peer-skopeo/cases.json`; key file paths in `keys` are made absolute.
+ *
+ * @example
+ * ```ts
+ * const { cases } = await loadPeerSkopeoCases();
+ * const a1 = cases.find((c) => c.id === "A1")!;
+ * ```
+ */
+export async function loadPeerSkopeoCases(): Promise<PeerSkopeoCases> {
+  const data = JSON.parse(await Deno.readTextFile(join(PEER_SKOPEO_DIR, "cases.json"))) as PeerSkopeoCases;
+  for (const key of Object.values(data.keys)) {
+    key.privateKey = join(PEER_SKOPEO_DIR, key.privateKey);
+    key.publicKey = join(PEER_SKOPEO_DIR, key.publicKey);
+    key.passphraseFile = join(PEER_SKOPEO_DIR, key.passphraseFile);
+  }
+  return data;
+}
+
+/**
+ * Starts a registry serving a fresh copy of the peer-skopeo storage (other options as `startRegistry`).
+ *
+ * @example
+ * ```ts
+ * await using reg = await startPeerSkopeoRegistry();
+ * const res = await fetch(`${reg.url}/v2/a/single/manifests/v1`);
+ * ```
+ */
+export function startPeerSkopeoRegistry(
+  opts: Omit<RegistryOptions, "storageFrom"> = {},
+): Promise<TestRegistry> {
+  return startRegistry({ ...opts, storageFrom: PEER_SKOPEO_STORAGE });
+}

@@ -1,0 +1,21 @@
+/**
+ * The test bed: real registries (`docker-registry`), TLS certificates, a token server, a misbehaving proxy (a
+ * fake, for fault injection), in-memory test images and the shared fixtures. Import from here in tests.
+ *
+ * @example
+ * ```ts
+ * import { buildMultiArchImage, pushImage, rawSink, startRegistry } from "../testbed/mod.ts";
+ * await using reg = await startRegistry();
+ * await pushImage(await buildMultiArchImage(), { registry: reg.host, repository: "a/b" }, "v1", rawSink(reg.url));
+ * ```
+ *
+ * @module
+ */
+export * from "./ports.ts";
+export * from "./certs.ts";
+export * from "./registry.ts";
+export * from "./token_server.ts";
+export * from "./proxy.ts";
+export * from "./images.ts";
+export * from "./fixtures.ts";
+export * from "./util.ts";
