@@ -19,13 +19,14 @@ import { silentLogger } from "./report.ts";
 import {
   ANNOTATION_SIGNATURE,
   appendSignatureLayers,
+  findEquivalentSignature,
   type NewAttachmentLayer,
 } from "./signature/attachments.ts";
-import { findEquivalentSignature } from "./signature/attachments.ts";
 import {
   attachmentRef,
   attachmentState,
   readAttachment,
+  type StoredAttachment,
   writeAttachment,
 } from "./signature/attachment_store.ts";
 import { buildSimpleSigningPayload, sha256Digest } from "./signature/payload.ts";
@@ -85,6 +86,8 @@ interface PendingLayer {
   readonly target: Target;
   readonly layer: NewAttachmentLayer;
   readonly layerDigest: string;
+  /** Milliseconds from reading the tag to having written it: how long a concurrent writer could interfere. */
+  readonly spanMs: number;
 }
 
 /** The result of the write phase of one image. */
@@ -172,20 +175,22 @@ export class Signer {
           `signature of ${pending[0].target.identity} kept being overwritten by concurrent writers`,
         );
       }
-      await sleep(base + Math.random() * base, signal);
+      // A writer that read the tag before our PUT can still overwrite it for about as long as its own
+      // read-to-write span; ours is the best estimate of theirs, so wait well beyond it.
+      const span = Math.max(...pending.map((p) => p.spanMs));
+      await sleep(Math.max(base, 3 * span) + Math.random() * base, signal);
       const lost: PendingLayer[] = [];
       await Promise.all(pending.map(async (p) => {
         const stored = await readAttachment(this.#o.client, p.repo, p.target.digest, { signal });
-        if (!stored?.layers.some((l) => l.digest === p.layerDigest)) lost.push(p);
+        if (!holds(stored, p)) lost.push(p);
       }));
+      pending = [];
       for (const p of lost) {
         this.#o.logger?.debug(
           `Signature of [${p.target.identity}] was overwritten by a concurrent writer; adding again`,
         );
-        await this.#locked(p, () => this.#append(p, signal));
+        pending.push({ ...p, spanMs: await this.#locked(p, () => this.#append(p, signal)) });
       }
-      // A layer that was present is checked once more (a writer that read before our PUT may still write).
-      pending = round === 0 ? pending : lost;
     }
   }
 
@@ -208,8 +213,8 @@ export class Signer {
     signal?: AbortSignal,
   ): Promise<{ signed: SignedTarget; pending?: PendingLayer }> {
     const o = this.#o;
-    const key = lockKey(repo, target.digest);
     return await this.#locked({ repo, target }, async () => {
+      const t0 = performance.now();
       const stored = await readAttachment(o.client, repo, target.digest, { signal });
       if (stored && !o.force) {
         const found = await this.#findEqual(repo, target, stored.layers, signal);
@@ -226,7 +231,6 @@ export class Signer {
         payload,
         annotations: { [ANNOTATION_SIGNATURE]: base64Encode(signature) },
       };
-      const p: PendingLayer = { repo, target, layer, layerDigest: sha256Digest(payload) };
       const state = stored ? await attachmentState(o.client, stored, signal) : undefined;
       await writeAttachment(
         o.client,
@@ -234,16 +238,24 @@ export class Signer {
         appendSignatureLayers(state, [layer]),
         signal,
       );
-      o.logger?.debug(`Signed [${target.identity}] ${target.digest} (${key})`);
+      const p: PendingLayer = {
+        repo,
+        target,
+        layer,
+        layerDigest: sha256Digest(payload),
+        spanMs: performance.now() - t0,
+      };
+      o.logger?.debug(`Signed [${target.identity}] ${target.digest}`);
       return { signed: { ...target, status: "signed" as const, layerDigest: p.layerDigest }, pending: p };
     });
   }
 
-  /** Appends `p.layer` to the current state of its tag (used to repair a lost write). */
-  async #append(p: PendingLayer, signal?: AbortSignal): Promise<void> {
+  /** Appends `p.layer` to the current state of its tag (to repair a lost write); returns the read-to-write span. */
+  async #append(p: PendingLayer, signal?: AbortSignal): Promise<number> {
     const c = this.#o.client;
+    const t0 = performance.now();
     const stored = await readAttachment(c, p.repo, p.target.digest, { signal });
-    if (stored?.layers.some((l) => l.digest === p.layerDigest)) return;
+    if (holds(stored, p)) return performance.now() - t0;
     const state = stored ? await attachmentState(c, stored, signal) : undefined;
     await writeAttachment(
       c,
@@ -251,6 +263,7 @@ export class Signer {
       appendSignatureLayers(state, [p.layer]),
       signal,
     );
+    return performance.now() - t0;
   }
 
   /** The digest of an existing layer equal to the one we would write (same key, digest, identity, annotations). */
@@ -296,6 +309,15 @@ export class Signer {
       if (this.#locks.get(key) === tail) this.#locks.delete(key);
     }
   }
+}
+
+/**
+ * Whether a stored tag still holds our layer. Payloads of different signers can be byte-identical (same identity,
+ * digest and second), so the signature annotation must match too, not only the payload digest.
+ */
+function holds(stored: StoredAttachment | undefined, p: PendingLayer): boolean {
+  const signature = p.layer.annotations?.[ANNOTATION_SIGNATURE];
+  return stored?.layers.some((l) => l.digest === p.layerDigest && l.signature === signature) ?? false;
 }
 
 function lockKey(repo: Reference, digest: string): string {

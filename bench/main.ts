@@ -1,0 +1,6 @@
+/**
+ * `deno task bench`: every benchmark of airlock, one after the other. Each prints its figures; none fails on timing.
+ *
+ * @module
+ */
+await import("./sign_bench.ts");

@@ -1,0 +1,182 @@
+/**
+ * Signing benchmark (`deno task bench`): signs N multi-arch images (index + 2 platforms = 3N signatures) in a local
+ * registry with `-j 1`, `-j 4` and `-j 8`, and prints wall time, signatures per second and peak memory next to
+ * the floor measured in the same run: a bare loop doing only the HTTP requests one signature needs when none exists
+ * yet (GET `.sig` → 404, two monolithic blob uploads, PUT manifest; spec/testbed.md §6). Prints figures; asserts
+ * nothing. `BENCH_IMAGES` sets N (default 200).
+ *
+ * @module
+ */
+import { buildMultiArchImage, pushImage, startRegistry } from "../tests/testbed/mod.ts";
+import { RegistryClient } from "../core/registry/client.ts";
+import { runPool } from "../core/pool.ts";
+import { generateKeyPair, keyPairPaths, writeKeyPair } from "../backends/keygen.ts";
+
+const N = Number(Deno.env.get("BENCH_IMAGES") ?? 200);
+const JOBS = (Deno.env.get("BENCH_JOBS") ?? "1,4,8").split(",").map(Number);
+const cli = new URL("../cli.ts", import.meta.url).pathname;
+
+await using registry = await startRegistry();
+const work = await Deno.makeTempDir({ prefix: "airlock-bench-" });
+try {
+  console.log(
+    `registry ${registry.host}; ${N} multi-arch images per run (${3 * N} signatures); jobs ${
+      JOBS.join(", ")
+    }`,
+  );
+  const client = new RegistryClient({ tlsVerify: false });
+  const t0 = performance.now();
+  for (const j of JOBS) {
+    const refs = Array.from({ length: N }, (_, i) => `bench/j${j}/img${i}`);
+    await runPool(refs, 8, async (repository) => {
+      const image = await buildMultiArchImage({ seed: repository });
+      await pushImage(image, { registry: registry.host, repository }, "v1", client);
+    });
+    await Deno.writeTextFile(
+      `${work}/list-j${j}.txt`,
+      refs.map((r) => `${registry.host}/${r}:v1`).join("\n") + "\n",
+    );
+  }
+  client.close();
+  console.log(`pushed ${N * JOBS.length} images in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+  await writeKeyPair(await generateKeyPair({ passphrase: "bench" }), keyPairPaths(`${work}/bench`));
+  await Deno.writeTextFile(`${work}/pass`, "bench\n");
+  await Deno.mkdir(`${work}/registries.d`);
+  await Deno.writeTextFile(
+    `${work}/registries.d/d.yaml`,
+    "default-docker:\n  use-sigstore-attachments: true\n",
+  );
+
+  const rows: string[][] = [];
+  for (const j of JOBS) {
+    const floor = await floorLoop(registry.url, `floor/j${j}`, 3 * N, j);
+    const run = await airlockSign(work, j);
+    rows.push([
+      String(j),
+      floor.toFixed(2),
+      (3 * N / floor).toFixed(1),
+      run.seconds.toFixed(2),
+      (3 * N / run.seconds).toFixed(1),
+      (run.seconds / floor).toFixed(2),
+      run.peakMiB.toFixed(0),
+      String(run.code),
+    ]);
+  }
+  printTable([
+    "jobs",
+    "floor s",
+    "floor sig/s",
+    "airlock s",
+    "airlock sig/s",
+    "airlock/floor",
+    "peak MiB",
+    "exit",
+  ], rows);
+  console.log("airlock's time includes process start and key decryption (scrypt N=65536).");
+} finally {
+  await Deno.remove(work, { recursive: true });
+}
+
+/** The floor: only the requests a first signature needs, `count` times with `jobs` in flight. Returns seconds. */
+async function floorLoop(base: string, repo: string, count: number, jobs: number): Promise<number> {
+  const enc = new TextEncoder();
+  const upload = async (bytes: Uint8Array) => {
+    const digest = "sha256:" + hex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
+    const post = await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: "POST" });
+    await post.body?.cancel();
+    const loc = new URL(post.headers.get("location")!, base);
+    loc.searchParams.set("digest", digest);
+    const put = await fetch(loc, {
+      method: "PUT",
+      body: bytes,
+      headers: { "content-type": "application/octet-stream" },
+    });
+    await put.body?.cancel();
+    if (put.status !== 201) throw new Error(`blob upload: ${put.status}`);
+    return { digest, size: bytes.length };
+  };
+  const t0 = performance.now();
+  await runPool(Array.from({ length: count }, (_, i) => i), jobs, async (i) => {
+    const fake = hex(crypto.getRandomValues(new Uint8Array(32)));
+    const tag = `sha256-${fake}.sig`;
+    const get = await fetch(`${base}/v2/${repo}/manifests/${tag}`, {
+      headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
+    });
+    await get.body?.cancel();
+    if (get.status !== 404) throw new Error(`expected 404, got ${get.status}`);
+    const payload = await upload(enc.encode(`{"critical":{"n":${i},"r":"${fake}"},"optional":{}}`));
+    const config = await upload(
+      enc.encode(`{"architecture":"","os":"","config":{},"rootfs":{"diff_ids":["${payload.digest}"]}}`),
+    );
+    const manifest = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
+      layers: [{ mediaType: "application/vnd.dev.cosign.simplesigning.v1+json", ...payload }],
+    });
+    const put = await fetch(`${base}/v2/${repo}/manifests/${tag}`, {
+      method: "PUT",
+      body: manifest,
+      headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" },
+    });
+    await put.body?.cancel();
+    if (put.status !== 201) throw new Error(`manifest put: ${put.status}`);
+  });
+  return (performance.now() - t0) / 1000;
+}
+
+/** Runs `airlock sign` as a user would; measures wall time and peak resident memory (VmHWM). */
+async function airlockSign(
+  dir: string,
+  jobs: number,
+): Promise<{ seconds: number; peakMiB: number; code: number }> {
+  const t0 = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      "--quiet",
+      cli,
+      "sign",
+      "-f",
+      `list-j${jobs}.txt`,
+      "-k",
+      "bench.key",
+      "--sigstore-passphrase-file",
+      "pass",
+      "--registries.d",
+      "registries.d",
+      "--tls-verify=false",
+      "-j",
+      String(jobs),
+    ],
+    cwd: dir,
+    env: { HOME: dir },
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let peakKiB = 0;
+  const poll = setInterval(() => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${child.pid}/status`));
+      if (m) peakKiB = Math.max(peakKiB, Number(m[1]));
+    } catch { /* exited */ }
+  }, 20);
+  const out = await child.output();
+  clearInterval(poll);
+  const seconds = (performance.now() - t0) / 1000;
+  if (out.code !== 0) console.error(new TextDecoder().decode(out.stderr).slice(-2000));
+  return { seconds, peakMiB: peakKiB / 1024, code: out.code };
+}
+
+function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function printTable(head: string[], rows: string[][]): void {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join("  ");
+  console.log(line(head));
+  for (const r of rows) console.log(line(r));
+}
