@@ -1,15 +1,71 @@
 /**
  * airlock: sign and verify container images with sigstore signatures on air-gapped registries.
  *
+ * The library under the `airlock` command: parse image lists, talk to registries, open keys from any backend,
+ * and sign images in the layout containers/image (skopeo, podman, CRI-O) and cosign read.
+ *
  * @example
  * ```ts
- * import { VERSION } from "airlock";
- * console.log(VERSION);
+ * import { loadRegistriesD, openKey, parseReference, RegistryClient, Signer } from "airlock";
+ *
+ * const client = new RegistryClient();
+ * const key = await openKey("cosign.key", { passphraseFile: "pass.txt" });
+ * const signer = await Signer.create({ client, key, registriesD: await loadRegistriesD() });
+ * const written = await signer.write(parseReference("registry.example/app:1.0"));
+ * await signer.confirm(written);
  * ```
  *
  * @module
  */
 export { VERSION } from "./core/version.ts";
 export { AirlockError, type ErrorCode, errorMessage, isAirlockError } from "./core/errors.ts";
-export type { Reference } from "./core/reference.ts";
+
+// references and image lists
+export {
+  formatReference,
+  parseReference,
+  type Reference,
+  repositoryName,
+  withDefaultTag,
+  withDigest,
+  withTag,
+} from "./core/reference.ts";
+export {
+  type ImageListLine,
+  type ImageListOverrides,
+  loadImageList,
+  parseImageList,
+  type ResolvedImageLine,
+  resolveImageList,
+} from "./core/image_list.ts";
+export { allowsPlatform, formatPlatform, type PlatformFilter } from "./core/platform.ts";
+
+// registry
+export { RegistryClient, type RegistryClientOptions } from "./core/registry/client.ts";
+export { isManifestUnknown } from "./core/registry/errors.ts";
+export { createCredentialLookup, login, logout } from "./core/registry/credentials.ts";
 export * from "./core/registry/types.ts";
+export { type AttachmentsDecision, loadRegistriesD, useSigstoreAttachments } from "./core/config/registries_d.ts";
+
+// keys
+export { type KeyBackend, openKey, type OpenKeyOptions } from "./backends/key_backend.ts";
+export { generateKeyPair, writeKeyPair } from "./backends/keygen.ts";
+export { parsePublicKeyPem, type PublicKey, verifySignature } from "./core/signature/public_key.ts";
+
+// signatures
+export { buildSimpleSigningPayload, parseSimpleSigningPayload } from "./core/signature/payload.ts";
+export { signatureTag } from "./core/signature/attachments.ts";
+export { readAttachment, type StoredAttachment } from "./core/signature/attachment_store.ts";
+
+// pipelines
+export { type SelectOptions, selectTargets, type Target } from "./core/targets.ts";
+export {
+  type ImageSignResult,
+  type SignOptions,
+  type SignReport,
+  Signer,
+  signImages,
+  type SignRunOptions,
+} from "./core/sign.ts";
+export { type ImageInspectInfo, inspectConfig, inspectImage, inspectRaw } from "./core/inspect.ts";
+export { HangarLogger, type Logger, silentLogger } from "./core/report.ts";
