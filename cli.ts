@@ -7,6 +7,8 @@
  */
 import { Command } from "commander";
 import { VERSION } from "./core/version.ts";
+import { errorMessage } from "./core/errors.ts";
+import { exitCodeFor, normaliseArgs } from "./cli/common.ts";
 import { registerInspect } from "./cli/inspect.ts";
 import { registerKeys } from "./cli/keys.ts";
 import { registerLogin } from "./cli/login.ts";
@@ -37,5 +39,11 @@ export function buildProgram(): Command {
 }
 
 if (import.meta.main) {
-  await buildProgram().parseAsync(Deno.args, { from: "user" });
+  try {
+    await buildProgram().parseAsync(normaliseArgs(Deno.args), { from: "user" });
+  } catch (e) {
+    // Errors outside a command body (a bad flag value): one line, no stack trace.
+    console.error(`airlock: ${errorMessage(e)}`);
+    Deno.exit(exitCodeFor(e));
+  }
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
 import { AirlockError, type ErrorCode, errorMessage } from "../core/errors.ts";
 import { HangarLogger, type Logger, syncSink } from "../core/report.ts";
 import { RegistryClient } from "../core/registry/client.ts";
@@ -43,9 +43,46 @@ export function parseGoBool(value: string): boolean {
   throw new AirlockError("INVALID_ARGUMENT", `invalid boolean value "${value}"`);
 }
 
-/** Commander parser for an optional boolean flag: `--flag` alone is true, `--flag=false` is false. */
-function optionalBool(value: string | undefined): boolean {
-  return value === undefined ? true : parseGoBool(value);
+/**
+ * Commander parser for an optional boolean flag (`--flag` alone is true, `--flag=false` is false); a bad value is
+ * a usage error.
+ *
+ * @example
+ * ```ts
+ * cmd.option("--sign-index [bool]", "…", optionalBool, true);
+ * ```
+ */
+export function optionalBool(value: string | undefined): boolean {
+  if (value === undefined) return true;
+  try {
+    return parseGoBool(value);
+  } catch (e) {
+    throw new InvalidArgumentError(errorMessage(e));
+  }
+}
+
+/** Flags that are optional booleans in pflag: they take a value only as `--flag=value`. */
+const OPTIONAL_BOOL_FLAGS = new Set(["--tls-verify", "--sign-index"]);
+
+/**
+ * Rewrites a bare optional-boolean flag to `--flag=true` so that, as in pflag (hangar) and unlike commander's
+ * optional values, the next argument is never taken as its value: `--tls-verify IMAGE` means "verify" and IMAGE.
+ *
+ * @example
+ * ```ts
+ * normaliseArgs(["inspect", "--tls-verify", "img"]); // ["inspect", "--tls-verify=true", "img"]
+ * ```
+ */
+export function normaliseArgs(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const a of args) {
+    if (a === "--") {
+      out.push(...args.slice(out.length));
+      break;
+    }
+    out.push(OPTIONAL_BOOL_FLAGS.has(a) ? `${a}=true` : a);
+  }
+  return out;
 }
 
 /**

@@ -57,7 +57,13 @@ export function registerInspect(program: Command): void {
       if (!image) throw new AirlockError("INVALID_ARGUMENT", "image reference not provided");
       let name = image;
       if (name.startsWith("docker://")) name = name.slice("docker://".length);
-      else if (OTHER_TRANSPORTS.some((t) => name.startsWith(t))) {
+      else if (name.startsWith("docker:")) {
+        // containers/image's docker transport: the reference must start with "//" (never docker.io/library/docker).
+        throw new AirlockError(
+          "INVALID_REFERENCE",
+          `docker: image reference ${name.slice("docker:".length)} does not start with //`,
+        );
+      } else if (OTHER_TRANSPORTS.some((t) => name.startsWith(t))) {
         throw new AirlockError(
           "INVALID_ARGUMENT",
           `unsupported transport in "${image}": only docker:// is supported`,

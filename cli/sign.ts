@@ -18,7 +18,7 @@ import {
   collect,
   type GlobalFlags,
   interruptSignal,
-  parseGoBool,
+  optionalBool,
   parseGoDuration,
   parseGoInt,
   type RegistryFlags,
@@ -80,7 +80,7 @@ export function registerSign(program: Command): Command {
       .option(
         "--sign-index [bool]",
         "sign the index of multi-arch images too (default true)",
-        (v) => parseGoBool(v),
+        optionalBool,
         true,
       )
       .option("--force", "add a signature even when an equal one exists")

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import bcrypt from "bcryptjs";
 import { makeCa, makeLeaf } from "./certs.ts";
 import { run } from "./exec.ts";
@@ -81,13 +81,14 @@ export interface TestRegistry extends AsyncDisposable {
   readonly tokenServer?: TokenServer;
   /** `fetch(url + path)` through `client` when there is one. */
   fetch(path: string, init?: RequestInit): Promise<Response>;
-  /** The last few KiB the registry wrote to stdout/stderr. */
+  /** The last few KiB the registry wrote to stdout/stderr (kept in `<dir>/registry.log`). */
   outputTail(): string;
   /** Stops the registry (SIGTERM, then SIGKILL after 5 s), the token server, and removes the directory. */
   stop(): Promise<void>;
 }
 
 const live = new Set<number>();
+const liveDirs = new Set<string>();
 
 // Safety net: if the test process ends with registries still running (a test that forgot `await using`, an
 // uncaught error), do not leave orphaned docker-registry processes behind.
@@ -96,6 +97,11 @@ globalThis.addEventListener("unload", () => {
     try {
       Deno.kill(pid, "SIGKILL");
     } catch { /* already gone */ }
+  }
+  for (const dir of liveDirs) {
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch { /* best effort */ }
   }
 });
 
@@ -152,6 +158,7 @@ export function childPidsNamed(name: string): number[] {
  */
 export async function startRegistry(opts: RegistryOptions = {}): Promise<TestRegistry> {
   const dir = await Deno.makeTempDir({ prefix: "airlock-registry-" });
+  liveDirs.add(dir);
   let tokenServer: TokenServer | undefined;
   let client: Deno.HttpClient | undefined;
   try {
@@ -264,6 +271,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
     client?.close();
     await tokenServer?.stop();
     await removeDir(dir);
+    liveDirs.delete(dir);
     throw e;
   }
 }
@@ -279,37 +287,44 @@ interface RegistryProcess {
 
 const TAIL_BYTES = 8192;
 
+/**
+ * Spawns the registry with its output going to `<dir of config>/registry.log` (through `sh -c 'exec …'`, so the
+ * pid is the registry's own). No pipe and an unref'd status keep a forgotten registry from holding the Deno
+ * process open; the `unload` handler above then kills it. `stop()` re-refs the process before waiting for it.
+ */
 function spawnRegistry(configPath: string): RegistryProcess {
-  const child = new Deno.Command(REGISTRY_BINARY, {
-    args: ["serve", configPath],
+  const logPath = join(dirname(configPath), "registry.log");
+  const child = new Deno.Command("/bin/sh", {
+    args: ["-c", 'exec "$0" serve "$1" >>"$2" 2>&1', REGISTRY_BINARY, configPath, logPath],
     stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
+    stdout: "null",
+    stderr: "null",
   }).spawn();
+  child.unref();
   live.add(child.pid);
-  let out = "";
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    const dec = new TextDecoder();
-    for await (const chunk of stream) {
-      out += dec.decode(chunk, { stream: true });
-      if (out.length > 2 * TAIL_BYTES) out = out.slice(-TAIL_BYTES);
-    }
-  };
-  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]).catch(() => {});
   let exited = false;
   const status = child.status.then((s) => {
     exited = true;
     live.delete(child.pid);
     return s;
   });
+  const tail = (): string => {
+    try {
+      const text = Deno.readTextFileSync(logPath);
+      return text.slice(-TAIL_BYTES);
+    } catch {
+      return "";
+    }
+  };
   let stopping: Promise<void> | undefined;
   return {
     pid: child.pid,
     exited: status,
     hasExited: () => exited,
-    tail: () => out.slice(-TAIL_BYTES),
+    tail,
     stop: () =>
       stopping ??= (async () => {
+        child.ref();
         if (!exited) {
           try {
             child.kill("SIGTERM");
@@ -327,7 +342,6 @@ function spawnRegistry(configPath: string): RegistryProcess {
           }
         }
         await status;
-        await pumps;
       })(),
   };
 }
@@ -377,6 +391,7 @@ function handle(p: {
         p.client?.close();
         await p.tokenServer?.stop();
         await removeDir(p.dir);
+        liveDirs.delete(p.dir);
       }
     })();
   return {

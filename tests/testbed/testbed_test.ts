@@ -284,6 +284,9 @@ Deno.test("token registry: Bearer challenge, GET and POST token forms, refresh t
   assertStringIncludes(push.headers.get("www-authenticate") ?? "", `error="insufficient_scope"`);
   assertStringIncludes(pushBody, "UNAUTHORIZED");
   assertEquals(ts.requests.filter((r) => r.status === 200).length, 4);
+  const viaHelper = await ts.getToken(["repository:t/token:pull"], "bob", "b-pw");
+  assertEquals(await status(reg.fetch("/v2/", { headers: { authorization: `Bearer ${viaHelper}` } })), 200);
+  assertEquals(ts.issued, 5);
 });
 
 async function spkiOfCert(certPath: string): Promise<Uint8Array> {

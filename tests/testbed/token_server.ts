@@ -85,6 +85,11 @@ export interface TokenServer extends AsyncDisposable {
   readonly issued: number;
   /** Every request answered, in order. */
   readonly requests: readonly TokenRequestRecord[];
+  /**
+   * Fetches a token over HTTP the way a client does (GET form; Basic auth when `user` is given). It counts in
+   * `issued` and `requests` like any other request.
+   */
+  getToken(scopes: string[], user?: string, password?: string): Promise<string>;
   /** Registers a refresh token (an `identitytoken` in auth files) for `account`. */
   addRefreshToken(token: string, account: string): void;
   /** Changes grants at run time (replaces them; `undefined` = grant everything asked to authenticated users). */
@@ -371,6 +376,16 @@ function serve(
       return issued;
     },
     requests,
+    async getToken(scopes: string[], user?: string, password?: string): Promise<string> {
+      const q = new URLSearchParams({ service });
+      for (const sc of scopes) q.append("scope", sc);
+      if (user !== undefined) q.set("account", user);
+      const res = await fetch(`${url}/token?${q}`, {
+        headers: user !== undefined ? { authorization: `Basic ${btoa(`${user}:${password ?? ""}`)}` } : {},
+      });
+      if (res.status !== 200) throw new Error(`token request: ${res.status} ${await res.text()}`);
+      return ((await res.json()) as { token: string }).token;
+    },
     addRefreshToken(token: string, account: string) {
       refreshTokens.set(token, account);
     },
