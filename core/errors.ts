@@ -34,13 +34,34 @@ export type ErrorCode =
   | "KEY_PASSPHRASE"
   | "KEY_UNSUPPORTED"
   | "KEY_BACKEND"
+  /** a token, slot or key object named by a key reference does not exist */
+  | "KEY_NOT_FOUND"
+  /** a key to be generated exists already (on a token) */
+  | "KEY_EXISTS"
   // signing and verification
   | "ATTACHMENTS_DISABLED"
   | "SIGNATURE_MISSING"
   | "SIGNATURE_INVALID"
+  /** `verify`: signatures exist but none verifies with the key and names the digest (cosign exit code 12) */
+  | "NO_MATCHING_SIGNATURES"
   /** a `.sig`/`.att` attachment manifest or its config cannot be read (malformed, wrong media type) */
   | "ATTACHMENT_INVALID"
-  | "IDENTITY_NOT_ACCEPTED";
+  | "IDENTITY_NOT_ACCEPTED"
+  // keyless (sigstore) verification
+  /** a sigstore `trusted_root.json` cannot be read or is malformed (e.g. a log key without a validity start) */
+  | "TRUSTED_ROOT_INVALID"
+  /** a sigstore bundle, or the cosign annotations converted into one, is malformed */
+  | "BUNDLE_INVALID"
+  /** the signing certificate does not chain to the trusted root, has no valid SCT, or was not valid at signing */
+  | "CERTIFICATE_INVALID"
+  /** a transparency-log entry (SET, inclusion proof, entry body) does not verify or does not match */
+  | "TLOG_INVALID"
+  /** a signed timestamp (RFC 3161) does not verify, or too few verified timestamps exist */
+  | "TIMESTAMP_INVALID"
+  /** a containers-policy requirement (`reject`) refused the image */
+  | "POLICY_REJECTED"
+  /** a containers-policy requirement airlock cannot evaluate (GPG `signedBy`, keyless `fulcio`/`pki`) */
+  | "POLICY_UNSUPPORTED";
 
 /**
  * The base class of every error airlock throws on purpose.

@@ -1,0 +1,94 @@
+/**
+ * DSSE envelopes and the in-toto statements they carry (cosign attestations, cosign v3 signatures): the
+ * pre-authentication encoding that is signed, and the statement checks sigstore-js leaves to the caller (payload
+ * type, subject digest; spec/cosign.md §3, §5.6).
+ *
+ * @module
+ */
+import { AirlockError, errorMessage } from "../errors.ts";
+import { IN_TOTO_PAYLOAD_TYPE } from "./bundle.ts";
+
+/** An in-toto statement (v0.1 or v1), as far as airlock reads it. */
+export interface InTotoStatement {
+  readonly _type: string;
+  readonly subject: readonly {
+    readonly name?: string;
+    readonly digest: Readonly<Record<string, string>>;
+    readonly annotations?: Readonly<Record<string, unknown>>;
+  }[];
+  readonly predicateType: string;
+  readonly predicate?: unknown;
+}
+
+/**
+ * The DSSE pre-authentication encoding: `"DSSEv1" SP len(type) SP type SP len(payload) SP payload`.
+ *
+ * @example
+ * ```ts
+ * const signed = dssePae("application/vnd.in-toto+json", payloadBytes);
+ * ```
+ */
+export function dssePae(payloadType: string, payload: Uint8Array): Uint8Array {
+  const enc = new TextEncoder();
+  const type = enc.encode(payloadType);
+  const head = enc.encode(`DSSEv1 ${type.length} ${payloadType} ${payload.length} `);
+  const out = new Uint8Array(head.length + payload.length);
+  out.set(head);
+  out.set(payload, head.length);
+  return out;
+}
+
+/**
+ * Parses a verified DSSE payload as an in-toto statement. cosign requires the payload type
+ * `application/vnd.in-toto+json`.
+ *
+ * @throws {AirlockError} `SIGNATURE_INVALID` for another payload type or a malformed statement
+ *
+ * @example
+ * ```ts
+ * const st = parseInTotoStatement(result.content.payloadType, result.content.payload);
+ * st.predicateType; // "https://slsa.dev/provenance/v1"
+ * ```
+ */
+export function parseInTotoStatement(payloadType: string, payload: Uint8Array): InTotoStatement {
+  if (payloadType !== IN_TOTO_PAYLOAD_TYPE) {
+    throw new AirlockError(
+      "SIGNATURE_INVALID",
+      `DSSE payload type ${payloadType}, not ${IN_TOTO_PAYLOAD_TYPE}`,
+    );
+  }
+  let j: unknown;
+  try {
+    j = JSON.parse(new TextDecoder().decode(payload));
+  } catch (e) {
+    throw new AirlockError("SIGNATURE_INVALID", `in-toto statement is not JSON: ${errorMessage(e)}`, {
+      cause: e,
+    });
+  }
+  const o = j as Record<string, unknown> | null;
+  if (!o || typeof o !== "object" || typeof o._type !== "string" || typeof o.predicateType !== "string") {
+    throw new AirlockError("SIGNATURE_INVALID", "in-toto statement has no _type or predicateType");
+  }
+  const subject = Array.isArray(o.subject) ? o.subject : [];
+  for (const s of subject) {
+    if (!s || typeof s !== "object" || !s.digest || typeof s.digest !== "object") {
+      throw new AirlockError("SIGNATURE_INVALID", "in-toto statement subject without digest");
+    }
+  }
+  return o as unknown as InTotoStatement;
+}
+
+/**
+ * Tells whether some subject of the statement has the digest (cosign `IntotoSubjectClaimVerifier`: a `sha256`
+ * subject digest equal to the image digest). `digest` is `sha256:<hex>` or `<hex>` (then SHA-256).
+ *
+ * @example
+ * ```ts
+ * inTotoSubjectMatches(statement, "sha256:0489…"); // true
+ * ```
+ */
+export function inTotoSubjectMatches(statement: InTotoStatement, digest: string): boolean {
+  const i = digest.indexOf(":");
+  const [alg, hex] = i < 0 ? ["sha256", digest] : [digest.slice(0, i), digest.slice(i + 1)];
+  return statement.subject.some((s) => s.digest[alg] === hex);
+}
