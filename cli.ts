@@ -13,6 +13,8 @@ import { registerInspect } from "./cli/inspect.ts";
 import { registerKeys } from "./cli/keys.ts";
 import { registerLogin } from "./cli/login.ts";
 import { registerSign } from "./cli/sign.ts";
+import { registerVerify } from "./cli/verify.ts";
+import { registerValidate } from "./cli/validate.ts";
 
 /** Builds the root command with every subcommand registered. */
 export function buildProgram(): Command {
@@ -31,10 +33,11 @@ export function buildProgram(): Command {
       console.log(`deno ${Deno.version.deno}`);
     });
 
-  registerSign(program);
+  registerValidate(registerSign(program));
   registerInspect(program);
   registerLogin(program);
   registerKeys(program);
+  registerVerify(program);
   return program;
 }
 

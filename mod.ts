@@ -45,7 +45,11 @@ export { RegistryClient, type RegistryClientOptions } from "./core/registry/clie
 export { isManifestUnknown } from "./core/registry/errors.ts";
 export { createCredentialLookup, login, logout } from "./core/registry/credentials.ts";
 export * from "./core/registry/types.ts";
-export { type AttachmentsDecision, loadRegistriesD, useSigstoreAttachments } from "./core/config/registries_d.ts";
+export {
+  type AttachmentsDecision,
+  loadRegistriesD,
+  useSigstoreAttachments,
+} from "./core/config/registries_d.ts";
 
 // keys
 export { type KeyBackend, openKey, type OpenKeyOptions } from "./backends/key_backend.ts";
@@ -61,11 +65,20 @@ export { readAttachment, type StoredAttachment } from "./core/signature/attachme
 export { type SelectOptions, selectTargets, type Target } from "./core/targets.ts";
 export {
   type ImageSignResult,
-  type SignOptions,
-  type SignReport,
   Signer,
   signImages,
+  type SignOptions,
+  type SignReport,
   type SignRunOptions,
 } from "./core/sign.ts";
 export { type ImageInspectInfo, inspectConfig, inspectImage, inspectRaw } from "./core/inspect.ts";
 export { HangarLogger, type Logger, silentLogger } from "./core/report.ts";
+export { verifyImage, type VerifyOptions, type VerifyResult } from "./core/verify.ts";
+export { validateImage, validateImages } from "./core/validate.ts";
+export {
+  hangarValidatePolicy,
+  loadPolicyFile,
+  parsePolicy,
+  type Policy,
+  PolicyEvaluator,
+} from "./core/config/policy.ts";

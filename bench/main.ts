@@ -4,3 +4,4 @@
  * @module
  */
 await import("./sign_bench.ts");
+await import("./validate_bench.ts");

@@ -11,6 +11,7 @@ import { buildMultiArchImage, pushImage, startRegistry } from "../tests/testbed/
 import { RegistryClient } from "../core/registry/client.ts";
 import { runPool } from "../core/pool.ts";
 import { generateKeyPair, keyPairPaths, writeKeyPair } from "../backends/keygen.ts";
+import { hex, printTable, runMeasured } from "./bench_util.ts";
 
 const N = Number(Deno.env.get("BENCH_IMAGES") ?? 200);
 const JOBS = (Deno.env.get("BENCH_JOBS") ?? "1,4,8").split(",").map(Number);
@@ -81,7 +82,7 @@ try {
 /** The floor: only the requests a first signature needs, `count` times with `jobs` in flight. Returns seconds. */
 async function floorLoop(base: string, repo: string, count: number, jobs: number): Promise<number> {
   const enc = new TextEncoder();
-  const upload = async (bytes: Uint8Array) => {
+  const upload = async (bytes: Uint8Array<ArrayBuffer>) => {
     const digest = "sha256:" + hex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
     const post = await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: "POST" });
     await post.body?.cancel();
@@ -131,52 +132,18 @@ async function airlockSign(
   dir: string,
   jobs: number,
 ): Promise<{ seconds: number; peakMiB: number; code: number }> {
-  const t0 = performance.now();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      "--quiet",
-      cli,
-      "sign",
-      "-f",
-      `list-j${jobs}.txt`,
-      "-k",
-      "bench.key",
-      "--sigstore-passphrase-file",
-      "pass",
-      "--registries.d",
-      "registries.d",
-      "--tls-verify=false",
-      "-j",
-      String(jobs),
-    ],
-    cwd: dir,
-    env: { HOME: dir },
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let peakKiB = 0;
-  const poll = setInterval(() => {
-    try {
-      const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${child.pid}/status`));
-      if (m) peakKiB = Math.max(peakKiB, Number(m[1]));
-    } catch { /* exited */ }
-  }, 20);
-  const out = await child.output();
-  clearInterval(poll);
-  const seconds = (performance.now() - t0) / 1000;
-  if (out.code !== 0) console.error(new TextDecoder().decode(out.stderr).slice(-2000));
-  return { seconds, peakMiB: peakKiB / 1024, code: out.code };
-}
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function printTable(head: string[], rows: string[][]): void {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join("  ");
-  console.log(line(head));
-  for (const r of rows) console.log(line(r));
+  return await runMeasured(cli, [
+    "sign",
+    "-f",
+    `list-j${jobs}.txt`,
+    "-k",
+    "bench.key",
+    "--sigstore-passphrase-file",
+    "pass",
+    "--registries.d",
+    "registries.d",
+    "--tls-verify=false",
+    "-j",
+    String(jobs),
+  ], dir);
 }

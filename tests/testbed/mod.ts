@@ -19,3 +19,4 @@ export * from "./proxy.ts";
 export * from "./images.ts";
 export * from "./fixtures.ts";
 export * from "./util.ts";
+export * from "./static_registry.ts";

@@ -1,0 +1,315 @@
+/**
+ * The validation pipeline (`airlock sign validate`, hangar v1's `sign validate`, spec/hangar.md §6): for each image
+ * of a list, the same manifests `sign` signs (list children passing the arch/os filter, by digest; a single image
+ * by its tag; the index only with `requireIndexSignature`) are each checked against a containers-policy
+ * ({@linkcode PolicyEvaluator}): by default hangar's in-memory policy (`sigstoreSigned` + `matchRepoDigestOrExact`,
+ * {@linkcode hangarValidatePolicy}), or a policy.json. An image passes when every one of its manifests does.
+ *
+ * Per manifest (spec/hangar.md §6.4): signatures are read only when registries.d enables sigstore attachments
+ * for the manifest's reference; every layer of the `.sig` manifest is fetched (digest-checked, ≤ 4 MiB, ≤ 1000
+ * layers); each simple-signing layer is checked in containers/image's order — keys, annotation, base64, the
+ * cryptographic signature, and only then the strict payload parse, the digest and the identity — and the first
+ * accepted one decides. Nothing read from the registry is trusted before its signature verifies.
+ *
+ * Deliberate difference from containers/image: a list child's manifest is not downloaded. Its digest comes from
+ * the (digest-checked) index, and a signature naming that digest with the same algorithm is the same check;
+ * the bytes are fetched only for a payload naming another digest algorithm.
+ *
+ * @module
+ */
+import { type RegistriesDConfig, useSigstoreAttachments } from "./config/registries_d.ts";
+import { type Policy, PolicyEvaluator, type PolicyImage, type UntrustedSignature } from "./config/policy.ts";
+import { AirlockError, type ErrorCode, errorMessage, isAirlockError } from "./errors.ts";
+import type { ResolvedImageLine } from "./image_list.ts";
+import { DEFAULT_ARCH_LIST, DEFAULT_OS_LIST, type PlatformFilter } from "./platform.ts";
+import { runPool } from "./pool.ts";
+import { formatReference, type Reference } from "./reference.ts";
+import type { RegistryClient } from "./registry/client.ts";
+import type { FetchedManifest } from "./registry/types.ts";
+import { isIndexMediaType } from "./registry/types.ts";
+import { type Logger, silentLogger } from "./report.ts";
+import { fetchSignatureLayers } from "./signature/signature_layers.ts";
+import { selectTargets, type Target } from "./targets.ts";
+
+export { hangarValidatePolicy } from "./config/policy.ts";
+
+/** How images are validated. */
+export interface ValidateOptions {
+  /** The registry client (credentials, TLS). */
+  readonly client: RegistryClient;
+  /** registries.d: whether signatures are read at all for each manifest's reference. */
+  readonly registriesD: RegistriesDConfig;
+  /** The trust policy, evaluated per manifest (see {@linkcode hangarValidatePolicy} for hangar's default). */
+  readonly policy: Policy | PolicyEvaluator;
+  /** Which list children to check; default `amd64,arm64` / `linux`. */
+  readonly platforms?: PlatformFilter;
+  /** Check the index of a multi-arch image too (`--require-index-signature`); default `false`, as hangar. */
+  readonly requireIndexSignature?: boolean;
+}
+
+/** One manifest's outcome. */
+export interface ValidatedTarget extends Target {
+  /** `accepted`: the policy allowed it; `rejected`: see `reason`. */
+  readonly status: "accepted" | "rejected";
+  /** Why it was rejected (containers/image's wording). */
+  readonly reason?: string;
+  /** The kind of rejection. */
+  readonly code?: ErrorCode;
+  /** The policy scope whose requirements applied (`default`, `docker ""`, `docker "host/repo"`…). */
+  readonly scope?: string;
+}
+
+/** One image's outcome. */
+export interface ImageValidateResult {
+  /** The image, fully normalised. */
+  readonly reference: string;
+  /** The digest of its top-level manifest. */
+  readonly digest: string;
+  /** `passed`: every manifest accepted; `failed`: some rejected; `skipped`: nothing matched the filter. */
+  readonly status: "passed" | "failed" | "skipped";
+  /** Every manifest checked, children first, then the index. */
+  readonly targets: readonly ValidatedTarget[];
+  /**
+   * For `failed`: hangar's error chain, `failed to validate signature [docker://<ref>]: …` with one
+   * `sign validate: <reason>` per rejected manifest.
+   */
+  readonly error?: AirlockError;
+}
+
+/**
+ * Validates the signatures of one image.
+ *
+ * @throws {AirlockError} when the image itself cannot be read (registry errors, unsupported manifest types).
+ *
+ * @example
+ * ```ts
+ * const r = await validateImage(parseReference("reg.io/a/b:v1"), {
+ *   client, registriesD, policy: hangarValidatePolicy({ keyPath: "cosign.pub" }),
+ * });
+ * if (r.status === "failed") console.error(r.error!.message);
+ * ```
+ */
+export async function validateImage(
+  ref: Reference,
+  o: ValidateOptions,
+  signal?: AbortSignal,
+): Promise<ImageValidateResult> {
+  const evaluator = o.policy instanceof PolicyEvaluator ? o.policy : new PolicyEvaluator(o.policy);
+  const filter = o.platforms ?? { arch: DEFAULT_ARCH_LIST, os: DEFAULT_OS_LIST, variant: [] };
+  // 1. Which manifests: the same set `sign` signs.
+  const { top, targets, entryErrors } = await selectTargets(o.client, ref, {
+    filter,
+    includeIndex: o.requireIndexSignature ?? false,
+    signal,
+  });
+  const reference = formatReference(ref);
+  if (targets.length === 0 && entryErrors.length === 0) {
+    return { reference, digest: top.digest, status: "skipped", targets: [] };
+  }
+  // 2. Each manifest against the policy (independent tags, so at once).
+  const checked = await Promise.all(targets.map((t) => checkTarget(ref, top, t, o, evaluator, signal)));
+  // 3. The image passes when every manifest does.
+  const rejected = checked.filter((t) => t.status === "rejected");
+  if (rejected.length === 0 && entryErrors.length === 0) {
+    return { reference, digest: top.digest, status: "passed", targets: checked };
+  }
+  return {
+    reference,
+    digest: top.digest,
+    status: "failed",
+    targets: checked,
+    error: imageError(reference, isIndexMediaType(top.mediaType), rejected, entryErrors),
+  };
+}
+
+/** The reference a manifest is evaluated under: a child by its digest, the top-level manifest as named. */
+function targetReference(ref: Reference, top: FetchedManifest, t: Target): Reference {
+  if (t.digest === top.digest) return ref;
+  return { registry: ref.registry, repository: ref.repository, digest: t.digest };
+}
+
+async function checkTarget(
+  ref: Reference,
+  top: FetchedManifest,
+  target: Target,
+  o: ValidateOptions,
+  evaluator: PolicyEvaluator,
+  signal?: AbortSignal,
+): Promise<ValidatedTarget> {
+  const image = policyImage(targetReference(ref, top, target), target.digest, top, o, signal);
+  const d = await evaluator.isRunningImageAllowed(image);
+  if (d.allowed) return { ...target, status: "accepted", scope: d.scope };
+  return { ...target, status: "rejected", reason: d.error.message, code: d.error.code, scope: d.scope };
+}
+
+/** One manifest as the policy evaluator reads it: signatures from the `.sig` tag when registries.d allows. */
+function policyImage(
+  reference: Reference,
+  digest: string,
+  top: FetchedManifest,
+  o: ValidateOptions,
+  signal?: AbortSignal,
+): PolicyImage {
+  let sigs: Promise<readonly UntrustedSignature[]> | undefined;
+  let bytes: Promise<Uint8Array> | undefined;
+  return {
+    reference,
+    manifestDigest: digest,
+    manifestBytes: () =>
+      bytes ??= digest === top.digest
+        ? Promise.resolve(top.bytes)
+        : o.client.getManifest({ ...reference, tag: undefined, digest }, { signal }).then((m) => m.bytes),
+    signatures: () => sigs ??= readSignatures(reference, digest, o, signal),
+  };
+}
+
+async function readSignatures(
+  reference: Reference,
+  digest: string,
+  o: ValidateOptions,
+  signal?: AbortSignal,
+): Promise<readonly UntrustedSignature[]> {
+  // Lookaside (GPG) signatures are never read; sigstore attachments only when registries.d enables them.
+  if (!useSigstoreAttachments(o.registriesD, reference).value) return [];
+  const { layers } = await fetchSignatureLayers(o.client, reference, digest, { signal });
+  return layers.map((l) => ({
+    kind: "sigstore" as const,
+    mimeType: l.mediaType,
+    payload: l.payload,
+    annotations: l.annotations,
+  }));
+}
+
+/** hangar's error chain for an image with rejected manifests (spec/hangar.md §6.4 step 4). */
+function imageError(
+  reference: string,
+  isList: boolean,
+  rejected: readonly ValidatedTarget[],
+  entryErrors: readonly AirlockError[],
+): AirlockError {
+  const reasons = [
+    ...rejected.map((t) => `sign validate: ${t.reason}`),
+    ...entryErrors.map((e) => e.message),
+  ];
+  const code: ErrorCode = rejected[0]?.code ?? entryErrors[0]?.code ?? "SIGNATURE_INVALID";
+  const head = `failed to validate signature [docker://${reference}]: `;
+  const message = isList
+    ? `${head}error occurred when validate image [docker://${reference}]: ${reasons.join("\n")}`
+    : `${head}${reasons.join("\n")}`;
+  return new AirlockError(code, message);
+}
+
+/** Options of {@linkcode validateImages}. */
+export interface ValidateRunOptions extends ValidateOptions {
+  /** Images validated at once (1–20). */
+  readonly jobs: number;
+  /** Deadline per image, covering all of its work; 0 = none. */
+  readonly timeoutMs: number;
+  /** Stops scheduling new images. */
+  readonly signal?: AbortSignal;
+  /** Log lines (hangar's); default none. */
+  readonly logger?: Logger;
+  /** Called as each image finishes. */
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+/** One list line's outcome. */
+export interface LineValidateResult {
+  /** The line's id (1-based, hangar's `IMG:n`). */
+  readonly id: number;
+  /** The original (trimmed) line, as the failed list records it. */
+  readonly line: string;
+  /** `failed` lines go to the failed list; `ignored` lines are mirror-format or unknown lines. */
+  readonly status: "passed" | "failed" | "skipped" | "ignored";
+  /** The image result, when the image was reached. */
+  readonly result?: ImageValidateResult;
+  /** What went wrong (the message as logged after `error occurred on [IMG: n] [<ref>]: `). */
+  readonly error?: AirlockError;
+}
+
+/** The outcome of a run. */
+export interface ValidateReport {
+  /** One entry per list line, in list order. */
+  readonly lines: readonly LineValidateResult[];
+  /** The lines that failed, in list order (for the failed list). */
+  readonly failed: readonly string[];
+}
+
+/**
+ * Validates every image of a resolved image list with a worker pool; results come back in list order. Logs
+ * hangar's lines: `[IMG:n] PASS: [<ref>]`, the skip warning, and
+ * `error occurred on [IMG: n] [<ref>]: failed to validate signature [docker://<ref>]: …`.
+ *
+ * @example
+ * ```ts
+ * const report = await validateImages(resolveImageList(lines), {
+ *   client, registriesD, policy: hangarValidatePolicy({ keyPath: "cosign.pub" }), jobs: 4, timeoutMs: 600_000,
+ * });
+ * ```
+ */
+export async function validateImages(
+  images: readonly ResolvedImageLine[],
+  o: ValidateRunOptions,
+): Promise<ValidateReport> {
+  const log = o.logger ?? silentLogger();
+  const options: ValidateRunOptions = o.policy instanceof PolicyEvaluator
+    ? o
+    : { ...o, policy: new PolicyEvaluator(o.policy) };
+  const work = images.filter((r) => r.status === "ok");
+  let done = 0;
+  const results = await runPool(work, o.jobs, (item, signal) => {
+    const ref = (item as { reference: Reference }).reference;
+    log.debug(`Validating [${formatReference(ref)}]`, { IMG: item.line.id });
+    return validateImage(ref, options, signal);
+  }, {
+    signal: o.signal,
+    timeoutMs: o.timeoutMs,
+    onSettled: (i, r) => {
+      const item = work[i];
+      const ref = formatReference((item as { reference: Reference }).reference);
+      if (!r.ok) {
+        log.error(`error occurred on [IMG: ${item.line.id}] [${ref}]: ${errorMessage(r.error)}`);
+      } else if (r.value.status === "failed") {
+        log.error(`error occurred on [IMG: ${item.line.id}] [${ref}]: ${r.value.error!.message}`);
+      } else if (r.value.status === "skipped") {
+        log.warn(
+          `Skip validate image signature [${ref}]: no available image for specified arch and os`,
+          { IMG: item.line.id },
+        );
+      } else {
+        log.info(`PASS: [${ref}]`, { IMG: item.line.id });
+      }
+      o.onProgress?.(++done, work.length);
+    },
+  });
+
+  const byId = new Map<number, LineValidateResult>();
+  work.forEach((item, i) => {
+    const r = results[i];
+    const base = { id: item.line.id, line: item.line.line };
+    if (!r.ok) {
+      const error = isAirlockError(r.error)
+        ? r.error
+        : new AirlockError("REGISTRY_ERROR", errorMessage(r.error), { cause: r.error });
+      byId.set(item.line.id, { ...base, status: "failed", error });
+    } else {
+      byId.set(item.line.id, {
+        ...base,
+        status: r.value.status,
+        result: r.value,
+        ...(r.value.error ? { error: r.value.error } : {}),
+      });
+    }
+  });
+
+  const lines: LineValidateResult[] = images.map((r) => {
+    if (r.status === "ok") return byId.get(r.line.id)!;
+    if (r.status === "ignored") {
+      log.warn(r.warning);
+      return { id: r.line.id, line: r.line.line, status: "ignored" };
+    }
+    log.error(`error occurred on [IMG: ${r.line.id}] [${r.line.line}]: ${r.error.message}`);
+    return { id: r.line.id, line: r.line.line, status: "failed", error: r.error };
+  });
+  return { lines, failed: lines.filter((l) => l.status === "failed").map((l) => l.line) };
+}
