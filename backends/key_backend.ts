@@ -3,11 +3,11 @@
  *
  * | reference | backend |
  * |---|---|
- * | `pkcs11:…` | PKCS#11 token (not yet) |
+ * | `pkcs11:…` | PKCS#11 token ({@link ./pkcs11/key.ts}) |
  * | `hashivault://NAME`, `openbao://NAME` | HashiCorp Vault / OpenBao transit (not yet) |
  * | `awskms://…`, `gcpkms://…`, `azurekms://…` | cloud KMS (not yet) |
  * | `k8s://NS/NAME` | Kubernetes secret (not yet) |
- * | any other `NAME://…` | KMS plugin `sigstore-kms-NAME` (not yet) |
+ * | any other `NAME://…` | KMS plugin `sigstore-kms-NAME` ({@link ./plugin.ts}) |
  * | anything else | an encrypted cosign/sigstore key file ({@link ./file.ts}) |
  *
  * Adding a backend = one file in `backends/` + one line in {@linkcode KEY_OPENERS}. Backend modules are
@@ -32,6 +32,7 @@
  */
 import { AirlockError } from "../core/errors.ts";
 import type { PassphraseOptions } from "./passphrase.ts";
+import { pinValueWarning, redactPkcs11Uri } from "./pkcs11/uri.ts";
 
 /** A signing key wherever it lives. One instance per key reference, opened once per run. */
 export interface KeyBackend {
@@ -64,7 +65,7 @@ function notYet(scheme: string): KeyOpener {
  * References with another `NAME://` scheme go to the KMS plugin opener, everything else to the key file opener.
  */
 export const KEY_OPENERS: ReadonlyArray<readonly [prefix: string, opener: KeyOpener]> = [
-  ["pkcs11:", notYet("pkcs11:")],
+  ["pkcs11:", async (ref, options) => (await import("./pkcs11/key.ts")).openPkcs11Key(ref, options)],
   ["hashivault://", notYet("hashivault://")],
   ["openbao://", notYet("openbao://")],
   ["awskms://", notYet("awskms://")],
@@ -73,16 +74,34 @@ export const KEY_OPENERS: ReadonlyArray<readonly [prefix: string, opener: KeyOpe
   ["k8s://", notYet("k8s://")],
 ];
 
-/** Opens `NAME://…` references through the KMS plugin protocol (executable `sigstore-kms-NAME`); not yet. */
-const openPluginKey: KeyOpener = (ref) => {
-  const name = pluginName(ref)!;
-  return Promise.reject(
-    new AirlockError(
-      "KEY_UNSUPPORTED",
-      `${name}:// keys need the KMS plugin "sigstore-kms-${name}", and KMS plugins are not supported yet`,
-    ),
-  );
-};
+/**
+ * A key reference fit for log lines and messages: secrets a reference may carry (a PKCS#11 `pin-value`) are
+ * replaced by `***`.
+ *
+ * @example
+ * ```ts
+ * displayKeyRef("pkcs11:token=t;object=k?pin-value=1234"); // "pkcs11:token=t;object=k?pin-value=***"
+ * ```
+ */
+export function displayKeyRef(ref: string): string {
+  return redactPkcs11Uri(ref);
+}
+
+/**
+ * A warning to print when a key reference carries a secret that process listings and shell history expose.
+ *
+ * @example
+ * ```ts
+ * const w = keyRefWarning(flags.key); if (w) log.warn(w);
+ * ```
+ */
+export function keyRefWarning(ref: string): string | undefined {
+  return pinValueWarning(ref);
+}
+
+/** Opens `NAME://…` references through the KMS plugin protocol (executable `sigstore-kms-NAME`, ./plugin.ts). */
+const openPluginKey: KeyOpener = async (ref, options) =>
+  (await import("./plugin.ts")).openPluginKey(ref, options);
 
 /** Opens an encrypted key file; the module (scrypt, secretbox) loads only when a file key is used. */
 const openFileKey: KeyOpener = async (ref, options) => (await import("./file.ts")).openKeyFile(ref, options);

@@ -4,4 +4,5 @@
  * @module
  */
 await import("./sign_bench.ts");
+await import("./keys_bench.ts");
 await import("./validate_bench.ts");

@@ -7,7 +7,8 @@
 import type { Command } from "commander";
 import { AirlockError } from "../core/errors.ts";
 import { generateKeyPair, keyPairPaths, writeKeyPair } from "../backends/keygen.ts";
-import { openKey } from "../backends/key_backend.ts";
+import { openKey, pluginName } from "../backends/key_backend.ts";
+import { pinValueWarning } from "../backends/pkcs11/uri.ts";
 import { readPassphraseFile, terminalPrompt } from "../backends/passphrase.ts";
 import { type GlobalFlags, runCommand, writeStdout } from "./common.ts";
 import type { Logger } from "../core/report.ts";
@@ -29,13 +30,29 @@ export function registerKeys(program: Command): void {
       "read the passphrase from the first line of FILE (else COSIGN_PASSWORD)",
     )
     .option("-y, --yes", "overwrite existing files")
-    .action((flags: { outputKeyPrefix: string; passphraseFile?: string; yes?: boolean }, cmd: Command) =>
-      runCommand(cmd.optsWithGlobals<GlobalFlags>(), (log) =>
-        generate(log, {
-          prefix: flags.outputKeyPrefix,
-          passphraseFile: flags.passphraseFile,
-          overwrite: flags.yes ?? false,
-        }))
+    .option(
+      "--key <ref>",
+      "generate the key in a token or KMS instead (pkcs11:…, NAME://… plugin); writes only <prefix>.pub",
+    )
+    .action((
+      flags: { outputKeyPrefix: string; passphraseFile?: string; yes?: boolean; key?: string },
+      cmd: Command,
+    ) =>
+      runCommand(
+        cmd.optsWithGlobals<GlobalFlags>(),
+        (log) =>
+          flags.key !== undefined
+            ? generateRemote(log, {
+              ref: flags.key,
+              prefix: flags.outputKeyPrefix,
+              overwrite: flags.yes ?? false,
+            })
+            : generate(log, {
+              prefix: flags.outputKeyPrefix,
+              passphraseFile: flags.passphraseFile,
+              overwrite: flags.yes ?? false,
+            }),
+      )
     );
 
   program.command("generate-sigstore-key")
@@ -60,7 +77,9 @@ export function registerKeys(program: Command): void {
     )
     .option("--passphrase-file <file>", "read the key passphrase from the first line of FILE")
     .action((flags: { key: string; passphraseFile?: string }, cmd: Command) =>
-      runCommand(cmd.optsWithGlobals<GlobalFlags>(), async () => {
+      runCommand(cmd.optsWithGlobals<GlobalFlags>(), async (log) => {
+        const warning = pinValueWarning(flags.key);
+        if (warning) log.warn(warning);
         const key = await openKey(flags.key, { passphraseFile: flags.passphraseFile });
         try {
           writeStdout(await key.publicKey());
@@ -82,6 +101,58 @@ async function generate(
   const paths = keyPairPaths(o.prefix);
   await writeKeyPair(pair, paths, { overwrite: o.overwrite });
   log.info(`Private key written to "${paths.keyFile}" (mode 0600), public key to "${paths.pubFile}"`);
+}
+
+/**
+ * `generate-key-pair --key REF`: the private key is created where REF says (a PKCS#11 token: ECDSA P-256 with
+ * the URI's label and id; a KMS plugin: its `createKey` with the default algorithm) and only the public key is
+ * written, as `cosign generate-key-pair --kms` does.
+ */
+async function generateRemote(
+  log: Logger,
+  o: { ref: string; prefix: string; overwrite: boolean },
+): Promise<void> {
+  const pubFile = `${o.prefix}.pub`;
+  if (!o.overwrite) {
+    try {
+      await Deno.lstat(pubFile);
+      throw new AirlockError("FILE_EXISTS", `file "${pubFile}" already exists`);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+  let publicPem: string;
+  if (o.ref.startsWith("pkcs11:")) {
+    const warning = pinValueWarning(o.ref);
+    if (warning) log.warn(warning);
+    const { generatePkcs11KeyPair } = await import("../backends/pkcs11/key.ts");
+    const made = await generatePkcs11KeyPair(o.ref);
+    publicPem = made.publicPem;
+    log.info(`ECDSA P-256 key pair generated on the PKCS#11 token (id ${toHex(made.id)})`);
+  } else if (pluginName(o.ref) !== undefined) {
+    const { createPluginKey } = await import("../backends/plugin.ts");
+    const made = await createPluginKey(o.ref);
+    publicPem = made.publicPem;
+    log.info(`Key created through the KMS plugin (algorithm ${made.algorithm})`);
+  } else {
+    throw new AirlockError(
+      "INVALID_ARGUMENT",
+      `--key must be a pkcs11: URI or a NAME:// KMS reference, not "${o.ref}"`,
+    );
+  }
+  try {
+    await Deno.writeTextFile(pubFile, publicPem, { mode: 0o644, createNew: !o.overwrite });
+  } catch (e) {
+    if (e instanceof Deno.errors.AlreadyExists) {
+      throw new AirlockError("FILE_EXISTS", `file "${pubFile}" already exists`);
+    }
+    throw new AirlockError("IO_ERROR", `writing "${pubFile}": ${(e as Error).message}`, { cause: e });
+  }
+  log.info(`Public key written to "${pubFile}"`);
+}
+
+function toHex(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
 /** A new key's passphrase: the file's first line, else COSIGN_PASSWORD, else asked twice on a terminal. */

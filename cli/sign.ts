@@ -4,7 +4,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { openKey } from "../backends/key_backend.ts";
+import { displayKeyRef, keyRefWarning, openKey } from "../backends/key_backend.ts";
 import { loadRegistriesD } from "../core/config/registries_d.ts";
 import { AirlockError } from "../core/errors.ts";
 import { loadImageList, resolveImageList } from "../core/image_list.ts";
@@ -140,8 +140,10 @@ async function runSign(flags: SignFlags, log: Logger): Promise<number> {
     );
   }
   if (flags.sigstorePassphraseFile) {
-    log.info(`Read the passphrase for key "${keyRef}" from "${flags.sigstorePassphraseFile}"`);
+    log.info(`Read the passphrase for key "${displayKeyRef(keyRef)}" from "${flags.sigstorePassphraseFile}"`);
   }
+  const warning = keyRefWarning(keyRef);
+  if (warning) log.warn(warning);
   const key = await openKey(keyRef, { passphraseFile: flags.sigstorePassphraseFile });
   const client = clientFor(flags);
   const interrupt = interruptSignal(log);
@@ -150,7 +152,7 @@ async function runSign(flags: SignFlags, log: Logger): Promise<number> {
     log.info(`Arch List: [${arch.join(",")}]`);
     log.info(`OS List: [${os.join(",")}]`);
     log.debug(`Jobs: ${jobs}, timeout per image: ${formatDuration(timeoutMs)}`);
-    log.info(`Signing images in "${flags.file}" with sigstore priv-key "${keyRef}".`);
+    log.info(`Signing images in "${flags.file}" with sigstore priv-key "${displayKeyRef(keyRef)}".`);
     const progress = Deno.stderr.isTerminal() ? progressBar() : undefined;
     report = await signImages(images, {
       client,

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { openKey } from "../backends/key_backend.ts";
+import { displayKeyRef, openKey } from "../backends/key_backend.ts";
 import {
   hangarValidatePolicy,
   loadPolicyFile,
@@ -212,7 +212,7 @@ async function runValidate(flags: ValidateFlags, log: Logger): Promise<number> {
         keyData: await publicKeyOf(flags.key!),
         exactRepository: flags.exactRepository,
       });
-      what = `key ${goQuote(flags.key!)}`;
+      what = `key ${goQuote(displayKeyRef(flags.key!))}`;
     }
   }
   const registriesD = await loadRegistriesD({ dir: flags["registries.d"] });

@@ -20,3 +20,4 @@ export * from "./images.ts";
 export * from "./fixtures.ts";
 export * from "./util.ts";
 export * from "./static_registry.ts";
+export * from "./softhsm.ts";
