@@ -214,8 +214,8 @@ export class Signer {
   ): Promise<{ signed: SignedTarget; pending?: PendingLayer }> {
     const o = this.#o;
     return await this.#locked({ repo, target }, async () => {
-      const t0 = performance.now();
-      const stored = await readAttachment(o.client, repo, target.digest, { signal });
+      let readAt = performance.now();
+      let stored = await readAttachment(o.client, repo, target.digest, { signal });
       if (stored && !o.force) {
         const found = await this.#findEqual(repo, target, stored.layers, signal);
         if (found) return { signed: { ...target, status: "present" as const, layerDigest: found } };
@@ -231,20 +231,17 @@ export class Signer {
         payload,
         annotations: { [ANNOTATION_SIGNATURE]: base64Encode(signature) },
       };
-      const state = stored ? await attachmentState(o.client, stored, signal) : undefined;
-      await writeAttachment(
-        o.client,
-        attachmentRef(repo, target.digest),
-        appendSignatureLayers(state, [layer]),
-        signal,
-      );
-      const p: PendingLayer = {
-        repo,
-        target,
-        layer,
-        layerDigest: sha256Digest(payload),
-        spanMs: performance.now() - t0,
-      };
+      const layerDigest = sha256Digest(payload);
+      // A concurrent writer's layer can only be lost between our last read of the tag and our PUT. The equality
+      // check above (one blob per existing signature) and the payload upload can take long on a busy host, so
+      // the payload goes up first and the tag is read again unless the first read is still fresh.
+      await o.client.uploadBlob(attachmentRef(repo, target.digest), payload, { digest: layerDigest, signal });
+      if (performance.now() - readAt > FRESH_READ_MS) {
+        readAt = performance.now();
+        stored = await readAttachment(o.client, repo, target.digest, { signal });
+      }
+      await this.#appendTo({ repo, target, layer, layerDigest }, stored, signal);
+      const p: PendingLayer = { repo, target, layer, layerDigest, spanMs: performance.now() - readAt };
       o.logger?.debug(`Signed [${target.identity}] ${target.digest}`);
       return { signed: { ...target, status: "signed" as const, layerDigest: p.layerDigest }, pending: p };
     });
@@ -252,18 +249,28 @@ export class Signer {
 
   /** Appends `p.layer` to the current state of its tag (to repair a lost write); returns the read-to-write span. */
   async #append(p: PendingLayer, signal?: AbortSignal): Promise<number> {
-    const c = this.#o.client;
     const t0 = performance.now();
-    const stored = await readAttachment(c, p.repo, p.target.digest, { signal });
+    const stored = await readAttachment(this.#o.client, p.repo, p.target.digest, { signal });
     if (holds(stored, p)) return performance.now() - t0;
+    await this.#appendTo(p, stored, signal);
+    return performance.now() - t0;
+  }
+
+  /** PUTs `stored` (just read) plus `p.layer`, whose payload blob is in the registry already. */
+  async #appendTo(
+    p: Pick<PendingLayer, "repo" | "target" | "layer" | "layerDigest">,
+    stored: StoredAttachment | undefined,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const c = this.#o.client;
     const state = stored ? await attachmentState(c, stored, signal) : undefined;
     await writeAttachment(
       c,
       attachmentRef(p.repo, p.target.digest),
       appendSignatureLayers(state, [p.layer]),
       signal,
+      new Set([p.layerDigest]),
     );
-    return performance.now() - t0;
   }
 
   /** The digest of an existing layer equal to the one we would write (same key, digest, identity, annotations). */
@@ -310,6 +317,12 @@ export class Signer {
     }
   }
 }
+
+/**
+ * How old (ms) a read of a `.sig` tag may be when we append to it; older reads are repeated first. It bounds the
+ * read-to-write window of every writer, which the confirmation waits outlast (see {@linkcode Signer.confirm}).
+ */
+const FRESH_READ_MS = 50;
 
 /**
  * Whether a stored tag still holds our layer. Payloads of different signers can be byte-identical (same identity,

@@ -96,6 +96,8 @@ export async function attachmentState(
 
 /**
  * Writes an appended state: the new layer blobs and the config blob (in parallel), then the manifest at the tag.
+ * Layer blobs whose digest is in `uploaded` are not sent again (the signer uploads its payload blob before it
+ * reads the tag for the final time, to keep the read-modify-write window short).
  *
  * @example
  * ```ts
@@ -107,9 +109,12 @@ export async function writeAttachment(
   ref: Reference,
   result: AppendResult,
   signal?: AbortSignal,
+  uploaded: ReadonlySet<string> = new Set(),
 ): Promise<void> {
   await Promise.all([
-    ...result.layersToUpload.map((l) => client.uploadBlob(ref, l.bytes, { digest: l.digest, signal })),
+    ...result.layersToUpload
+      .filter((l) => !uploaded.has(l.digest))
+      .map((l) => client.uploadBlob(ref, l.bytes, { digest: l.digest, signal })),
     client.uploadBlob(ref, result.configBytes, { digest: result.configDigest, signal }),
   ]);
   await client.putManifest(ref, result.manifestBytes, MediaType.ociManifest, { signal });
