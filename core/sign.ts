@@ -233,14 +233,13 @@ export class Signer {
       };
       const layerDigest = sha256Digest(payload);
       // A concurrent writer's layer can only be lost between our last read of the tag and our PUT. The equality
-      // check above (one blob per existing signature) and the payload upload can take long on a busy host, so
-      // the payload goes up first and the tag is read again unless the first read is still fresh.
-      await o.client.uploadBlob(attachmentRef(repo, target.digest), payload, { digest: layerDigest, signal });
+      // check above (one blob per existing signature) can take long on a busy host: then read the tag again, so
+      // that only the uploads and the PUT stand between read and write. A fresh 404 costs no second read.
       if (performance.now() - readAt > FRESH_READ_MS) {
         readAt = performance.now();
         stored = await readAttachment(o.client, repo, target.digest, { signal });
       }
-      await this.#appendTo({ repo, target, layer, layerDigest }, stored, signal);
+      await this.#appendTo({ repo, target, layer, layerDigest }, stored, false, signal);
       const p: PendingLayer = { repo, target, layer, layerDigest, spanMs: performance.now() - readAt };
       o.logger?.debug(`Signed [${target.identity}] ${target.digest}`);
       return { signed: { ...target, status: "signed" as const, layerDigest: p.layerDigest }, pending: p };
@@ -252,14 +251,15 @@ export class Signer {
     const t0 = performance.now();
     const stored = await readAttachment(this.#o.client, p.repo, p.target.digest, { signal });
     if (holds(stored, p)) return performance.now() - t0;
-    await this.#appendTo(p, stored, signal);
+    await this.#appendTo(p, stored, true, signal);
     return performance.now() - t0;
   }
 
-  /** PUTs `stored` (just read) plus `p.layer`, whose payload blob is in the registry already. */
+  /** PUTs `stored` (just read) plus `p.layer`; `payloadUploaded` when its blob is in the registry already. */
   async #appendTo(
     p: Pick<PendingLayer, "repo" | "target" | "layer" | "layerDigest">,
     stored: StoredAttachment | undefined,
+    payloadUploaded: boolean,
     signal?: AbortSignal,
   ): Promise<void> {
     const c = this.#o.client;
@@ -269,7 +269,7 @@ export class Signer {
       attachmentRef(p.repo, p.target.digest),
       appendSignatureLayers(state, [p.layer]),
       signal,
-      new Set([p.layerDigest]),
+      payloadUploaded ? new Set([p.layerDigest]) : undefined,
     );
   }
 
