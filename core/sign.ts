@@ -53,7 +53,7 @@ export interface SignOptions {
   readonly now?: () => number;
   /**
    * Wait before re-reading a written `.sig` tag to check that no concurrent writer lost our layer; a random
-   * extra of up to the same amount is added. Default 250 ms.
+   * extra of up to the same amount is added. Default 150 ms.
    */
   readonly confirmDelayMs?: number;
   /** Log lines; default none. */
@@ -167,7 +167,7 @@ export class Signer {
    */
   async confirm(written: WrittenImage, signal?: AbortSignal): Promise<void> {
     let pending = [...written.pending];
-    const base = this.#o.confirmDelayMs ?? 250;
+    const base = this.#o.confirmDelayMs ?? 150;
     for (let round = 0; pending.length > 0; round++) {
       if (round >= 8) {
         throw new AirlockError(

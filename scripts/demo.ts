@@ -1,7 +1,8 @@
 /**
  * The demo: `deno task demo`. Starts its own registry on 127.0.0.1, pushes hand-built single- and multi-arch
  * images, inspects them, generates a key pair, signs every image with a few jobs, signs again to show that a
- * re-run adds nothing, and shows the signatures written. Uses only its own registries.d and auth file, never the
+ * re-run adds nothing, shows the signatures written, validates and verifies them, then shows a tampered image
+ * being rejected. Uses only its own registries.d and auth file, never the
  * machine's; stops everything it started.
  *
  * @module
@@ -117,6 +118,63 @@ try {
   for (const t of tags.tags.sort()) console.log(`  ${t}`);
   const sig = tags.tags.find((t) => t.endsWith(".sig"))!;
   await airlock(work, env, "inspect", "--tls-verify=false", "--raw", `docker://${host}/demo/web:${sig}`);
+  console.log();
+
+  const validate = [
+    "sign",
+    "validate",
+    "-f",
+    "images.txt",
+    "-p",
+    "cosign.pub",
+    "--registries.d",
+    "registries.d",
+    "--tls-verify=false",
+    "-j",
+    "4",
+  ];
+  step("Validate every image as containers/image (podman, CRI-O) would: key, digest and identity");
+  if (await airlock(work, env, ...validate) !== 0) throw new Error("validation failed");
+
+  step("Verify the multi-arch tag as cosign would (the tag resolves to the index, which airlock signs too)");
+  if (
+    await airlock(
+      work,
+      env,
+      "verify",
+      "--key",
+      "cosign.pub",
+      "--insecure-ignore-tlog",
+      "--tls-verify=false",
+      images[0],
+    ) !== 0
+  ) {
+    throw new Error("verification failed");
+  }
+  console.log();
+
+  step("Tamper: someone re-points demo/api:1.0 at an image nobody signed");
+  const evil = await buildMultiArchImage({ seed: "tampered", platforms: ["linux/amd64", "linux/arm64/v8"] });
+  const pushClient = new RegistryClient({ tlsVerify: false });
+  await pushImage(evil, { registry: host, repository: "demo/api" }, "1.0", pushClient);
+  pushClient.close();
+  console.log(`demo/api:1.0 now names ${evil.top.digest}`);
+  const rejected = await airlock(work, env, ...validate);
+  console.log(
+    `-> sign validate exit status ${rejected} (the failed list validate-failed.txt names the image)`,
+  );
+  const refused = await airlock(
+    work,
+    env,
+    "verify",
+    "--key",
+    "cosign.pub",
+    "--insecure-ignore-tlog",
+    "--tls-verify=false",
+    images[1],
+  );
+  console.log(`-> verify exit status ${refused}`);
+  if (rejected === 0 || refused === 0) throw new Error("the tampered image was accepted");
   console.log("\n\nDemo finished: the registry is stopped and its storage removed.");
 } finally {
   await Deno.remove(work, { recursive: true });
