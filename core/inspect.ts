@@ -28,23 +28,41 @@ export interface PlatformChoice {
   variant?: string;
 }
 
+/** One layer in {@linkcode ImageInspectInfo.LayersData}. */
+export interface InspectLayer {
+  /** The layer media type. */
+  MIMEType: string;
+  /** The layer digest. */
+  Digest: string;
+  /** The layer size in bytes. */
+  Size: number;
+  /** The layer annotations, `null` when none. */
+  Annotations: Record<string, string> | null;
+}
+
 /** containers/image `types.ImageInspectInfo`, keyed as hangar prints it (Go field names, in Go order). */
 export interface ImageInspectInfo {
+  /** The manifest tag (schema 1 only; always `""` here). */
   Tag: string;
+  /** Creation time, RFC 3339 (`null` for OCI images without one). */
   Created: string | null;
+  /** The Docker version that built the image, if recorded. */
   DockerVersion: string;
+  /** Config labels. */
   Labels: Record<string, string> | null;
+  /** Architecture from the config. */
   Architecture: string;
+  /** Variant from the config. */
   Variant: string;
+  /** Operating system from the config. */
   Os: string;
+  /** Layer digests. */
   Layers: string[];
-  LayersData: {
-    MIMEType: string;
-    Digest: string;
-    Size: number;
-    Annotations: Record<string, string> | null;
-  }[];
+  /** Layer descriptors. */
+  LayersData: InspectLayer[];
+  /** Config environment. */
   Env: string[] | null;
+  /** Config author. */
   Author: string;
 }
 

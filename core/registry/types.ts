@@ -24,43 +24,69 @@ export const MediaType = {
 
 /** A platform as written in an index entry or derived from an image config. */
 export interface Platform {
+  /** CPU architecture, in Go names (`amd64`, `arm64`, …). */
   architecture: string;
+  /** Operating system (`linux`, `windows`, …). */
   os: string;
+  /** CPU variant (`v8`, `v7`). */
   variant?: string;
+  /** Operating system version (Windows images). */
   "os.version"?: string;
+  /** Required operating system features. */
   "os.features"?: string[];
 }
 
 /** An OCI content descriptor. */
 export interface Descriptor {
+  /** Media type of the referenced content. */
   mediaType: string;
+  /** `algorithm:hex` digest of the referenced bytes. */
   digest: string;
+  /** Size of the referenced bytes. */
   size: number;
+  /** Where else the content may be downloaded from. */
   urls?: string[];
+  /** Arbitrary metadata. */
   annotations?: Record<string, string>;
+  /** The content itself, base64 (embedded descriptors). */
   data?: string;
+  /** Platform of an index entry. */
   platform?: Platform;
+  /** The artifact type of the referenced manifest. */
   artifactType?: string;
 }
 
 /** An image manifest (OCI or Docker schema 2). */
 export interface ImageManifest {
+  /** Always 2. */
   schemaVersion: 2;
+  /** The manifest media type (optional in OCI, present in Docker schema 2). */
   mediaType?: string;
+  /** The artifact type (OCI 1.1). */
   artifactType?: string;
+  /** The config blob. */
   config: Descriptor;
+  /** The layers, base first. */
   layers: Descriptor[];
+  /** The manifest this one refers to (OCI 1.1 referrers). */
   subject?: Descriptor;
+  /** Arbitrary metadata. */
   annotations?: Record<string, string>;
 }
 
 /** An image index (OCI) or manifest list (Docker). */
 export interface ImageIndex {
+  /** Always 2. */
   schemaVersion: 2;
+  /** The index media type. */
   mediaType?: string;
+  /** The artifact type (OCI 1.1). */
   artifactType?: string;
+  /** The entries, usually one per platform. */
   manifests: Descriptor[];
+  /** The manifest this one refers to (OCI 1.1 referrers). */
   subject?: Descriptor;
+  /** Arbitrary metadata. */
   annotations?: Record<string, string>;
 }
 
