@@ -4,8 +4,10 @@
  * | reference | backend |
  * |---|---|
  * | `pkcs11:…` | PKCS#11 token ({@link ./pkcs11/key.ts}) |
- * | `hashivault://NAME`, `openbao://NAME` | HashiCorp Vault / OpenBao transit (not yet) |
- * | `awskms://…`, `gcpkms://…`, `azurekms://…` | cloud KMS (not yet) |
+ * | `hashivault://NAME`, `openbao://NAME` | HashiCorp Vault / OpenBao transit ({@link ./hashivault.ts}) |
+ * | `awskms://…` | AWS KMS ({@link ./awskms.ts}) |
+ * | `gcpkms://…` | Google Cloud KMS ({@link ./gcpkms.ts}) |
+ * | `azurekms://…` | Azure Key Vault ({@link ./azurekms.ts}) |
  * | `k8s://NS/NAME` | Kubernetes secret (not yet) |
  * | any other `NAME://…` | KMS plugin `sigstore-kms-NAME` ({@link ./plugin.ts}) |
  * | anything else | an encrypted cosign/sigstore key file ({@link ./file.ts}) |
@@ -66,11 +68,11 @@ function notYet(scheme: string): KeyOpener {
  */
 export const KEY_OPENERS: ReadonlyArray<readonly [prefix: string, opener: KeyOpener]> = [
   ["pkcs11:", async (ref, options) => (await import("./pkcs11/key.ts")).openPkcs11Key(ref, options)],
-  ["hashivault://", notYet("hashivault://")],
-  ["openbao://", notYet("openbao://")],
-  ["awskms://", notYet("awskms://")],
-  ["gcpkms://", notYet("gcpkms://")],
-  ["azurekms://", notYet("azurekms://")],
+  ["hashivault://", async (ref, options) => (await import("./hashivault.ts")).openVaultKey(ref, options)],
+  ["openbao://", async (ref, options) => (await import("./hashivault.ts")).openVaultKey(ref, options)],
+  ["awskms://", async (ref, options) => (await import("./awskms.ts")).openAwsKmsKey(ref, options)],
+  ["gcpkms://", async (ref, options) => (await import("./gcpkms.ts")).openGcpKmsKey(ref, options)],
+  ["azurekms://", async (ref, options) => (await import("./azurekms.ts")).openAzureKmsKey(ref, options)],
   ["k8s://", notYet("k8s://")],
 ];
 

@@ -38,6 +38,12 @@ export type ErrorCode =
   | "KEY_NOT_FOUND"
   /** a key to be generated exists already (on a token) */
   | "KEY_EXISTS"
+  /** a key service (Vault, a cloud KMS) refused or lacks the credentials: missing, wrong or expired token/keys */
+  | "KEY_AUTH_FAILED"
+  /** a key service accepted the credentials but does not allow the operation on the key */
+  | "KEY_ACCESS_DENIED"
+  /** a key service (Vault, a cloud KMS, its token endpoint) cannot be reached */
+  | "KEY_SERVICE_UNREACHABLE"
   // signing and verification
   | "ATTACHMENTS_DISABLED"
   | "SIGNATURE_MISSING"
@@ -61,7 +67,17 @@ export type ErrorCode =
   /** a containers-policy requirement (`reject`) refused the image */
   | "POLICY_REJECTED"
   /** a containers-policy requirement airlock cannot evaluate (GPG `signedBy`, keyless `fulcio`/`pki`) */
-  | "POLICY_UNSUPPORTED";
+  | "POLICY_UNSUPPORTED"
+  // copying images (mirror, save, load)
+  /** the arch/os filter leaves out some children of an index and no filtered index was asked for */
+  | "INDEX_FILTERED"
+  /** an image archive is cut short, malformed, or lacks a blob its manifests name */
+  | "ARCHIVE_INVALID"
+  // service (`airlock serve`)
+  /** a request lacks a valid bearer token (HTTP 401) */
+  | "UNAUTHENTICATED"
+  /** the service is shutting down or its job queue is full (HTTP 503) */
+  | "UNAVAILABLE";
 
 /**
  * The base class of every error airlock throws on purpose.

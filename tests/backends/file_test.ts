@@ -401,20 +401,21 @@ Deno.test("passphrase sources: value > file > COSIGN_PASSWORD > prompt (terminal
 });
 
 Deno.test("openKey dispatches by scheme", async () => {
+  await rejectsWith(() => openKey("k8s://x", QUIET), "KEY_UNSUPPORTED", "k8s:// keys are not supported yet");
+  // Vault and cloud KMS references reach their backends (tested against fakes in <name>_test.ts)
+  for (const scheme of ["hashivault://", "openbao://"]) {
+    await rejectsWith(() => openKey(`${scheme}x`, QUIET), "CONFIG_INVALID", "_ADDR is not set");
+  }
   for (
-    const scheme of [
-      "hashivault://",
-      "openbao://",
-      "awskms://",
-      "gcpkms://",
+    const [scheme, what] of [["awskms://", "AWS KMS"], ["gcpkms://", "GCP KMS"], [
       "azurekms://",
-      "k8s://",
-    ]
+      "Azure Key Vault",
+    ]]
   ) {
     await rejectsWith(
       () => openKey(`${scheme}x`, QUIET),
-      "KEY_UNSUPPORTED",
-      `${scheme} keys are not supported yet`,
+      "INVALID_ARGUMENT",
+      `invalid ${what} key reference`,
     );
   }
   // pkcs11: and plugins are tested in pkcs11_test.ts and plugin_test.ts

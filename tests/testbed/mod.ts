@@ -21,3 +21,7 @@ export * from "./fixtures.ts";
 export * from "./util.ts";
 export * from "./static_registry.ts";
 export * from "./softhsm.ts";
+export * from "./fake_kms/vault.ts";
+export * from "./fake_kms/aws.ts";
+export * from "./fake_kms/gcp.ts";
+export * from "./fake_kms/azure.ts";

@@ -1,0 +1,133 @@
+/**
+ * End to end: the real `airlock sign` CLI signs an image in a real registry (tests/testbed startRegistry) with a
+ * key behind each Vault / cloud KMS backend — each one a FAKE service on 127.0.0.1 (tests/testbed/fake_kms/)
+ * that checks the request authentication and signs with a real key: `hashivault://`, `awskms://`, `gcpkms://`,
+ * `azurekms://`. Every written signature layer must verify with the public key the backend exports (airlock's
+ * verifier and openssl), and no secret may appear in the output.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { openKey } from "../../backends/key_backend.ts";
+import { parsePublicKeyPem, verifySignature } from "../../core/signature/public_key.ts";
+import { assert, assertEquals } from "../assert.ts";
+import {
+  startFakeAwsKms,
+  startFakeAzureKeyVault,
+  startFakeGcpKms,
+  startFakeVault,
+  startRegistry,
+  tempDir,
+} from "../testbed/mod.ts";
+import {
+  ATTACHMENTS_ON,
+  b64decode,
+  leaksSecret,
+  pushSingle,
+  readSig,
+  runCli,
+  SIG_ANNOTATION,
+  SIMPLE_SIGNING,
+  verifyLayer,
+  writeList,
+  writeRegistriesD,
+} from "../sign/helpers.ts";
+
+const VAULT_TOKEN = "hvs.e2e-fake-vault-token-1234";
+const AWS_SECRET = "fake/e2e-aws-secret-access-key";
+const AZURE_SECRET = "fake~e2e-azure-client-secret";
+
+Deno.test("airlock sign --key hashivault:// | awskms:// | gcpkms:// | azurekms:// against fakes", async () => {
+  await using tmp = await tempDir("airlock-kms-e2e-");
+  await using reg = await startRegistry();
+  await using vault = await startFakeVault({ tokens: { [VAULT_TOKEN]: "sign" } });
+  await using aws = await startFakeAwsKms({ credentials: { AKIAE2EFAKE000000001: { secret: AWS_SECRET } } });
+  await using gcp = await startFakeGcpKms();
+  await using az = await startFakeAzureKeyVault({
+    tenant: "e2e-tenant",
+    clients: { "e2e-app": { secret: AZURE_SECRET } },
+  });
+
+  vault.addKey("release", "ec-p256");
+  aws.addKey("ec-p256", { alias: "release" });
+  const cryptoKey = "projects/e2e/locations/global/keyRings/airlock/cryptoKeys/release";
+  gcp.addVersion(cryptoKey, "rsa-2048");
+  const sa = await gcp.makeServiceAccount(tmp.path);
+  az.addKey("release", "ec-p256");
+
+  const backends: { ref: string; env: Record<string, string> }[] = [
+    { ref: "hashivault://release", env: { VAULT_ADDR: vault.url, VAULT_TOKEN } },
+    {
+      ref: "awskms:///alias/release",
+      env: {
+        AWS_ACCESS_KEY_ID: "AKIAE2EFAKE000000001",
+        AWS_SECRET_ACCESS_KEY: AWS_SECRET,
+        AWS_REGION: "us-east-1",
+        AWS_ENDPOINT_URL_KMS: aws.url,
+      },
+    },
+    {
+      ref: `gcpkms://${cryptoKey}`,
+      env: { GOOGLE_APPLICATION_CREDENTIALS: sa.path, AIRLOCK_GCPKMS_ENDPOINT: gcp.url },
+    },
+    {
+      ref: "azurekms://e2e.vault.azure.net/release",
+      env: {
+        AZURE_TENANT_ID: "e2e-tenant",
+        AZURE_CLIENT_ID: "e2e-app",
+        AZURE_CLIENT_SECRET: AZURE_SECRET,
+        AZURE_AUTHORITY_HOST: az.url,
+        AIRLOCK_AZUREKMS_ENDPOINT: az.url,
+      },
+    },
+  ];
+
+  const rd = await writeRegistriesD(tmp.path, ATTACHMENTS_ON);
+  const img = await pushSingle(reg, "e2e/kms", "v1", "kms-e2e");
+  await writeList(join(tmp.path, "list.txt"), [`${reg.host}/e2e/kms:v1`]);
+
+  const pems: string[] = [];
+  for (const [i, b] of backends.entries()) {
+    const key = await openKey(b.ref, { env: (n) => b.env[n] });
+    pems.push(await key.publicKey());
+    await key.close();
+    const r = await runCli(
+      [
+        "sign",
+        "-f",
+        "list.txt",
+        "--key",
+        b.ref,
+        "--tls-verify=false",
+        "--registries.d",
+        rd,
+        "-o",
+        `failed-${i}.txt`,
+      ],
+      { cwd: tmp.path, env: b.env },
+    );
+    assertEquals(r.code, 0, `sign with ${b.ref}: ${r.stderr}`);
+    assertEquals(leaksSecret(r, [VAULT_TOKEN, AWS_SECRET, AZURE_SECRET]), undefined, "a secret was printed");
+  }
+
+  const sig = await readSig(reg, "e2e/kms", img.top.digest);
+  const layers = sig?.layers.filter((l) => l.desc.mediaType === SIMPLE_SIGNING) ?? [];
+  assertEquals(layers.length, backends.length);
+  for (const [k, pem] of pems.entries()) {
+    const pub = parsePublicKeyPem(pem);
+    const matching = [];
+    for (const l of layers) {
+      if (await verifySignature(pub, l.payload, b64decode(l.desc.annotations?.[SIG_ANNOTATION] ?? ""))) {
+        matching.push(l);
+      }
+    }
+    assertEquals(matching.length, 1, `${backends[k].ref} verifies ${matching.length} layers`);
+    assertEquals(await verifyLayer(pem, matching[0], tmp.path), { airlock: true, openssl: true });
+    assertEquals(matching[0].json?.critical.image["docker-manifest-digest"], img.top.digest);
+    assertEquals(matching[0].json?.critical.identity["docker-reference"], `${reg.host}/e2e/kms:v1`);
+  }
+  assert(vault.requests.some((r) => r.path === "/v1/transit/sign/release/sha2-256" && r.status === 200));
+  assert(aws.requests.some((r) => r.operation === "Sign" && r.status === 200));
+  assert(gcp.calls.some((c) => c.path.endsWith(":asymmetricSign") && c.status === 200));
+  assert(az.calls.some((c) => c.path.endsWith("/sign") && c.status === 200));
+});
