@@ -14,6 +14,8 @@ import { registerKeys } from "./cli/keys.ts";
 import { registerLogin } from "./cli/login.ts";
 import { registerSign } from "./cli/sign.ts";
 import { registerVerify } from "./cli/verify.ts";
+import { registerDownload, registerVerifyAttestation } from "./cli/attestation.ts";
+import { registerAttest } from "./cli/attest.ts";
 import { registerValidate } from "./cli/validate.ts";
 
 /** Builds the root command with every subcommand registered. */
@@ -38,6 +40,9 @@ export function buildProgram(): Command {
   registerLogin(program);
   registerKeys(program);
   registerVerify(program);
+  registerVerifyAttestation(program);
+  registerDownload(program);
+  registerAttest(program);
   return program;
 }
 

@@ -73,7 +73,52 @@ export {
 } from "./core/sign.ts";
 export { type ImageInspectInfo, inspectConfig, inspectImage, inspectRaw } from "./core/inspect.ts";
 export { HangarLogger, type Logger, silentLogger } from "./core/report.ts";
-export { verifyImage, type VerifyOptions, type VerifyResult } from "./core/verify.ts";
+export { type VerifiedSignature, verifyImage, type VerifyOptions, type VerifyResult } from "./core/verify.ts";
+export {
+  type AttestationVerifyOptions,
+  type AttestationVerifyResult,
+  type DownloadAttestationOptions,
+  downloadAttestations,
+  PREDICATE_TYPE_SHORTHANDS,
+  predicateTypeUri,
+  type VerifiedAttestation,
+  verifyImageAttestations,
+} from "./core/attestation.ts";
+export {
+  attestImage,
+  type AttestOptions,
+  type AttestResult,
+  buildInTotoStatement,
+  type StatementInput,
+} from "./core/attest.ts";
+export {
+  type AttachmentAppend,
+  AttachmentWriter,
+  type AttachmentWriterOptions,
+  type PendingAppend,
+} from "./core/signature/attachment_writer.ts";
+export type { NewAttachmentLayer } from "./core/signature/attachments.ts";
+export type { CosignClaims } from "./core/signature/payload.ts";
+export {
+  findReferrerBundles,
+  type ReferrerBundle,
+  type ReferrerBundles,
+} from "./core/signature/referrer_bundles.ts";
+export {
+  type CertificateIdentity,
+  type IdentityPolicy,
+  type InTotoStatement,
+  loadTrustedRoot,
+  parseTrustedRoot,
+  publicGoodTrustedRoot,
+  type SignedEntityInput,
+  type SigstoreTrustedRoot,
+  type VerificationResult,
+  verifyKeyless,
+  type VerifyKeylessOptions,
+  verifyWithKey,
+  type VerifyWithKeyOptions,
+} from "./core/keyless/mod.ts";
 export { validateImage, validateImages } from "./core/validate.ts";
 export {
   hangarValidatePolicy,

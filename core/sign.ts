@@ -13,22 +13,15 @@ import { DEFAULT_ARCH_LIST, DEFAULT_OS_LIST, type PlatformFilter } from "./platf
 import { runPool } from "./pool.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
 import type { RegistryClient } from "./registry/client.ts";
-import { sleep } from "./registry/retry.ts";
 import type { Logger } from "./report.ts";
 import { silentLogger } from "./report.ts";
 import {
   ANNOTATION_SIGNATURE,
-  appendSignatureLayers,
   findEquivalentSignature,
   type NewAttachmentLayer,
 } from "./signature/attachments.ts";
-import {
-  attachmentRef,
-  attachmentState,
-  readAttachment,
-  type StoredAttachment,
-  writeAttachment,
-} from "./signature/attachment_store.ts";
+import { readAttachment } from "./signature/attachment_store.ts";
+import { AttachmentWriter, FRESH_READ_MS, type PendingAppend } from "./signature/attachment_writer.ts";
 import { buildSimpleSigningPayload, sha256Digest } from "./signature/payload.ts";
 import { base64Encode, parsePublicKeyPem, type PublicKey, verifySignature } from "./signature/public_key.ts";
 import { selectTargets, type Target } from "./targets.ts";
@@ -81,13 +74,8 @@ export interface ImageSignResult {
 }
 
 /** A write that still has to be confirmed (the layer must survive concurrent writers). */
-interface PendingLayer {
-  readonly repo: Reference;
+interface PendingLayer extends PendingAppend {
   readonly target: Target;
-  readonly layer: NewAttachmentLayer;
-  readonly layerDigest: string;
-  /** Milliseconds from reading the tag to having written it: how long a concurrent writer could interfere. */
-  readonly spanMs: number;
 }
 
 /** The result of the write phase of one image. */
@@ -112,11 +100,15 @@ export interface WrittenImage {
 export class Signer {
   readonly #o: SignOptions;
   readonly #publicKey: PublicKey;
-  readonly #locks = new Map<string, Promise<unknown>>();
+  readonly #writer: AttachmentWriter;
 
   private constructor(options: SignOptions, publicKey: PublicKey) {
     this.#o = options;
     this.#publicKey = publicKey;
+    this.#writer = new AttachmentWriter(options.client, {
+      confirmDelayMs: options.confirmDelayMs,
+      logger: options.logger,
+    });
   }
 
   /** Reads the key's public half once, then returns a signer. */
@@ -166,32 +158,7 @@ export class Signer {
    * conditional PUT, so this is how two signers appending to one tag at once both end up in it.
    */
   async confirm(written: WrittenImage, signal?: AbortSignal): Promise<void> {
-    let pending = [...written.pending];
-    const base = this.#o.confirmDelayMs ?? 150;
-    for (let round = 0; pending.length > 0; round++) {
-      if (round >= 8) {
-        throw new AirlockError(
-          "REGISTRY_ERROR",
-          `signature of ${pending[0].target.identity} kept being overwritten by concurrent writers`,
-        );
-      }
-      // A writer that read the tag before our PUT can still overwrite it for about as long as its own
-      // read-to-write span; ours is the best estimate of theirs, so wait well beyond it.
-      const span = Math.max(...pending.map((p) => p.spanMs));
-      await sleep(Math.max(base, 3 * span) + Math.random() * base, signal);
-      const lost: PendingLayer[] = [];
-      await Promise.all(pending.map(async (p) => {
-        const stored = await readAttachment(this.#o.client, p.repo, p.target.digest, { signal });
-        if (!holds(stored, p)) lost.push(p);
-      }));
-      pending = [];
-      for (const p of lost) {
-        this.#o.logger?.debug(
-          `Signature of [${p.target.identity}] was overwritten by a concurrent writer; adding again`,
-        );
-        pending.push({ ...p, spanMs: await this.#locked(p, () => this.#append(p, signal)) });
-      }
-    }
+    await this.#writer.confirm(written.pending, signal);
   }
 
   #checkAttachmentsAllowed(t: Target): void {
@@ -213,7 +180,7 @@ export class Signer {
     signal?: AbortSignal,
   ): Promise<{ signed: SignedTarget; pending?: PendingLayer }> {
     const o = this.#o;
-    return await this.#locked({ repo, target }, async () => {
+    return await this.#writer.locked(repo, target.digest, undefined, async () => {
       let readAt = performance.now();
       let stored = await readAttachment(o.client, repo, target.digest, { signal });
       if (stored && !o.force) {
@@ -239,38 +206,18 @@ export class Signer {
         readAt = performance.now();
         stored = await readAttachment(o.client, repo, target.digest, { signal });
       }
-      await this.#appendTo({ repo, target, layer, layerDigest }, stored, false, signal);
-      const p: PendingLayer = { repo, target, layer, layerDigest, spanMs: performance.now() - readAt };
+      const append = {
+        repo,
+        digest: target.digest,
+        layer,
+        layerDigest,
+        label: `signature of ${target.identity}`,
+      };
+      await this.#writer.appendTo(append, stored, false, signal);
+      const p: PendingLayer = { ...append, target, spanMs: performance.now() - readAt };
       o.logger?.debug(`Signed [${target.identity}] ${target.digest}`);
       return { signed: { ...target, status: "signed" as const, layerDigest: p.layerDigest }, pending: p };
     });
-  }
-
-  /** Appends `p.layer` to the current state of its tag (to repair a lost write); returns the read-to-write span. */
-  async #append(p: PendingLayer, signal?: AbortSignal): Promise<number> {
-    const t0 = performance.now();
-    const stored = await readAttachment(this.#o.client, p.repo, p.target.digest, { signal });
-    if (holds(stored, p)) return performance.now() - t0;
-    await this.#appendTo(p, stored, true, signal);
-    return performance.now() - t0;
-  }
-
-  /** PUTs `stored` (just read) plus `p.layer`; `payloadUploaded` when its blob is in the registry already. */
-  async #appendTo(
-    p: Pick<PendingLayer, "repo" | "target" | "layer" | "layerDigest">,
-    stored: StoredAttachment | undefined,
-    payloadUploaded: boolean,
-    signal?: AbortSignal,
-  ): Promise<void> {
-    const c = this.#o.client;
-    const state = stored ? await attachmentState(c, stored, signal) : undefined;
-    await writeAttachment(
-      c,
-      attachmentRef(p.repo, p.target.digest),
-      appendSignatureLayers(state, [p.layer]),
-      signal,
-      payloadUploaded ? new Set([p.layerDigest]) : undefined,
-    );
   }
 
   /** The digest of an existing layer equal to the one we would write (same key, digest, identity, annotations). */
@@ -302,39 +249,6 @@ export class Signer {
     });
     return found === undefined ? undefined : candidates[found.index].digest;
   }
-
-  /** Runs `fn` after every earlier append to the same tag in this run has finished. */
-  async #locked<T>(p: { repo: Reference; target: Target }, fn: () => Promise<T>): Promise<T> {
-    const key = lockKey(p.repo, p.target.digest);
-    const before = this.#locks.get(key) ?? Promise.resolve();
-    const run = before.then(fn, fn);
-    const tail = run.catch(() => {});
-    this.#locks.set(key, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.#locks.get(key) === tail) this.#locks.delete(key);
-    }
-  }
-}
-
-/**
- * How old (ms) a read of a `.sig` tag may be when we append to it; older reads are repeated first. It bounds the
- * read-to-write window of every writer, which the confirmation waits outlast (see {@linkcode Signer.confirm}).
- */
-const FRESH_READ_MS = 50;
-
-/**
- * Whether a stored tag still holds our layer. Payloads of different signers can be byte-identical (same identity,
- * digest and second), so the signature annotation must match too, not only the payload digest.
- */
-function holds(stored: StoredAttachment | undefined, p: PendingLayer): boolean {
-  const signature = p.layer.annotations?.[ANNOTATION_SIGNATURE];
-  return stored?.layers.some((l) => l.digest === p.layerDigest && l.signature === signature) ?? false;
-}
-
-function lockKey(repo: Reference, digest: string): string {
-  return `${repo.registry}/${repo.repository}@${digest}`;
 }
 
 /** Several manifest errors of one image become one error whose message lists them, one per line. */

@@ -1,15 +1,22 @@
 /**
- * `verify`: cosign's key-based image signature check (`cosign verify --key K IMAGE`, spec/cosign.md §1.5), on the
- * legacy `sha256-<hex>.sig` layout. The pipeline, as {@linkcode verifyImage} runs it:
+ * `verify`: cosign's image signature check (`cosign verify --key K IMAGE`, spec/cosign.md §1.5, and keyless
+ * `cosign verify --certificate-identity … --certificate-oidc-issuer …`, §2), offline. The pipeline, as
+ * {@linkcode verifyImage} runs it:
  *
  * 1. resolve the reference to the digest it names (a tag gives the digest of the top manifest, an index for a
  *    multi-arch tag; a digest reference is checked to exist and to match);
- * 2. look for OCI referrer bundles first, as cosign v3 does; verifying them is not supported yet, so finding one
- *    is an error rather than a silent fallback;
- * 3. read every layer of `sha256-<hex>.sig` (count and sizes limited, every blob digest-checked);
- * 4. accept each simple-signing layer whose signature verifies with the key over the exact stored payload bytes,
- *    whose `docker-manifest-digest` equals the digest, whose `optional` holds every wanted annotation (string
- *    equality) and, unless the transparency log is ignored, whose Rekor bundle verifies.
+ * 2. look for sigstore bundles stored as OCI referrers first, as cosign v3 does (referrers API, else the
+ *    `sha256-<hex>` referrers tag); when there are any, they are what is verified (signature, certificate or key,
+ *    transparency log, then some in-toto subject must name the digest) and the `.sig` tag is not read;
+ * 3. otherwise read every layer of `sha256-<hex>.sig` (count and sizes limited, every blob digest-checked);
+ * 4. accept each simple-signing layer whose signature verifies — with the key over the exact stored payload
+ *    bytes, or keyless: a Fulcio certificate chaining to the trusted root at the signing time, its SCT, and the
+ *    identity policy — whose `docker-manifest-digest` equals the digest, whose `optional` holds every wanted
+ *    annotation (string equality) and, unless the transparency log is ignored, whose Rekor bundle verifies
+ *    offline against the trusted root (the embedded public-good root by default).
+ *
+ * The sigstore engine (`core/keyless/`) is loaded only when a check needs it, so that importing this module (and
+ * starting the CLI) stays cheap.
  *
  * The identity (`docker-reference`) is not checked, as in cosign. Nothing here prints.
  *
@@ -31,10 +38,10 @@
  * @module
  */
 import { AirlockError } from "./errors.ts";
-import { formatReference, parseReference, type Reference, withDefaultTag } from "./reference.ts";
+import { parseReference, type Reference, withDefaultTag } from "./reference.ts";
 import type { RegistryClient } from "./registry/client.ts";
 import { isManifestUnknown } from "./registry/errors.ts";
-import { type Descriptor, MediaType } from "./registry/types.ts";
+import { MediaType } from "./registry/types.ts";
 import { runPool } from "./pool.ts";
 import {
   ANNOTATION_BUNDLE,
@@ -46,6 +53,13 @@ import {
   parseAttachmentManifest,
 } from "./signature/attachments.ts";
 import { attachmentRef } from "./signature/attachment_store.ts";
+import { findReferrerBundles, type ReferrerBundle } from "./signature/referrer_bundles.ts";
+import type {
+  CertificateIdentity,
+  IdentityPolicy,
+  InTotoStatement,
+  SigstoreTrustedRoot,
+} from "./keyless/mod.ts";
 import {
   compareGoMapKeys,
   type CosignClaims,
@@ -61,6 +75,7 @@ import {
   parseJsonTree,
 } from "./signature/payload.ts";
 import { base64Encode, type PublicKey, verifySignature } from "./signature/public_key.ts";
+import { errorMessage, isAirlockError } from "./errors.ts";
 import { MAX_ATTACHMENT_LAYERS, MAX_PAYLOAD_BYTES } from "./signature/signature_layers.ts";
 
 /** cosign's message when the digest has no signature at all (`ErrNoSignaturesFound`, exit code 10). */
@@ -70,10 +85,22 @@ export const NO_MATCHING_SIGNATURES = "no matching signatures";
 /** Prefix of the artifact types of sigstore bundles stored as OCI referrers (cosign v3, spec/cosign.md §2.8). */
 export const SIGSTORE_BUNDLE_ARTIFACT_PREFIX = "application/vnd.dev.sigstore.bundle";
 
-/** Options of {@linkcode verifyImage}. */
+/** Options of {@linkcode verifyImage}: exactly one of `publicKey` and `identity`. */
 export interface VerifyOptions {
   /** The key every accepted signature must verify with (`--key`). */
-  readonly publicKey: PublicKey;
+  readonly publicKey?: PublicKey;
+  /**
+   * Keyless verification: who must have signed (`--certificate-identity[-regexp]`,
+   * `--certificate-oidc-issuer[-regexp]`, `--certificate-github-workflow-*`).
+   */
+  readonly identity?: IdentityPolicy;
+  /**
+   * The sigstore trusted root (`--trusted-root`): Fulcio CAs, Rekor and CT log keys, TSAs. Default: the embedded
+   * public-good snapshot, loaded only when needed.
+   */
+  readonly trustedRoot?: SigstoreTrustedRoot;
+  /** `--insecure-ignore-sct` (keyless): no embedded SCT is required. */
+  readonly ignoreSct?: boolean;
   /**
    * `-a k=v`: every key must be in the payload's `optional` with exactly this string value. `undefined` (no `-a`)
    * checks nothing.
@@ -95,10 +122,17 @@ export interface VerifiedSignature {
   readonly payload: Uint8Array;
   /** The payload as cosign's `SimpleClaimVerifier` reads it. */
   readonly claims: CosignClaims;
-  /** The layer's annotations (signature, bundle, …). */
+  /** The layer's annotations (signature, bundle, …); `{}` for referrer bundles. */
   readonly annotations: Readonly<Record<string, string>>;
-  /** Whether a Rekor SET verified for this layer (always `false` until trusted roots are supported). */
+  /** Whether a transparency-log entry (Rekor SET or inclusion proof) verified for this signature. */
   readonly bundleVerified: boolean;
+  /** Keyless: the signer the certificate names. */
+  readonly signer?: CertificateIdentity;
+  /**
+   * Where the signature came from: a `.sig` layer, or a sigstore bundle stored as an OCI referrer (then `claims`
+   * and `payload` are what cosign synthesises from the in-toto statement, and `index` is the referrer's position).
+   */
+  readonly source: "sig" | "referrer";
 }
 
 /** What {@linkcode verifyImage} found for an image whose verification succeeded. */
@@ -117,14 +151,16 @@ export interface VerifyResult {
   readonly rejected: readonly { readonly index: number; readonly reason: string }[];
   /** Whether a transparency log entry was verified offline for some accepted layer. */
   readonly bundleVerified: boolean;
+  /** Whether signatures were verified keyless (certificates against the trusted root). */
+  readonly keyless: boolean;
 }
 
 /**
  * Verifies an image the way `cosign verify --key` does (see the module doc).
  *
  * @throws {AirlockError} `SIGNATURE_MISSING` `no signatures found` when the digest has no `.sig` tag (or an empty
- * one); `NO_MATCHING_SIGNATURES` `no matching signatures:\n<reason>\n  <reason>…` when no layer passes;
- * `UNSUPPORTED_MEDIA_TYPE` when sigstore bundles are attached as OCI referrers (not supported yet);
+ * one) and no referrer bundle; `NO_MATCHING_SIGNATURES` `no matching signatures:\n<reason>\n  <reason>…` when no
+ * layer (or referrer bundle) passes; `INVALID_ARGUMENT` for options that are not exactly one of key and identity;
  * `TOO_LARGE` for a `.sig` manifest with more than {@linkcode MAX_ATTACHMENT_LAYERS} layers; registry errors
  * (`NOT_FOUND`, `DIGEST_MISMATCH`, `UNAUTHORIZED`, …) as the client raises them.
  *
@@ -141,14 +177,21 @@ export async function verifyImage(
   opts: VerifyOptions,
 ): Promise<VerifyResult> {
   const ref = withDefaultTag(typeof reference === "string" ? parseReference(reference) : reference);
+  checkMode(opts);
   // 1. The digest the reference names, read (and hash-checked) from the registry.
   const { digest, mediaType } = await resolveDigest(client, ref, opts.signal);
-  // 2. cosign v3 looks at referrer bundles first; airlock cannot verify them yet, so it says so.
-  await refuseReferrerBundles(client, ref, digest, opts.signal);
-  // 3. Every layer of sha256-<hex>.sig, blobs fetched per layer (a broken layer is one more reason, not a crash).
-  const layers = await readSignatureLayers(client, ref, digest, opts.signal);
-  // 4. Each layer checked as cosign's verifyInternal does: signature, claims, transparency log.
-  const outcomes = await Promise.all(layers.map((l) => checkLayer(l, digest, opts)));
+  const name = cosignReferenceName(ref);
+  // 2. cosign v3 verifies sigstore bundles stored as OCI referrers when there are any.
+  const { bundles } = await findReferrerBundles(client, ref, digest, { signal: opts.signal });
+  let outcomes: (VerifiedSignature | Rejection)[];
+  if (bundles.length > 0) {
+    outcomes = await Promise.all(bundles.map((b, i) => checkReferrerBundle(b, i, digest, name, opts)));
+  } else {
+    // 3. Every layer of sha256-<hex>.sig, blobs fetched per layer (a broken layer is one more reason, not a crash).
+    const layers = await readSignatureLayers(client, ref, digest, opts.signal);
+    // 4. Each layer checked as cosign's verifyInternal does: signature, claims, transparency log.
+    outcomes = await Promise.all(layers.map((l) => checkLayer(l, digest, opts)));
+  }
   const signatures = outcomes.filter((o): o is VerifiedSignature => !("reason" in o));
   const rejected = outcomes.filter((o): o is Rejection => "reason" in o);
   if (signatures.length === 0) {
@@ -159,13 +202,30 @@ export async function verifyImage(
   }
   return {
     reference: ref,
-    name: cosignReferenceName(ref),
+    name,
     digest,
     mediaType,
     signatures,
     rejected,
     bundleVerified: signatures.some((s) => s.bundleVerified),
+    keyless: opts.identity !== undefined,
   };
+}
+
+/** Exactly one of key and identity. */
+function checkMode(opts: { publicKey?: PublicKey; identity?: IdentityPolicy }): void {
+  if (opts.publicKey !== undefined && opts.identity !== undefined) {
+    throw new AirlockError(
+      "INVALID_ARGUMENT",
+      "a public key and a certificate identity are mutually exclusive: give --key or the --certificate-* flags",
+    );
+  }
+  if (opts.publicKey === undefined && opts.identity === undefined) {
+    throw new AirlockError(
+      "INVALID_ARGUMENT",
+      "give --key, or --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp] (keyless)",
+    );
+  }
 }
 
 /**
@@ -199,32 +259,113 @@ async function resolveDigest(
   return { digest: m.digest, mediaType: m.mediaType };
 }
 
-async function refuseReferrerBundles(
-  client: RegistryClient,
-  ref: Reference,
+/** The sigstore engine, loaded on first use (it is not part of the start-up path). */
+function engine(): Promise<typeof import("./keyless/mod.ts")> {
+  return import("./keyless/mod.ts");
+}
+
+/** What verifying a referrer bundle (any predicate type) yields. */
+export interface VerifiedBundle {
+  readonly statement: InTotoStatement;
+  /** The verified in-toto statement bytes. */
+  readonly payload: Uint8Array;
+  /** The verified DSSE envelope. */
+  readonly envelope: {
+    payloadType: string;
+    payload: string;
+    signatures: readonly { keyid?: string; sig: string }[];
+  };
+  readonly signer?: CertificateIdentity;
+  readonly tlogVerified: boolean;
+}
+
+/**
+ * Verifies a referrer bundle with the key or keyless, then cosign's `IntotoSubjectClaimVerifier`: the bundle
+ * holds a DSSE in-toto statement, some `sha256` subject digest equals the image digest, and (with `-a`) that
+ * subject's annotations hold every wanted value.
+ *
+ * @throws {AirlockError} why the bundle is not accepted
+ */
+export async function verifyReferrerBundle(
+  bundle: Uint8Array,
   digest: string,
-  signal?: AbortSignal,
-): Promise<void> {
-  let referrers: Descriptor[] | undefined;
-  try {
-    referrers = await client.referrers(ref, digest, { signal });
-  } catch (e) {
-    // cosign falls back to the .sig tag when the lookup fails; a cancellation still ends the run.
-    if (signal?.aborted) throw e;
-    return;
+  opts: Pick<
+    VerifyOptions,
+    "publicKey" | "identity" | "trustedRoot" | "ignoreTlog" | "ignoreSct" | "annotations"
+  >,
+): Promise<VerifiedBundle> {
+  const k = await engine();
+  const r = opts.publicKey !== undefined
+    ? await k.verifyWithKey({ bundle }, {
+      publicKey: opts.publicKey,
+      trustedRoot: opts.trustedRoot,
+      ignoreTlog: opts.ignoreTlog,
+    })
+    : await k.verifyKeyless({ bundle }, {
+      identity: opts.identity!,
+      trustedRoot: opts.trustedRoot,
+      ignoreTlog: opts.ignoreTlog,
+      ignoreSct: opts.ignoreSct,
+    });
+  if (r.content.kind !== "dsse") {
+    throw new AirlockError("SIGNATURE_INVALID", "the bundle holds a message signature, not a DSSE envelope");
   }
-  const bundles = (referrers ?? []).filter((d) =>
-    typeof d.artifactType === "string" && d.artifactType.startsWith(SIGSTORE_BUNDLE_ARTIFACT_PREFIX)
-  );
-  if (bundles.length === 0) return;
-  throw new AirlockError(
-    "UNSUPPORTED_MEDIA_TYPE",
-    `${
-      formatReference({ ...ref, tag: undefined, digest })
-    } has ${bundles.length} sigstore bundle(s) attached ` +
-      `as OCI referrers (${goQuote(bundles[0].artifactType!)}); cosign v3 verifies those instead of the ` +
-      `.sig tag, and airlock cannot verify referrer bundles yet`,
-  );
+  const statement = k.parseInTotoStatement(r.content.payloadType, r.content.payload);
+  const hex = digest.slice(digest.indexOf(":") + 1);
+  const subject = statement.subject.find((s) => s.digest.sha256 === hex);
+  if (subject === undefined) throw new AirlockError("SIGNATURE_INVALID", "no matching subject digest found");
+  if (opts.annotations !== undefined) {
+    const have = subject.annotations ?? {};
+    for (const [key, v] of Object.entries(opts.annotations)) {
+      if (!Object.hasOwn(have, key) || have[key] !== v) {
+        throw new AirlockError("SIGNATURE_INVALID", "missing or incorrect annotation");
+      }
+    }
+  }
+  return {
+    statement,
+    payload: r.content.payload,
+    envelope: r.content.envelope,
+    signer: r.signer,
+    tlogVerified: !opts.ignoreTlog && r.tlogEntries.length > 0,
+  };
+}
+
+async function checkReferrerBundle(
+  b: ReferrerBundle,
+  index: number,
+  digest: string,
+  name: string,
+  opts: VerifyOptions,
+): Promise<VerifiedSignature | Rejection> {
+  const reject = (reason: string): Rejection => ({ index, reason });
+  if (b.bundle === undefined) return reject(b.error ?? `referrer ${b.manifestDigest} could not be read`);
+  let v: VerifiedBundle;
+  try {
+    v = await verifyReferrerBundle(b.bundle, digest, opts);
+  } catch (e) {
+    if (opts.signal?.aborted) throw e;
+    return reject(`referrer ${b.manifestDigest}: ${errorMessage(e)}`);
+  }
+  // cosign's transformOutput: a SimpleContainerImage synthesised from the statement's first subject.
+  const first = v.statement.subject[0];
+  const [alg, hex] = Object.entries(first?.digest ?? {}).at(-1) ?? ["", ""];
+  const claims: CosignClaims = {
+    dockerReference: name,
+    dockerManifestDigest: alg === "" ? "" : `${alg}:${hex}`,
+    type: v.statement.predicateType,
+    optional: { ...(first?.annotations ?? {}) },
+  };
+  return {
+    index,
+    layerDigest: b.manifestDigest,
+    payload: new TextEncoder().encode(claimsJson(claims, claims.optional)),
+    claims,
+    annotations: {},
+    bundleVerified: v.tlogVerified,
+    signer: v.signer,
+    source: "referrer",
+  };
 }
 
 /** A `.sig` layer with its payload, or the reason the payload could not be read. */
@@ -343,8 +484,33 @@ async function checkLayer(
   }
   if (read.payload === undefined) return reject(read.error ?? `payload ${layer.digest} was not read`);
   const payload = read.payload;
-  if (!(await verifySignature(opts.publicKey, payload, signature))) {
-    return reject(SIGNATURE_FAILURE[opts.publicKey.algorithm]);
+  const cosignLayer = { mediaType: layer.mediaType, payload, annotations: layer.annotations };
+  let signer: CertificateIdentity | undefined;
+  let bundleVerified = false;
+  if (opts.publicKey !== undefined) {
+    if (!(await verifySignature(opts.publicKey, payload, signature))) {
+      return reject(SIGNATURE_FAILURE[opts.publicKey.algorithm]);
+    }
+  } else {
+    // Keyless: the certificate, its chain to the trusted root at the signing time, the SCT, the Rekor bundle
+    // (SET and body), the signature and the identity, all in the engine.
+    if (layer.certificate === undefined || layer.certificate === "") {
+      return reject("no certificate found on signature");
+    }
+    if (!opts.ignoreTlog && layer.bundle === undefined) return reject(NOT_IN_TLOG);
+    try {
+      const r = await (await engine()).verifyKeyless(cosignLayer, {
+        identity: opts.identity!,
+        trustedRoot: opts.trustedRoot,
+        ignoreTlog: opts.ignoreTlog,
+        ignoreSct: opts.ignoreSct,
+      });
+      signer = r.signer;
+      bundleVerified = !opts.ignoreTlog && r.tlogEntries.length > 0;
+    } catch (e) {
+      if (!isAirlockError(e)) throw e;
+      return reject(e.message);
+    }
   }
   // Claims (SimpleClaimVerifier), on the verified bytes only.
   let claims: CosignClaims;
@@ -359,18 +525,16 @@ async function checkLayer(
   if (opts.annotations !== undefined && !cosignClaimsMatch(claims, digest, opts.annotations)) {
     return reject("missing or incorrect annotation");
   }
-  // Transparency log.
-  if (!opts.ignoreTlog) {
-    if (layer.bundle === undefined) {
-      return reject(
-        "signature not found in transparency log: the layer has no Rekor bundle and airlock never searches " +
-          "Rekor online (use --insecure-ignore-tlog to verify signatures made without a transparency log)",
-      );
+  // Transparency log, key mode: the layer's Rekor bundle, verified offline (SET, body vs signature, key, hash).
+  if (!opts.ignoreTlog && opts.publicKey !== undefined) {
+    if (layer.bundle === undefined) return reject(NOT_IN_TLOG);
+    try {
+      await (await engine()).verifyRekorBundleForKey(cosignLayer, opts.publicKey, opts.trustedRoot);
+    } catch (e) {
+      if (!isAirlockError(e)) throw e;
+      return reject(e.message);
     }
-    return reject(
-      "verifying the Rekor bundle (SET) offline needs a trusted root, which airlock does not support yet " +
-        "(use --insecure-ignore-tlog to skip the transparency log check)",
-    );
+    bundleVerified = true;
   }
   return {
     index: layer.index,
@@ -378,9 +542,15 @@ async function checkLayer(
     payload,
     claims,
     annotations: layer.annotations,
-    bundleVerified: false,
+    bundleVerified,
+    signer,
+    source: "sig",
   };
 }
+
+const NOT_IN_TLOG =
+  "signature not found in transparency log: the layer has no Rekor bundle and airlock never " +
+  "searches Rekor online (use --insecure-ignore-tlog to verify signatures made without a transparency log)";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Payload reading (see the module doc for what is refused)
@@ -457,8 +627,15 @@ function goFloat(n: number): string {
   return String(n);
 }
 
-/** Go `json.Marshal` of a value decoded into `interface{}` (maps with sorted keys, float64 numbers). */
-function goMarshalAny(v: unknown): string {
+/**
+ * Go `json.Marshal` of a value decoded into `interface{}` (maps with sorted keys, float64 numbers, `<>&` escaped).
+ *
+ * @example
+ * ```ts
+ * goMarshalAny(JSON.parse('{"b":1,"a":"<"}')); // '{"a":"\\u003c","b":1}'
+ * ```
+ */
+export function goMarshalAny(v: unknown): string {
   if (v === null || v === undefined) return "null";
   if (typeof v === "string") return goJsonString(v);
   if (typeof v === "number") return goFloat(v);
@@ -544,6 +721,9 @@ export function cosignJsonOutput(signatures: readonly VerifiedSignature[]): stri
   return "[" + signatures.map((s) => {
     const c = s.claims;
     let optional: Record<string, unknown> | null = c.optional === null ? null : { ...c.optional };
+    if (s.signer !== undefined && s.source === "sig") {
+      optional = { ...optional, ...certificateFields(s.signer) };
+    }
     const bundle = s.annotations[ANNOTATION_BUNDLE];
     if (bundle !== undefined) {
       const json = rekorBundleJson(bundle);
@@ -554,8 +734,72 @@ export function cosignJsonOutput(signatures: readonly VerifiedSignature[]): stri
       const json = rfc3161Json(ts);
       if (json) (optional ??= {}).RFC3161Timestamp = json;
     }
-    return `{"critical":{"identity":{"docker-reference":${goJsonString(c.dockerReference)}},` +
-      `"image":{"docker-manifest-digest":${goJsonString(c.dockerManifestDigest)}},` +
-      `"type":${goJsonString(c.type)}},"optional":${goMarshalAny(optional)}}`;
+    return claimsJson(c, optional);
   }).join(",") + "]";
+}
+
+/** `json.Marshal` of a `payload.SimpleContainerImage` with the given `optional`. */
+function claimsJson(c: CosignClaims, optional: Readonly<Record<string, unknown>> | null): string {
+  return `{"critical":{"identity":{"docker-reference":${goJsonString(c.dockerReference)}},` +
+    `"image":{"docker-manifest-digest":${goJsonString(c.dockerManifestDigest)}},` +
+    `"type":${goJsonString(c.type)}},"optional":${goMarshalAny(optional)}}`;
+}
+
+/** Fulcio OIDs of the GitHub workflow extensions, with cosign's friendly names (`pkg/cosign/certextensions.go`). */
+const GITHUB_FIELDS: readonly (readonly [keyof CertificateIdentity, string, string, string])[] = [
+  ["githubWorkflowTrigger", "1.3.6.1.4.1.57264.1.2", "githubWorkflowTrigger", "GitHub Workflow Trigger"],
+  ["githubWorkflowSha", "1.3.6.1.4.1.57264.1.3", "githubWorkflowSha", "GitHub Workflow SHA"],
+  ["githubWorkflowName", "1.3.6.1.4.1.57264.1.4", "githubWorkflowName", "GitHub Workflow Name"],
+  [
+    "githubWorkflowRepository",
+    "1.3.6.1.4.1.57264.1.5",
+    "githubWorkflowRepository",
+    "GitHub Workflow Repository",
+  ],
+  ["githubWorkflowRef", "1.3.6.1.4.1.57264.1.6", "githubWorkflowRef", "GitHub Workflow Ref"],
+];
+
+/**
+ * What cosign's `PrintVerification` adds to `optional` for a signature with a certificate: `Subject` (the first
+ * SAN in cosign's order), `Issuer` and `1.3.6.1.4.1.57264.1.1` (the v1 issuer OID only), and each GitHub workflow
+ * extension present under its OID and its friendly name.
+ *
+ * @example
+ * ```ts
+ * certificateFields(signer); // { Subject: "mitr@redhat.com", Issuer: "https://github.com/login/oauth", … }
+ * ```
+ */
+export function certificateFields(signer: CertificateIdentity): Record<string, string> {
+  const out: Record<string, string> = { Subject: signer.subject };
+  if (signer.issuer) {
+    out.Issuer = signer.issuer;
+    out["1.3.6.1.4.1.57264.1.1"] = signer.issuer;
+  }
+  for (const [k, oid, friendly] of GITHUB_FIELDS) {
+    const v = signer[k];
+    if (typeof v === "string" && v !== "") {
+      out[oid] = v;
+      out[friendly] = v;
+    }
+  }
+  return out;
+}
+
+/**
+ * cosign's `-o text` certificate lines (stderr) for a signature with a certificate: `Certificate subject: …`,
+ * `Certificate issuer URL: …` and the GitHub workflow lines present.
+ *
+ * @example
+ * ```ts
+ * stderr(certificateTextLines(signer).map((l) => l + "\n").join(""));
+ * ```
+ */
+export function certificateTextLines(signer: CertificateIdentity): string[] {
+  const out = [`Certificate subject: ${signer.subject}`];
+  if (signer.issuer) out.push(`Certificate issuer URL: ${signer.issuer}`);
+  for (const [k, , , label] of GITHUB_FIELDS) {
+    const v = signer[k];
+    if (typeof v === "string" && v !== "") out.push(`${label}: ${v}`);
+  }
+  return out;
 }

@@ -1,0 +1,106 @@
+/**
+ * `airlock attest`: `cosign attest --key` (v2 layout, no transparency log): an in-toto v0.1 statement about the
+ * image, signed in a DSSE envelope by any key backend, appended to the image's `sha256-<hex>.att` tag
+ * (spec/cosign.md §3.1). Like cosign, registries.d is not consulted.
+ *
+ * stderr gets `Using payload from: FILE` (as cosign prints it) and one line per image written; failures print
+ * cosign's two error lines and exit 1.
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import { openKey } from "../backends/key_backend.ts";
+import { attestImage } from "../core/attest.ts";
+import { predicateTypeUri } from "../core/attestation.ts";
+import { AirlockError, errorMessage } from "../core/errors.ts";
+import { addRegistryFlags, clientFor, type GlobalFlags, type RegistryFlags } from "./common.ts";
+import { reportError, stderr } from "./verify.ts";
+
+interface AttestFlags extends RegistryFlags {
+  predicate?: string;
+  type: string;
+  key?: string;
+  sigstorePassphraseFile?: string;
+}
+
+/**
+ * Registers `attest` on the program.
+ *
+ * @example
+ * ```ts
+ * registerAttest(program);
+ * ```
+ */
+export function registerAttest(program: Command): void {
+  addRegistryFlags(
+    program.command("attest")
+      .description("attach a signed in-toto attestation to images (cosign attest --key compatible, offline)")
+      .argument("<image...>", "images (tag or digest references)")
+      .option("--predicate <file>", "the predicate file (an SBOM, provenance, scan result, …)")
+      .option(
+        "--type <type>",
+        "predicate type: custom, slsaprovenance, slsaprovenance02, slsaprovenance1, spdx, spdxjson, cyclonedx, " +
+          "link, vuln, openvex, or a URI",
+        "custom",
+      )
+      .option(
+        "--key <ref>",
+        "signing key: a key file, pkcs11:…, hashivault://…, awskms://…, NAME://… (plugin)",
+      )
+      .option(
+        "--sigstore-passphrase-file <file>",
+        "read the passphrase for the key file from the first line of FILE (else COSIGN_PASSWORD)",
+      ),
+  ).action(async (images: string[], flags: AttestFlags, c: Command) => {
+    const global = c.optsWithGlobals<GlobalFlags>();
+    const code = await runAttest(images, flags, global);
+    if (code !== 0) Deno.exit(code);
+  });
+}
+
+async function runAttest(images: string[], flags: AttestFlags, global: GlobalFlags): Promise<number> {
+  let predicate: Uint8Array;
+  try {
+    if (!flags.predicate) throw new AirlockError("INVALID_ARGUMENT", "--predicate is required");
+    if (!flags.key) {
+      throw new AirlockError(
+        "INVALID_ARGUMENT",
+        "--key is required: airlock attests with a key, never keyless",
+      );
+    }
+    predicateTypeUri(flags.type);
+    try {
+      predicate = await Deno.readFile(flags.predicate);
+    } catch (e) {
+      throw new AirlockError("IO_ERROR", `reading ${flags.predicate}: ${errorMessage(e)}`, { cause: e });
+    }
+  } catch (e) {
+    reportError(e, global.debug);
+    return 1;
+  }
+  stderr(`Using payload from: ${flags.predicate}\n`);
+  let key;
+  try {
+    key = await openKey(flags.key, { passphraseFile: flags.sigstorePassphraseFile });
+  } catch (e) {
+    reportError(e, global.debug);
+    return 1;
+  }
+  const client = clientFor(flags);
+  let exitCode = 0;
+  try {
+    for (const image of images) {
+      try {
+        const r = await attestImage(image, { client, key, predicate, type: flags.type });
+        stderr(`Attestation (${r.predicateType}) written to ${r.tag}\n`);
+      } catch (e) {
+        reportError(e, global.debug);
+        exitCode = 1;
+      }
+    }
+  } finally {
+    client.close();
+    await key.close();
+  }
+  return exitCode;
+}

@@ -1,0 +1,216 @@
+/**
+ * Appending one layer to a sigstore attachment tag (`sha256-<hex>.sig` or `.att`) so that it is never lost:
+ * read the tag, append after every existing layer (foreign ones kept), PUT, then — after a short random delay —
+ * read the tag again and append once more whenever a concurrent writer (another process) overwrote it. The
+ * registry offers no conditional PUT, so this is how two writers appending to one tag at once both end up in it.
+ * Inside one process, appends to one tag are serialised by a lock.
+ *
+ * `sign` (`.sig` layers) and `attest` (`.att` layers) share this machinery.
+ *
+ * @module
+ */
+import { AirlockError } from "../errors.ts";
+import type { Reference } from "../reference.ts";
+import type { RegistryClient } from "../registry/client.ts";
+import { sleep } from "../registry/retry.ts";
+import type { Logger } from "../report.ts";
+import { ANNOTATION_SIGNATURE, appendSignatureLayers, type NewAttachmentLayer } from "./attachments.ts";
+import {
+  attachmentRef,
+  attachmentState,
+  readAttachment,
+  type StoredAttachment,
+  writeAttachment,
+} from "./attachment_store.ts";
+import { sha256Digest } from "./payload.ts";
+
+/** A layer to append, and where. */
+export interface AttachmentAppend {
+  /** The repository holding the attachment tag. */
+  readonly repo: Reference;
+  /** The digest the attachment belongs to. */
+  readonly digest: string;
+  /** Tag suffix: `sig` (default) or `att`. */
+  readonly suffix?: string;
+  /** The layer. */
+  readonly layer: NewAttachmentLayer;
+  /** `sha256:` of the layer blob. */
+  readonly layerDigest: string;
+  /** What the layer is for, in messages (`the signature of host/repo:tag`). */
+  readonly label: string;
+}
+
+/** An append done, still to be confirmed ({@linkcode AttachmentWriter.confirm}). */
+export interface PendingAppend extends AttachmentAppend {
+  /** Milliseconds from reading the tag to having written it: how long a concurrent writer could interfere. */
+  readonly spanMs: number;
+}
+
+/** Options of {@linkcode AttachmentWriter}. */
+export interface AttachmentWriterOptions {
+  /**
+   * Wait before re-reading a written tag to check that no concurrent writer lost our layer; a random extra of up
+   * to the same amount is added. Default 150 ms.
+   */
+  readonly confirmDelayMs?: number;
+  /** Debug lines; default none. */
+  readonly logger?: Logger;
+}
+
+/**
+ * How old (ms) a read of an attachment tag may be when we append to it; older reads are repeated first. It bounds
+ * the read-to-write window of every writer, which the confirmation waits outlast.
+ */
+export const FRESH_READ_MS = 50;
+
+/**
+ * Appends layers to attachment tags without losing concurrent writers' layers.
+ *
+ * @example
+ * ```ts
+ * const writer = new AttachmentWriter(client);
+ * const pending = await writer.locked(repo, digest, "att", async () => {
+ *   const t0 = performance.now();
+ *   const stored = await readAttachment(client, repo, digest, { suffix: "att" });
+ *   await writer.appendTo(append, stored);
+ *   return { ...append, spanMs: performance.now() - t0 };
+ * });
+ * await writer.confirm([pending]);
+ * ```
+ */
+export class AttachmentWriter {
+  readonly #client: RegistryClient;
+  readonly #o: AttachmentWriterOptions;
+  readonly #locks = new Map<string, Promise<unknown>>();
+
+  /**
+   * Creates a writer; its locks serialise appends to one tag made through it.
+   *
+   * @param client the registry client the tags are read and written with
+   * @param options confirmation delay and logger
+   */
+  constructor(client: RegistryClient, options: AttachmentWriterOptions = {}) {
+    this.#client = client;
+    this.#o = options;
+  }
+
+  /**
+   * Reads the tag, appends the layer unless an identical one is there, and returns the pending append to confirm.
+   * Runs under the tag's lock.
+   */
+  append(a: AttachmentAppend, signal?: AbortSignal): Promise<PendingAppend> {
+    return this.locked(a.repo, a.digest, a.suffix, async () => {
+      const t0 = performance.now();
+      const stored = await readAttachment(this.#client, a.repo, a.digest, { suffix: a.suffix, signal });
+      await this.appendTo(a, stored, false, signal);
+      return { ...a, spanMs: performance.now() - t0 };
+    });
+  }
+
+  /**
+   * PUTs `stored` (just read) plus the layer; `payloadUploaded` when its blob is in the registry already. The
+   * caller holds the tag's lock.
+   */
+  async appendTo(
+    a: AttachmentAppend,
+    stored: StoredAttachment | undefined,
+    payloadUploaded = false,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const c = this.#client;
+    const state = stored ? await attachmentState(c, stored, signal) : undefined;
+    await writeAttachment(
+      c,
+      attachmentRef(a.repo, a.digest, a.suffix),
+      appendSignatureLayers(state, [a.layer]),
+      signal,
+      payloadUploaded ? new Set([a.layerDigest]) : undefined,
+    );
+  }
+
+  /**
+   * Confirms appends: after a short random delay, re-reads each tag and appends again any layer a concurrent
+   * writer overwrote, until every layer is there (at most 8 rounds).
+   *
+   * @throws {AirlockError} `REGISTRY_ERROR` when a layer keeps being overwritten
+   */
+  async confirm<P extends PendingAppend>(written: readonly P[], signal?: AbortSignal): Promise<void> {
+    let pending: PendingAppend[] = [...written];
+    const base = this.#o.confirmDelayMs ?? 150;
+    for (let round = 0; pending.length > 0; round++) {
+      if (round >= 8) {
+        throw new AirlockError(
+          "REGISTRY_ERROR",
+          `${pending[0].label} kept being overwritten by concurrent writers`,
+        );
+      }
+      // A writer that read the tag before our PUT can still overwrite it for about as long as its own
+      // read-to-write span; ours is the best estimate of theirs, so wait well beyond it.
+      const span = Math.max(...pending.map((p) => p.spanMs));
+      await sleep(Math.max(base, 3 * span) + Math.random() * base, signal);
+      const lost: PendingAppend[] = [];
+      await Promise.all(pending.map(async (p) => {
+        const stored = await readAttachment(this.#client, p.repo, p.digest, { suffix: p.suffix, signal });
+        if (!holdsLayer(stored, p)) lost.push(p);
+      }));
+      pending = [];
+      for (const p of lost) {
+        this.#o.logger?.debug(`${capitalise(p.label)} was overwritten by a concurrent writer; adding again`);
+        pending.push({
+          ...p,
+          spanMs: await this.locked(p.repo, p.digest, p.suffix, () => this.#repair(p, signal)),
+        });
+      }
+    }
+  }
+
+  /** Appends `p.layer` to the current state of its tag (to repair a lost write); returns the read-to-write span. */
+  async #repair(p: PendingAppend, signal?: AbortSignal): Promise<number> {
+    const t0 = performance.now();
+    const stored = await readAttachment(this.#client, p.repo, p.digest, { suffix: p.suffix, signal });
+    if (holdsLayer(stored, p)) return performance.now() - t0;
+    await this.appendTo(p, stored, true, signal);
+    return performance.now() - t0;
+  }
+
+  /** Runs `fn` after every earlier append to the same tag through this writer has finished. */
+  async locked<T>(
+    repo: Reference,
+    digest: string,
+    suffix: string | undefined,
+    fn: () => Promise<T>,
+  ): Promise<T> {
+    const key = `${repo.registry}/${repo.repository}@${digest}.${suffix ?? "sig"}`;
+    const before = this.#locks.get(key) ?? Promise.resolve();
+    const run = before.then(fn, fn);
+    const tail = run.catch(() => {});
+    this.#locks.set(key, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.#locks.get(key) === tail) this.#locks.delete(key);
+    }
+  }
+}
+
+function capitalise(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+/**
+ * Whether a stored tag still holds a layer. Payloads of different signers can be byte-identical (same identity,
+ * digest and second), so the signature annotation must match too, not only the blob digest.
+ *
+ * @example
+ * ```ts
+ * holdsLayer(await readAttachment(client, repo, digest), { layer, layerDigest });
+ * ```
+ */
+export function holdsLayer(
+  stored: StoredAttachment | undefined,
+  p: { readonly layer: NewAttachmentLayer; readonly layerDigest?: string },
+): boolean {
+  const digest = p.layerDigest ?? sha256Digest(p.layer.payload);
+  const signature = p.layer.annotations?.[ANNOTATION_SIGNATURE];
+  return stored?.layers.some((l) => l.digest === digest && l.signature === signature) ?? false;
+}
