@@ -17,6 +17,8 @@ import { registerVerify } from "./cli/verify.ts";
 import { registerDownload, registerVerifyAttestation } from "./cli/attestation.ts";
 import { registerAttest } from "./cli/attest.ts";
 import { registerValidate } from "./cli/validate.ts";
+import { registerVersion } from "./cli/version.ts";
+import { registerBlob } from "./cli/blob.ts";
 
 /** Builds the root command with every subcommand registered. */
 export function buildProgram(): Command {
@@ -28,13 +30,7 @@ export function buildProgram(): Command {
     .option("--hide-log-time", "print '-' instead of the time in log lines")
     .showHelpAfterError(false);
 
-  program.command("version")
-    .description("print version information")
-    .action(() => {
-      console.log(`airlock ${VERSION}`);
-      console.log(`deno ${Deno.version.deno}`);
-    });
-
+  registerVersion(program);
   registerValidate(registerSign(program));
   registerInspect(program);
   registerLogin(program);
@@ -43,6 +39,7 @@ export function buildProgram(): Command {
   registerVerifyAttestation(program);
   registerDownload(program);
   registerAttest(program);
+  registerBlob(program);
   return program;
 }
 

@@ -18,6 +18,7 @@
  * @module
  */
 export { VERSION } from "./core/version.ts";
+export { BUILD_COMMIT } from "./core/build_info.ts";
 export { AirlockError, type ErrorCode, errorMessage, isAirlockError } from "./core/errors.ts";
 
 // references and image lists
@@ -55,6 +56,7 @@ export {
 export { type KeyBackend, openKey, type OpenKeyOptions } from "./backends/key_backend.ts";
 export { generateKeyPair, writeKeyPair } from "./backends/keygen.ts";
 export { parsePublicKeyPem, type PublicKey, verifySignature } from "./core/signature/public_key.ts";
+export { decodeBlobSignature, signBlob, verifyBlob } from "./core/blob.ts";
 
 // signatures
 export { buildSimpleSigningPayload, parseSimpleSigningPayload } from "./core/signature/payload.ts";
