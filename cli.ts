@@ -19,6 +19,7 @@ import { registerAttest } from "./cli/attest.ts";
 import { registerValidate } from "./cli/validate.ts";
 import { registerVersion } from "./cli/version.ts";
 import { registerBlob } from "./cli/blob.ts";
+import { registerServe } from "./cli/serve.ts";
 
 /** Builds the root command with every subcommand registered. */
 export function buildProgram(): Command {
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerLogin(program);
   registerKeys(program);
   registerVerify(program);
+  registerServe(program);
   registerVerifyAttestation(program);
   registerDownload(program);
   registerAttest(program);

@@ -7,3 +7,4 @@ await import("./sign_bench.ts");
 await import("./keys_bench.ts");
 await import("./validate_bench.ts");
 await import("./startup_bench.ts");
+await import("./serve_bench.ts");

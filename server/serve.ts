@@ -1,0 +1,323 @@
+/**
+ * `airlock serve` on `Deno.serve`: the adapter between the runtime and the hono app. It applies the listen rules
+ * (loopback by default; any other address needs TLS unless `insecureListen`), opens what the operator chose (the
+ * key, registry client, registries.d, token file) once, serves the app, and shuts down gracefully: stop
+ * accepting connections, let every accepted job finish within the grace period (then cancel what is left),
+ * close the event streams, release the key and the client.
+ *
+ * @example
+ * ```ts
+ * const server = await startServer({ keyRef: "cosign.key", tokenFile: "tokens", listen: "127.0.0.1:0", … });
+ * console.log(server.url);
+ * await server.shutdown();
+ * ```
+ *
+ * @module
+ */
+import {
+  displayKeyRef,
+  type KeyBackend,
+  keyRefWarning,
+  openKey,
+  type OpenKeyOptions,
+} from "../backends/key_backend.ts";
+import { clientFor, type RegistryFlags } from "../cli/common.ts";
+import { loadRegistriesD } from "../core/config/registries_d.ts";
+import { AirlockError, errorMessage } from "../core/errors.ts";
+import type { RegistryClient } from "../core/registry/client.ts";
+import type { Logger } from "../core/report.ts";
+import { createApp } from "./app.ts";
+import { JobStore } from "./jobs.ts";
+import { Metrics } from "./metrics.ts";
+import { createOperations } from "./operations.ts";
+import { TokenStore } from "./tokens.ts";
+
+/** Everything `airlock serve` is configured with. */
+export interface ServeConfig {
+  /** `--key REF`: any key backend. */
+  readonly keyRef: string;
+  /** `--passphrase-file F` for an encrypted key file. */
+  readonly passphraseFile?: string;
+  /** `--token-file FILE`. */
+  readonly tokenFile: string;
+  /** `--listen HOST:PORT` (port 0: any free port). */
+  readonly listen: string;
+  /** `--tls-cert F` (PEM). */
+  readonly tlsCert?: string;
+  /** `--tls-key F` (PEM). */
+  readonly tlsKey?: string;
+  /** `--insecure-listen`: allow plain HTTP on a non-loopback address. */
+  readonly insecureListen?: boolean;
+  /** Registry options (`--tls-verify`, `--cert-dir`, `--authfile`): the server's own. */
+  readonly registry: RegistryFlags;
+  /** `--registries.d DIR`. */
+  readonly registriesD?: string;
+  /** `--max-body BYTES`. */
+  readonly maxBodyBytes: number;
+  /** `--max-images N`. */
+  readonly maxImages: number;
+  /** `--rate-limit`, in requests per minute per token. */
+  readonly ratePerMinute: number;
+  /** `--jobs N`: jobs running at once. */
+  readonly jobs: number;
+  /** Finished jobs remembered (default 200). */
+  readonly history?: number;
+  /** Jobs waiting for a slot before new ones are refused (default 1000). */
+  readonly maxQueued?: number;
+  /** `--shutdown-timeout`: how long accepted jobs may take to finish on shutdown, in ms. */
+  readonly shutdownTimeoutMs: number;
+  /** Log and audit lines. */
+  readonly logger: Logger;
+  /** Extra key options (tests: an environment for plugins). */
+  readonly openKeyOptions?: OpenKeyOptions;
+  /** How often the token file is checked for changes, in ms (default 250). */
+  readonly tokenCheckIntervalMs?: number;
+}
+
+/** A running service. */
+export interface RunningServer {
+  /** `http(s)://HOST:PORT` (IPv6 hosts in brackets). */
+  readonly url: string;
+  /** The port listened on. */
+  readonly port: number;
+  /** The job store (for tests and shutdown). */
+  readonly jobs: JobStore;
+  /**
+   * Stops accepting connections, waits for accepted jobs (bounded by the shutdown timeout, then cancels),
+   * closes event streams, the key and the registry client. Returns whether every job finished. Idempotent.
+   */
+  shutdown(): Promise<boolean>;
+}
+
+/** A listen address. */
+export interface ListenAddress {
+  /** Host name or IP literal (no brackets). */
+  readonly hostname: string;
+  /** Port, 0–65535. */
+  readonly port: number;
+}
+
+/**
+ * Parses `--listen`: `HOST:PORT`, `[IPv6]:PORT`, or `:PORT` (loopback).
+ *
+ * @throws {AirlockError} `INVALID_ARGUMENT` for anything else.
+ *
+ * @example
+ * ```ts
+ * parseListenAddress("[::1]:8443"); // { hostname: "::1", port: 8443 }
+ * ```
+ */
+export function parseListenAddress(s: string): ListenAddress {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]\s]*)):(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) {
+    throw new AirlockError("INVALID_ARGUMENT", `invalid --listen "${s}": expected HOST:PORT or [IPv6]:PORT`);
+  }
+  return { hostname: m[1] ?? (m[2] || "127.0.0.1"), port };
+}
+
+/**
+ * Whether a listen host is a loopback address: `localhost`, `127.0.0.0/8`, `::1`.
+ *
+ * @example
+ * ```ts
+ * isLoopback("127.0.0.1"); // true
+ * isLoopback("0.0.0.0"); // false
+ * ```
+ */
+export function isLoopback(hostname: string): boolean {
+  const h = hostname.toLowerCase();
+  if (h === "localhost" || h === "::1" || h === "0:0:0:0:0:0:0:1") return true;
+  const v4 = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
+  return v4 !== null && v4.slice(1).every((x) => Number(x) <= 255);
+}
+
+/**
+ * The listen rule: a non-loopback address needs TLS, unless the operator insists (`--insecure-listen`).
+ *
+ * @throws {AirlockError} `INVALID_ARGUMENT` when the rule is broken, or only one of the TLS files is given.
+ *
+ * @example
+ * ```ts
+ * checkListenRules({ hostname: "0.0.0.0", port: 8443 }, { tlsCert: "c.pem", tlsKey: "k.pem" });
+ * ```
+ */
+export function checkListenRules(
+  addr: ListenAddress,
+  o: { tlsCert?: string; tlsKey?: string; insecureListen?: boolean },
+): void {
+  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) {
+    throw new AirlockError("INVALID_ARGUMENT", "--tls-cert and --tls-key go together: give both or neither");
+  }
+  if (o.tlsCert === undefined && !isLoopback(addr.hostname) && !o.insecureListen) {
+    throw new AirlockError(
+      "INVALID_ARGUMENT",
+      `refusing to listen on ${addr.hostname} without TLS: bearer tokens would cross the network in clear ` +
+        "text; give --tls-cert and --tls-key, or --insecure-listen if something else encrypts the traffic",
+    );
+  }
+}
+
+async function readPem(path: string, what: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    throw new AirlockError("IO_ERROR", `cannot read the ${what} "${path}": ${errorMessage(e)}`, { cause: e });
+  }
+}
+
+/**
+ * Starts the service: checks the listen rules first, then opens the token file, registries.d and the key (a
+ * wrong passphrase fails here, before listening), and listens.
+ *
+ * @throws {AirlockError} for a broken listen rule, a bad token file, registries.d or key, or a port in use.
+ *
+ * @example
+ * ```ts
+ * const server = await startServer(config);
+ * ```
+ */
+export async function startServer(config: ServeConfig): Promise<RunningServer> {
+  const log = config.logger;
+  const addr = parseListenAddress(config.listen);
+  checkListenRules(addr, config);
+  const tls = config.tlsCert !== undefined && config.tlsKey !== undefined
+    ? { cert: await readPem(config.tlsCert, "TLS certificate"), key: await readPem(config.tlsKey, "TLS key") }
+    : undefined;
+  if (!tls && !isLoopback(addr.hostname)) {
+    log.warn(
+      `listening on ${addr.hostname} without TLS (--insecure-listen): tokens cross the network unencrypted`,
+    );
+  }
+
+  const tokens = await TokenStore.open(config.tokenFile, {
+    logger: log,
+    checkIntervalMs: config.tokenCheckIntervalMs,
+  });
+  const registriesD = await loadRegistriesD({ dir: config.registriesD });
+  const warning = keyRefWarning(config.keyRef);
+  if (warning) log.warn(warning);
+  const key: KeyBackend = await openKey(config.keyRef, {
+    passphraseFile: config.passphraseFile,
+    ...config.openKeyOptions,
+  });
+  let client: RegistryClient | undefined;
+  try {
+    client = clientFor(config.registry);
+    const metrics = new Metrics();
+    const operations = await createOperations({ client, key, registriesD, logger: log, metrics });
+    const jobs = new JobStore({
+      concurrency: config.jobs,
+      history: config.history ?? 200,
+      maxQueued: config.maxQueued ?? 1000,
+      onFinished: (job) => {
+        metrics.jobFinished(job.kind, job.state);
+        log.info(
+          `job ${job.id} ${job.state}: ${job.kind}, ${job.summary.total} image(s), ${job.summary.failed} failed`,
+        );
+      },
+    });
+    const app = createApp({
+      operations,
+      tokens,
+      jobs,
+      metrics,
+      logger: log,
+      limits: {
+        maxBodyBytes: config.maxBodyBytes,
+        maxImages: config.maxImages,
+        ratePerMinute: config.ratePerMinute,
+      },
+      secureCookie: tls !== undefined,
+      tokenCount: () => tokens.size,
+    });
+
+    let server: Deno.HttpServer<Deno.NetAddr>;
+    try {
+      server = Deno.serve({
+        hostname: addr.hostname,
+        port: addr.port,
+        ...(tls ?? {}),
+        onListen: () => {},
+        onError: (e) => {
+          log.error(`request failed: ${errorMessage(e)}`);
+          return new Response(
+            JSON.stringify({ error: { code: "INTERNAL", message: "internal server error" } }),
+            {
+              status: 500,
+              headers: { "content-type": "application/json" },
+            },
+          );
+        },
+      }, app.fetch);
+    } catch (e) {
+      throw new AirlockError("IO_ERROR", `cannot listen on ${config.listen}: ${errorMessage(e)}`, {
+        cause: e,
+      });
+    }
+    const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+    const url = `${tls ? "https" : "http"}://${host}:${server.addr.port}`;
+    log.info(
+      `airlock serve listening on ${url} (key ${displayKeyRef(config.keyRef)}, ${tokens.size} token(s))`,
+    );
+
+    const keyRef = key;
+    const c = client;
+    let stopping: Promise<boolean> | undefined;
+    const shutdown = (): Promise<boolean> =>
+      stopping ??= (async () => {
+        log.info(
+          `shutting down: refusing new connections; waiting up to ${config.shutdownTimeoutMs} ms for ` +
+            `${jobs.running} running and ${jobs.queued} queued job(s)`,
+        );
+        const closing = server.shutdown();
+        const finished = await jobs.drain(config.shutdownTimeoutMs);
+        if (!finished) log.warn("shutdown: some jobs did not finish in time and were cancelled");
+        // Event streams are closed by now; connections still open after 5 s are cut.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([closing, new Promise((r) => timer = setTimeout(r, 5_000))]);
+        clearTimeout(timer);
+        c.close();
+        await keyRef.close();
+        log.info("shutdown complete");
+        return finished;
+      })();
+    return { url, port: server.addr.port, jobs, shutdown };
+  } catch (e) {
+    client?.close();
+    await key.close();
+    throw e;
+  }
+}
+
+/**
+ * Runs the service until SIGINT or SIGTERM, then shuts down gracefully (a second signal exits at once with 130).
+ * Returns the exit code: 0.
+ *
+ * @example
+ * ```ts
+ * Deno.exit(await runServe(config));
+ * ```
+ */
+export async function runServe(config: ServeConfig): Promise<number> {
+  const server = await startServer(config);
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  let received = false;
+  const stop = Promise.withResolvers<void>();
+  const handler = () => {
+    if (received) {
+      config.logger.warn("second signal: exiting now; jobs still running are lost");
+      Deno.exit(130);
+    }
+    received = true;
+    stop.resolve();
+  };
+  for (const s of signals) Deno.addSignalListener(s, handler);
+  try {
+    await stop.promise;
+    await server.shutdown();
+  } finally {
+    for (const s of signals) Deno.removeSignalListener(s, handler);
+  }
+  return 0;
+}
