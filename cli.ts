@@ -17,9 +17,11 @@ import { registerVerify } from "./cli/verify.ts";
 import { registerDownload, registerVerifyAttestation } from "./cli/attestation.ts";
 import { registerAttest } from "./cli/attest.ts";
 import { registerValidate } from "./cli/validate.ts";
+import { registerServe } from "./cli/serve.ts";
 import { registerVersion } from "./cli/version.ts";
 import { registerBlob } from "./cli/blob.ts";
-import { registerServe } from "./cli/serve.ts";
+import { registerMirror } from "./cli/mirror.ts";
+import { registerSaveLoad } from "./cli/save_load.ts";
 
 /** Builds the root command with every subcommand registered. */
 export function buildProgram(): Command {
@@ -42,6 +44,8 @@ export function buildProgram(): Command {
   registerDownload(program);
   registerAttest(program);
   registerBlob(program);
+  registerMirror(program);
+  registerSaveLoad(program);
   return program;
 }
 

@@ -129,3 +129,26 @@ export {
   type Policy,
   PolicyEvaluator,
 } from "./core/config/policy.ts";
+
+// copying images: mirror, save, load
+export {
+  type CopiedImage,
+  type CopyOptions,
+  type CopyStats,
+  ImageCopier,
+  type ImageSource,
+} from "./core/copy.ts";
+export {
+  type CopyReport,
+  loadMirrorList,
+  mirrorImages,
+  type ResolvedMirrorLine,
+  resolveMirrorList,
+} from "./core/mirror.ts";
+export {
+  ArchiveReader,
+  loadArchive,
+  type LoadOptions,
+  saveImages,
+  type SaveOptions,
+} from "./core/archive.ts";

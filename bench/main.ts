@@ -8,3 +8,4 @@ await import("./keys_bench.ts");
 await import("./validate_bench.ts");
 await import("./startup_bench.ts");
 await import("./serve_bench.ts");
+await import("./mirror_bench.ts");

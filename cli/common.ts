@@ -62,7 +62,12 @@ export function optionalBool(value: string | undefined): boolean {
 }
 
 /** Flags that are optional booleans in pflag: they take a value only as `--flag=value`. */
-const OPTIONAL_BOOL_FLAGS = new Set(["--tls-verify", "--sign-index"]);
+const OPTIONAL_BOOL_FLAGS = new Set([
+  "--tls-verify",
+  "--sign-index",
+  "--src-tls-verify",
+  "--dest-tls-verify",
+]);
 
 /**
  * Rewrites a bare optional-boolean flag to `--flag=true` so that, as in pflag (hangar) and unlike commander's

@@ -106,6 +106,14 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
+/** A blob opened by {@linkcode RegistryClient.openBlob}: its size and a digest-checking stream of its bytes. */
+export interface BlobStream {
+  /** The size the registry announced (or the expected size when it announced none). */
+  readonly size?: number;
+  /** The bytes; errors at the end when they do not match the digest. Read it to the end or cancel it. */
+  readonly stream: ReadableStream<Uint8Array>;
+}
+
 const MiB = 1024 * 1024;
 const defaultAccept = [
   MediaType.ociManifest,
@@ -205,6 +213,16 @@ class Answer {
   async discard(): Promise<void> {
     await this.text();
   }
+
+  /** The body as a stream, for the caller to read or cancel (streamed blob reads). */
+  stream(): ReadableStream<Uint8Array> {
+    return this.#body ?? new ReadableStream({ start: (c) => c.close() });
+  }
+
+  /** Classifies a failure while reading the body (network, timeout, cancellation). */
+  classify(e: unknown): NetworkError {
+    return this.#classify(e);
+  }
 }
 
 /** One request as the API methods describe it. */
@@ -219,10 +237,15 @@ interface Call {
   /** Path and query under the registry's API base, or an absolute URL (upload locations, Link pages). */
   readonly target: string | URL;
   readonly headers?: Record<string, string>;
-  readonly body?: Uint8Array;
+  /** The body: bytes in memory, or a stream (never retried, never redirected). */
+  readonly body?: Uint8Array | ReadableStream<Uint8Array>;
   readonly signal?: AbortSignal;
   /** Retry transient failures of this single request (default true). */
   readonly retry?: boolean;
+  /** More token scopes (a cross-repository mount needs `pull` on the source repository). */
+  readonly extraScopes?: readonly string[];
+  /** Per-exchange timeout instead of `requestTimeoutMs`; `0` = none (streamed bodies watch idleness instead). */
+  readonly timeoutMs?: number;
 }
 
 /**
@@ -599,6 +622,376 @@ export class RegistryClient {
   }
 
   /**
+   * Opens a blob for streaming (layers of any size): the registry's answer is not buffered. The stream checks
+   * the bytes while they pass: it errors with DIGEST_MISMATCH at its end when they do not hash to `digest` (or
+   * their count differs from `opts.size`), and with TOO_LARGE as soon as more than `opts.size` bytes arrive, so
+   * a consumer that saw the stream end normally has exactly the blob. There is no total time limit; the stream
+   * fails with TIMEOUT when no data arrives for `requestTimeoutMs`. Cancel the stream to stop early.
+   *
+   * @example
+   * ```ts
+   * const blob = await client.openBlob(ref, layer.digest, { size: layer.size });
+   * for await (const chunk of blob.stream) sink.write(chunk);
+   * ```
+   */
+  async openBlob(
+    ref: Reference,
+    digest: string,
+    opts: { size?: number; signal?: AbortSignal } = {},
+  ): Promise<BlobStream> {
+    validateDigest(digest);
+    const what = `reading blob ${digest} in ${refName(ref)}`;
+    const idleMs = this.#timeoutMs;
+    const idle = new AbortController();
+    let idleFired = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        idleFired = true;
+        idle.abort(new AirlockError("TIMEOUT", `${what}: no data for ${idleMs / 1000} s`));
+      }, idleMs);
+    };
+    const idleError = () => new AirlockError("TIMEOUT", `${what}: no data for ${idleMs / 1000} s`);
+    arm();
+    let answer: Answer;
+    try {
+      answer = await this.#send({
+        registry: ref.registry,
+        repository: ref.repository,
+        actions: "pull",
+        method: "GET",
+        target: `/v2/${repositoryPath(ref)}/blobs/${digest}`,
+        signal: opts.signal ? AbortSignal.any([opts.signal, idle.signal]) : idle.signal,
+        timeoutMs: 0,
+      });
+    } catch (e) {
+      clearTimeout(timer);
+      throw idleFired ? idleError() : e;
+    }
+    if (answer.status !== 200) {
+      clearTimeout(timer);
+      throw await this.#error(answer, what);
+    }
+    const declared = Number(answer.headers.get("content-length") ?? NaN);
+    if (opts.size !== undefined && Number.isFinite(declared) && declared !== opts.size) {
+      clearTimeout(timer);
+      await answer.stream().cancel().catch(() => {});
+      throw new AirlockError(
+        "DIGEST_MISMATCH",
+        `${what}: the registry sends ${declared} bytes, the descriptor says ${opts.size}`,
+      );
+    }
+    const algorithm = digest.slice(0, digest.indexOf(":"));
+    const hash = createHash(algorithm);
+    // A byte stream: a consumer with a BYOB reader gets the bytes read straight into its own buffer (no chunk
+    // allocated per read, so streaming a large layer leaves little garbage behind); others get 256 KiB chunks.
+    const body = answer.stream();
+    let byob: ReadableStreamBYOBReader | undefined;
+    let plain: ReadableStreamDefaultReader<Uint8Array> | undefined;
+    try {
+      byob = body.getReader({ mode: "byob" });
+    } catch {
+      plain = body.getReader();
+    }
+    let total = 0;
+    const fail = (c: ReadableByteStreamController, e: unknown) => {
+      clearTimeout(timer);
+      c.error(e);
+    };
+    const stream = new ReadableStream({
+      type: "bytes",
+      autoAllocateChunkSize: 256 * 1024,
+      pull: async (c) => {
+        arm();
+        const req = c.byobRequest;
+        let chunk: Uint8Array | undefined;
+        let done: boolean;
+        try {
+          if (byob && req?.view) {
+            const v = req.view;
+            const r = await byob.read(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+            done = r.done;
+            chunk = r.value;
+          } else {
+            const r = await (plain ?? byob!).read(new Uint8Array(256 * 1024));
+            done = r.done;
+            chunk = r.value;
+          }
+        } catch (e) {
+          fail(c, idleFired ? idleError() : answer.classify(e));
+          return;
+        }
+        if (done) {
+          clearTimeout(timer);
+          const actual = `${algorithm}:${hash.digest("hex")}`;
+          if (opts.size !== undefined && total !== opts.size) {
+            c.error(
+              new AirlockError("DIGEST_MISMATCH", `${what}: got ${total} bytes, expected ${opts.size}`),
+            );
+          } else if (actual !== digest) {
+            c.error(
+              new AirlockError(
+                "DIGEST_MISMATCH",
+                `${what}: digest mismatch, expected ${digest}, got ${actual}`,
+              ),
+            );
+          } else {
+            c.close();
+            if (req && chunk) req.respondWithNewView(chunk);
+            else req?.respond(0);
+          }
+          return;
+        }
+        total += chunk!.byteLength;
+        if (opts.size !== undefined && total > opts.size) {
+          await (byob ?? plain)!.cancel().catch(() => {});
+          fail(c, new AirlockError("TOO_LARGE", `${what}: more than the ${opts.size} bytes expected`));
+          return;
+        }
+        hash.update(chunk!);
+        if (byob && req?.view) req.respondWithNewView(chunk!);
+        else c.enqueue(chunk!);
+      },
+      cancel: async (reason) => {
+        clearTimeout(timer);
+        await (byob ?? plain)?.cancel(reason).catch(() => {});
+      },
+    }, { highWaterMark: 0 });
+    return { size: Number.isFinite(declared) ? declared : opts.size, stream };
+  }
+
+  /**
+   * Cross-repository blob mount: `POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<from>` on the same
+   * registry. `true` when the registry mounted it (201: the blob is now in `ref`'s repository, nothing was
+   * transferred); `false` when it declined (202: it opened an upload session instead, which is left to expire).
+   * The token asked for grants `pull` on `from` too.
+   *
+   * @example
+   * ```ts
+   * if (!(await client.mountBlob(dst, layer.digest, "library/app"))) await client.uploadBlobStream(dst, …);
+   * ```
+   */
+  async mountBlob(ref: Reference, digest: string, from: string, opts: RequestOptions = {}): Promise<boolean> {
+    validateDigest(digest);
+    repositoryPath({ ...ref, repository: from });
+    const what = `mounting blob ${digest} from ${from} into ${refName(ref)}`;
+    const answer = await this.#send({
+      registry: ref.registry,
+      repository: ref.repository,
+      actions: "pull,push",
+      extraScopes: [`repository:${from}:pull`],
+      method: "POST",
+      target: `/v2/${repositoryPath(ref)}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${
+        encodeURIComponent(from)
+      }`,
+      signal: opts.signal,
+    });
+    if (answer.status === 201) {
+      await answer.discard();
+      return true;
+    }
+    if (answer.status === 202) {
+      await answer.discard();
+      return false;
+    }
+    throw await this.#error(answer, what);
+  }
+
+  /**
+   * Uploads a blob from a stream without holding it in memory. A blob of known size up to `monolithicBytes`
+   * (default 4 MiB) is collected and sent as POST + one monolithic PUT, like {@linkcode uploadBlob}. A larger
+   * one (or one of unknown size) goes as docker's own push does: POST, one `PATCH` whose body streams the data
+   * (chunked transfer encoding), then `PUT <location>?digest=`. The stream is read with a BYOB reader into a
+   * small ring of reused buffers when it is a byte stream ({@linkcode openBlob}'s is), so a layer of any size
+   * passes through a few MiB. The bytes are hashed as they pass; when they do not match `digest` (or `size`),
+   * the PATCH is aborted and the session cancelled: nothing is committed (DIGEST_MISMATCH). The PATCH has no
+   * total time limit; it fails with TIMEOUT when the registry takes no data for `requestTimeoutMs`. Not retried:
+   * a stream cannot be read twice.
+   *
+   * @example
+   * ```ts
+   * const blob = await src.openBlob(srcRef, d.digest, { size: d.size });
+   * await dst.uploadBlobStream(dstRef, blob.stream, { digest: d.digest, size: d.size });
+   * ```
+   */
+  async uploadBlobStream(
+    ref: Reference,
+    stream: ReadableStream<Uint8Array>,
+    opts: { digest: string; size?: number; monolithicBytes?: number; signal?: AbortSignal },
+  ): Promise<{ digest: string; size: number }> {
+    const digest = opts.digest;
+    validateDigest(digest);
+    const what = `uploading blob ${digest} to ${refName(ref)}`;
+    const algorithm = digest.slice(0, digest.indexOf(":"));
+    const monolithic = opts.size !== undefined && opts.size <= (opts.monolithicBytes ?? 4 * MiB);
+    const source = new ChunkSource(stream, what, monolithic ? Math.max(1, opts.size!) : 256 * 1024);
+    let location: URL | undefined;
+    let committed = false;
+    try {
+      const start = await this.#send({
+        registry: ref.registry,
+        repository: ref.repository,
+        actions: "pull,push",
+        method: "POST",
+        target: `/v2/${repositoryPath(ref)}/blobs/uploads/`,
+        signal: opts.signal,
+      });
+      if (start.status !== 202) throw await this.#error(start, what);
+      await start.discard();
+      location = uploadLocation(start, what);
+      const hash = createHash(algorithm);
+      let total = 0;
+      /** Checks what was read against the size and digest announced. */
+      const check = (): AirlockError | undefined => {
+        const actual = `${algorithm}:${hash.digest("hex")}`;
+        if (opts.size !== undefined && total !== opts.size) {
+          return new AirlockError(
+            "DIGEST_MISMATCH",
+            `${what}: the source has ${total} bytes, expected ${opts.size}`,
+          );
+        }
+        if (actual !== digest) {
+          return new AirlockError(
+            "DIGEST_MISMATCH",
+            `${what}: digest mismatch, the source's bytes hash to ${actual}`,
+          );
+        }
+        return undefined;
+      };
+      let last: Uint8Array = new Uint8Array(0);
+      if (monolithic) {
+        // Small: collect (one buffer of exactly `size`), check, and send in the final PUT.
+        const parts: Uint8Array[] = [];
+        for (;;) {
+          const chunk = await source.next();
+          if (chunk === null) break;
+          hash.update(chunk);
+          total += chunk.byteLength;
+          if (total > opts.size!) break;
+          parts.push(chunk.slice());
+        }
+        const bad = check();
+        if (bad) throw bad;
+        last = concatBytes(parts, total);
+      } else {
+        // Large: one PATCH whose body pulls from the source; an idle watchdog replaces the total timeout.
+        const idleMs = this.#timeoutMs;
+        const idle = new AbortController();
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        let idleFired = false;
+        let failure: unknown;
+        const arm = () => {
+          clearTimeout(timer);
+          timer = setTimeout(() => {
+            idleFired = true;
+            idle.abort(
+              new AirlockError("TIMEOUT", `${what}: the registry took no data for ${idleMs / 1000} s`),
+            );
+          }, idleMs);
+        };
+        const body = new ReadableStream<Uint8Array>({
+          pull: async (c) => {
+            arm();
+            try {
+              const chunk = await source.next();
+              if (chunk === null) {
+                failure = check();
+                if (failure) c.error(failure);
+                else c.close();
+                return;
+              }
+              hash.update(chunk);
+              total += chunk.byteLength;
+              if (opts.size !== undefined && total > opts.size) {
+                throw new AirlockError(
+                  "DIGEST_MISMATCH",
+                  `${what}: the source has more than ${opts.size} bytes`,
+                );
+              }
+              c.enqueue(chunk);
+            } catch (e) {
+              failure = e;
+              c.error(e);
+            }
+          },
+        }, { highWaterMark: 0 });
+        arm();
+        let answer: Answer;
+        try {
+          answer = await this.#send({
+            registry: ref.registry,
+            repository: ref.repository,
+            actions: "pull,push",
+            method: "PATCH",
+            target: location,
+            headers: { "content-type": "application/octet-stream" },
+            body,
+            signal: opts.signal ? AbortSignal.any([opts.signal, idle.signal]) : idle.signal,
+            retry: false,
+            timeoutMs: 0,
+          });
+        } catch (e) {
+          throw failure ?? (idleFired ? idle.signal.reason : e);
+        } finally {
+          clearTimeout(timer);
+        }
+        if (failure) {
+          await answer.discard();
+          throw failure;
+        }
+        if (answer.status !== 202 && answer.status !== 204) throw await this.#error(answer, what);
+        await answer.discard();
+        location = uploadLocation(answer, what, location);
+      }
+      const url = new URL(location);
+      url.search = (url.search ? url.search + "&" : "?") + "digest=" + encodeURIComponent(digest);
+      const put = await this.#send({
+        registry: ref.registry,
+        repository: ref.repository,
+        actions: "pull,push",
+        method: "PUT",
+        target: url,
+        headers: { "content-type": "application/octet-stream" },
+        body: last,
+        signal: opts.signal,
+        retry: false,
+      });
+      if (put.status !== 201 && put.status !== 204 && put.status !== 200) throw await this.#error(put, what);
+      await put.discard();
+      committed = true;
+      const echoed = put.headers.get("docker-content-digest");
+      if (echoed && echoed.startsWith(`${algorithm}:`) && echoed !== digest) {
+        throw new AirlockError("DIGEST_MISMATCH", `${what}: the registry stored ${echoed}`);
+      }
+      return { digest, size: total };
+    } catch (e) {
+      await source.cancel(e);
+      if (location && !committed) await this.#cancelUpload(ref, location);
+      throw e;
+    } finally {
+      source.release();
+    }
+  }
+
+  /** Best effort: `DELETE` an unfinished upload session so that nothing of it is committed. */
+  async #cancelUpload(ref: Reference, location: URL): Promise<void> {
+    try {
+      const answer = await this.#send({
+        registry: ref.registry,
+        repository: ref.repository,
+        actions: "pull,push",
+        method: "DELETE",
+        target: location,
+        retry: false,
+      });
+      await answer.discard();
+    } catch {
+      // the session expires by itself
+    }
+  }
+
+  /**
    * Lists a repository's tags, following `Link: <…>; rel="next"` pagination. `pageSize` asks for `?n=` per page
    * (the registry may cap it).
    *
@@ -752,6 +1145,7 @@ export class RegistryClient {
     const url = typeof call.target === "string" ? new URL(call.target, base) : call.target;
     const headers = new Headers(call.headers);
     let scopes = call.repository && call.actions ? [`repository:${call.repository}:${call.actions}`] : [];
+    if (call.extraScopes) scopes = [...scopes, ...call.extraScopes];
     let auth: Authorization = await this.#auth.authorize(call.registry, scopes, call.signal);
     // Credentials go to the registry's own host only (not to an upload location or page elsewhere).
     const sameHost = url.host === base.host;
@@ -768,6 +1162,8 @@ export class RegistryClient {
           call.signal,
           call.retry ?? true,
           base,
+          false,
+          call.timeoutMs,
         );
       } catch (e) {
         this.#auth.observe(call.registry, 0);
@@ -796,18 +1192,19 @@ export class RegistryClient {
     method: string,
     url: URL,
     headers: Headers,
-    body: Uint8Array | undefined,
+    body: Uint8Array | ReadableStream<Uint8Array> | undefined,
     signal: AbortSignal | undefined,
     retry: boolean,
     authBase?: URL,
     allowHttp = false,
+    timeoutMs?: number,
   ): Promise<Answer> {
     if (this.#closed) throw new AirlockError("INVALID_ARGUMENT", "the registry client is closed");
     headers.set("user-agent", this.#userAgent);
     for (let attempt = 0;; attempt++) {
       let answer: Answer;
       try {
-        answer = await this.#once(method, url, headers, body, signal, authBase, allowHttp);
+        answer = await this.#once(method, url, headers, body, signal, authBase, allowHttp, timeoutMs);
       } catch (e) {
         if (e instanceof NetworkError && e.retryable && retry && attempt < this.#policy.retries) {
           await sleep(backoffDelay(attempt, this.#policy), signal);
@@ -830,27 +1227,36 @@ export class RegistryClient {
     method: string,
     url: URL,
     headers: Headers,
-    body: Uint8Array | undefined,
+    body: Uint8Array | ReadableStream<Uint8Array> | undefined,
     signal: AbortSignal | undefined,
     authBase?: URL,
     allowHttp = false,
+    timeoutMs?: number,
   ): Promise<Answer> {
+    const limitMs = timeoutMs ?? this.#timeoutMs;
     let current = url;
     let hopHeaders = headers;
     for (let hop = 0;; hop++) {
       if (signal?.aborted) throw networkError(signal.reason, current, { cancelled: true });
-      const timeout = AbortSignal.timeout(this.#timeoutMs);
-      const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+      const timeout = limitMs > 0 ? AbortSignal.timeout(limitMs) : undefined;
+      const signals = [signal, timeout].filter((s): s is AbortSignal => s !== undefined);
+      const combined = signals.length === 1 ? signals[0] : AbortSignal.any(signals);
       const classify = (e: unknown) =>
         networkError(e, current, {
           cancelled: signal?.aborted === true,
-          timedOut: timeout.aborted,
-          timeoutMs: this.#timeoutMs,
+          timedOut: timeout?.aborted === true,
+          timeoutMs: limitMs,
         });
       const transport = await this.#transportFor(current, allowHttp);
       let res: TransportResponse;
       try {
-        res = await transport.send({ method, url: current, headers: hopHeaders, body, signal: combined });
+        res = await transport.send({
+          method,
+          url: current,
+          headers: hopHeaders,
+          ...(body instanceof ReadableStream ? { stream: body } : { body }),
+          signal: combined,
+        });
       } catch (e) {
         throw classify(e);
       }
@@ -972,6 +1378,97 @@ export class RegistryClient {
 }
 
 // ——— small helpers ———
+
+/**
+ * Reads a stream chunk by chunk. For a byte stream it reads with a BYOB reader into a ring of reused buffers
+ * (a chunk stays valid until `ring - 1` further chunks have been read), so no memory is allocated per chunk;
+ * otherwise it hands out the stream's own chunks.
+ */
+class ChunkSource {
+  readonly #what: string;
+  readonly #byob?: ReadableStreamBYOBReader;
+  readonly #plain?: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #ring: ArrayBuffer[] = [];
+  readonly #chunkBytes: number;
+  #slot = 0;
+
+  constructor(stream: ReadableStream<Uint8Array>, what: string, chunkBytes: number, ring = 8) {
+    this.#what = what;
+    this.#chunkBytes = chunkBytes;
+    try {
+      this.#byob = stream.getReader({ mode: "byob" });
+      for (let i = 0; i < ring; i++) this.#ring.push(new ArrayBuffer(chunkBytes));
+    } catch {
+      this.#plain = stream.getReader();
+    }
+  }
+
+  /** The next chunk (never empty), or `null` at the end. */
+  async next(): Promise<Uint8Array | null> {
+    try {
+      if (!this.#byob) {
+        for (;;) {
+          const r = await this.#plain!.read();
+          if (r.done) return null;
+          if (r.value.byteLength > 0) return r.value;
+        }
+      }
+      const slot = this.#slot;
+      this.#slot = (slot + 1) % this.#ring.length;
+      const r = await this.#byob.read(new Uint8Array(this.#ring[slot], 0, this.#chunkBytes));
+      if (r.value) this.#ring[slot] = r.value.buffer as ArrayBuffer; // the read transferred the buffer
+      if (r.done) return null;
+      return r.value!;
+    } catch (e) {
+      if (e instanceof AirlockError) throw e;
+      throw new AirlockError(
+        "IO_ERROR",
+        `${this.#what}: reading the source failed: ${(e as Error).message}`,
+        {
+          cause: e,
+        },
+      );
+    }
+  }
+
+  async cancel(reason: unknown): Promise<void> {
+    await (this.#byob ?? this.#plain)?.cancel(reason).catch(() => {});
+  }
+
+  release(): void {
+    try {
+      (this.#byob ?? this.#plain)?.releaseLock();
+    } catch {
+      // a read is still pending after a failure: the stream is cancelled anyway
+    }
+  }
+}
+
+/** The session URL of an upload answer (`Location`), resolved against the request URL. */
+function uploadLocation(answer: Answer, what: string, previous?: URL): URL {
+  const location = answer.headers.get("location");
+  if (!location) {
+    if (previous) return previous;
+    throw new AirlockError("REGISTRY_ERROR", `${what}: the registry sent no upload location`);
+  }
+  try {
+    return new URL(location, answer.url);
+  } catch {
+    throw new AirlockError("REGISTRY_ERROR", `${what}: invalid upload location "${location}"`);
+  }
+}
+
+/** Joins chunks into one array (returns the only chunk as is). */
+function concatBytes(chunks: readonly Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.byteLength;
+  }
+  return out;
+}
 
 /** Re-wraps an answer whose body was already read as text, so the caller can read it again. */
 function replay(answer: Answer, text: string): Answer {

@@ -27,6 +27,11 @@ export interface TransportRequest {
   readonly headers: Headers;
   /** The body, fully in memory (registry requests airlock makes are small). */
   readonly body?: Uint8Array;
+  /**
+   * A streamed body instead of `body` (blob uploads of any size): sent with chunked transfer encoding, as
+   * docker's own push does. Each chunk is read only when the connection can take it.
+   */
+  readonly stream?: ReadableStream<Uint8Array>;
   /** Aborts the exchange, including reading the response body. */
   readonly signal: AbortSignal;
 }
@@ -99,7 +104,9 @@ export class FetchTransport implements Transport {
     const res = await fetch(request.url, {
       method: request.method,
       headers: request.headers,
-      body: hasBody ? ((request.body ?? new Uint8Array(0)) as Uint8Array<ArrayBuffer>) : undefined,
+      body: hasBody
+        ? (request.stream ?? (request.body ?? new Uint8Array(0)) as Uint8Array<ArrayBuffer>)
+        : undefined,
       redirect: "manual",
       signal: request.signal,
       ...(this.#client ? { client: this.#client } : {}),
@@ -148,7 +155,7 @@ export class NodeTransport implements Transport {
     const headers: Record<string, string> = {};
     request.headers.forEach((value, key) => headers[key] = value);
     const hasBody = request.method !== "GET" && request.method !== "HEAD";
-    const body = hasBody ? (request.body ?? new Uint8Array(0)) : undefined;
+    const body = hasBody && !request.stream ? (request.body ?? new Uint8Array(0)) : undefined;
     if (body) headers["content-length"] = String(body.byteLength);
     const options: http.RequestOptions = {
       method: request.method,
@@ -176,7 +183,25 @@ export class NodeTransport implements Transport {
         ? https.request(request.url, options, onResponse)
         : http.request(request.url, options, onResponse);
       req.on("error", reject);
-      req.end(body);
+      if (!request.stream) {
+        req.end(body);
+        return;
+      }
+      // Streamed body: write chunk by chunk, waiting for "drain" when the socket is full.
+      const reader = request.stream.getReader();
+      const pump = async () => {
+        try {
+          for (;;) {
+            const { done, value } = await reader.read();
+            if (done) break;
+            if (!req.write(value)) await new Promise((r) => req.once("drain", r));
+          }
+          req.end();
+        } catch (e) {
+          req.destroy(e as Error);
+        }
+      };
+      pump();
     });
   }
 
