@@ -39,14 +39,8 @@
 import { SignatureV4 } from "@smithy/signature-v4";
 import { createHash, createHmac, type Hash, type Hmac } from "node:crypto";
 import { AirlockError } from "../core/errors.ts";
-import {
-  base64Decode,
-  base64Encode,
-  type PublicKey,
-  publicKeyFromSpki,
-  publicKeyToPem,
-  verifySignature,
-} from "../core/signature/public_key.ts";
+import { base64Decode, base64Encode } from "../core/encoding/base64.ts";
+import { type PublicKey, publicKeyFromSpki } from "../core/signature/public_key.ts";
 import type { KeyBackend } from "./key_backend.ts";
 import {
   endpointUrl,
@@ -55,19 +49,16 @@ import {
   envLookup,
   excerpt,
   firstEnv,
+  jsonObject,
   KmsHttpClient,
   type KmsResponse,
   readOptionalFile,
   scrub,
 } from "./kms_http.ts";
+import { kmsKey, type KmsKeyOptions, sha256 } from "./kms_key.ts";
 
-/** Options of {@linkcode openAwsKmsKey}. */
-export interface AwsKmsKeyOptions {
-  /** Reads an environment variable; defaults to `Deno.env.get`. */
-  env?: EnvLookup;
-  /** Time limit of one request in ms; default 30 000. */
-  timeoutMs?: number;
-}
+/** Options of {@linkcode openAwsKmsKey} (the environment lookup, the time limit of one request). */
+export type AwsKmsKeyOptions = KmsKeyOptions;
 
 /** A parsed `awskms://` reference. */
 export interface AwsKmsRef {
@@ -279,17 +270,13 @@ class AwsKmsClient {
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(signed.headers)) if (k !== "host") headers[k] = String(v);
     const res = await this.#http.send("POST", url, { headers, body });
-    if (res.status === 200 && typeof res.json === "object" && res.json !== null) {
-      return res.json as Record<string, unknown>;
-    }
+    const json = jsonObject(res);
+    if (res.status === 200 && json) return json;
     throw this.#error(operation, res);
   }
 
   #error(operation: string, res: KmsResponse): AirlockError {
-    const json = (typeof res.json === "object" && res.json !== null ? res.json : {}) as Record<
-      string,
-      unknown
-    >;
+    const json = jsonObject(res) ?? {};
     const rawType = String(json.__type ?? res.headers.get("x-amzn-errortype") ?? "");
     const type = rawType.replace(/^.*#/, "").replace(/:.*$/, "");
     const message = String(json.message ?? json.Message ?? "") || excerpt(res.text) || `HTTP ${res.status}`;
@@ -318,49 +305,22 @@ class AwsKmsClient {
   }
 }
 
-class AwsKmsKey implements KeyBackend {
-  readonly #what: string;
-  readonly #client: AwsKmsClient;
-  readonly #info: KeyInfo;
-  #closed = false;
-
-  constructor(what: string, client: AwsKmsClient, info: KeyInfo) {
-    this.#what = what;
-    this.#client = client;
-    this.#info = info;
-  }
-
-  publicKey(): Promise<string> {
-    return Promise.resolve(publicKeyToPem(this.#info.key));
-  }
-
-  async sign(message: Uint8Array): Promise<Uint8Array> {
-    if (this.#closed) throw new AirlockError("KEY_BACKEND", `${this.#what} is closed`);
-    const digest = new Uint8Array(createHash("sha256").update(message).digest());
-    const out = await this.#client.call("Sign", {
-      KeyId: this.#info.keyArn,
-      Message: base64Encode(digest),
-      MessageType: "DIGEST",
-      SigningAlgorithm: this.#info.algorithm,
-    });
-    const sig = typeof out.Signature === "string" ? base64Decode(out.Signature) : undefined;
-    if (!sig) throw new AirlockError("KEY_BACKEND", `${this.#what}: AWS KMS Sign answered no Signature`);
-    if (!await verifySignature(this.#info.key, message, sig)) {
-      throw new AirlockError(
-        "KEY_BACKEND",
-        `${this.#what}: AWS KMS returned a signature that does not verify with the key's public key`,
-      );
-    }
-    return sig;
-  }
-
-  close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      this.#client.close();
-    }
-    return Promise.resolve();
-  }
+/** Calls `Sign` with the SHA-256 of `message` (`MessageType: DIGEST`). */
+async function awsSign(
+  what: string,
+  client: AwsKmsClient,
+  info: KeyInfo,
+  message: Uint8Array,
+): Promise<Uint8Array> {
+  const out = await client.call("Sign", {
+    KeyId: info.keyArn,
+    Message: base64Encode(sha256(message)),
+    MessageType: "DIGEST",
+    SigningAlgorithm: info.algorithm,
+  });
+  const sig = typeof out.Signature === "string" ? base64Decode(out.Signature) : undefined;
+  if (!sig) throw new AirlockError("KEY_BACKEND", `${what}: AWS KMS Sign answered no Signature`);
+  return sig;
 }
 
 function keyInfoOf(what: string, out: Record<string, unknown>): KeyInfo {
@@ -438,7 +398,13 @@ export async function openAwsKmsKey(ref: string, options: AwsKmsKeyOptions = {})
   try {
     const info = keyInfoOf(ref, await client.call("GetPublicKey", { KeyId: parsed.keyId }));
     if (!info.keyArn) info.keyArn = parsed.keyId;
-    return new AwsKmsKey(ref, client, info);
+    return kmsKey({
+      name: ref,
+      key: info.key,
+      sign: (message) => awsSign(ref, client, info, message),
+      mismatch: "AWS KMS returned a signature that does not verify with the key's public key",
+      close: () => client.close(),
+    });
   } catch (e) {
     client.close();
     throw e;

@@ -34,15 +34,8 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { AirlockError } from "../core/errors.ts";
-import {
-  ecdsaRawToDer,
-  type PublicKey,
-  publicKeyFromSpki,
-  publicKeyToPem,
-  verifySignature,
-} from "../core/signature/public_key.ts";
+import { ecdsaRawToDer, type PublicKey, publicKeyFromSpki } from "../core/signature/public_key.ts";
 import type { KeyBackend } from "./key_backend.ts";
 import {
   base64UrlDecode,
@@ -51,22 +44,20 @@ import {
   type EnvLookup,
   envLookup,
   excerpt,
-  expiryOf,
   firstEnv,
+  jsonObject,
   KmsHttpClient,
   type KmsResponse,
   readRequiredFile,
+  requestToken,
   scrub,
+  sendWithToken,
   TokenCache,
 } from "./kms_http.ts";
+import { kmsKey, type KmsKeyOptions, sha256 } from "./kms_key.ts";
 
-/** Options of {@linkcode openAzureKmsKey}. */
-export interface AzureKmsKeyOptions {
-  /** Reads an environment variable; defaults to `Deno.env.get`. */
-  env?: EnvLookup;
-  /** Time limit of one request in ms; default 30 000. */
-  timeoutMs?: number;
-}
+/** Options of {@linkcode openAzureKmsKey} (the environment lookup, the time limit of one request). */
+export type AzureKmsKeyOptions = KmsKeyOptions;
 
 /** A parsed `azurekms://` reference. */
 export interface AzureKmsRef {
@@ -161,26 +152,12 @@ function azureTokens(
       form.set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
       form.set("client_assertion", assertion);
     }
-    const res = await http.send("POST", tokenUrl, {
-      headers: { "Content-Type": "application/x-www-form-urlencoded" },
-      body: form.toString(),
-    });
-    const json = (typeof res.json === "object" && res.json !== null ? res.json : {}) as Record<
-      string,
-      unknown
-    >;
-    if (res.status === 200 && typeof json.access_token === "string" && json.access_token !== "") {
-      return { token: json.access_token, expiresAt: expiryOf(json.expires_in) };
-    }
-    const detail = scrub(
-      [json.error, json.error_description].filter((x) => typeof x === "string").join(": ") ||
-        excerpt(res.text) || `HTTP ${res.status}`,
+    return await requestToken(
+      http,
+      tokenUrl,
+      form,
+      `${what}: Microsoft Entra ID (${authority.host}, tenant ${tenant}) refused a token for client ${clientId}`,
       secrets,
-    );
-    throw new AirlockError(
-      res.status >= 500 ? "KEY_BACKEND" : "KEY_AUTH_FAILED",
-      `${what}: Microsoft Entra ID (${authority.host}, tenant ${tenant}) refused a token for client ${clientId} ` +
-        `(HTTP ${res.status}): ${detail}`,
     );
   });
   return { cache, secrets, clientId };
@@ -202,24 +179,10 @@ class AzureKmsClient {
   async call(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
     const url = new URL(`${this.#base}/${path}`);
     url.searchParams.set("api-version", AZURE_KEYVAULT_API_VERSION);
-    for (let attempt = 0;; attempt++) {
-      const token = await this.#tokens.cache.get();
-      const res = await this.#http.send(method, url, {
-        headers: {
-          Authorization: `Bearer ${token}`,
-          ...(body === undefined ? {} : { "Content-Type": "application/json" }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      if (res.status === 200 && typeof res.json === "object" && res.json !== null) {
-        return res.json as Record<string, unknown>;
-      }
-      if (res.status === 401 && attempt === 0) {
-        this.#tokens.cache.clear();
-        continue;
-      }
-      throw this.#error(res, method === "GET" ? "read" : "sign with");
-    }
+    const res = await sendWithToken(this.#http, this.#tokens.cache, method, url, body);
+    const json = jsonObject(res);
+    if (res.status === 200 && json) return json;
+    throw this.#error(res, method === "GET" ? "read" : "sign with");
   }
 
   #error(res: KmsResponse, action: string): AirlockError {
@@ -259,60 +222,22 @@ class AzureKmsClient {
 /** How the key signs. */
 type AzureAlg = "ES256" | "RS256";
 
-class AzureKmsKey implements KeyBackend {
-  readonly #what: string;
-  readonly #client: AzureKmsClient;
-  readonly #path: string;
-  readonly #alg: AzureAlg;
-  readonly #key: PublicKey;
-  #closed = false;
-
-  constructor(what: string, client: AzureKmsClient, path: string, alg: AzureAlg, key: PublicKey) {
-    this.#what = what;
-    this.#client = client;
-    this.#path = path;
-    this.#alg = alg;
-    this.#key = key;
+/** Asks Key Vault to sign the SHA-256 of `message` with the key version at `path`; ES256's `r‖s` becomes DER. */
+async function azureSign(
+  what: string,
+  client: AzureKmsClient,
+  path: string,
+  alg: AzureAlg,
+  message: Uint8Array,
+): Promise<Uint8Array> {
+  const out = await client.call("POST", `${path}/sign`, { alg, value: base64UrlEncode(sha256(message)) });
+  const sig = typeof out.value === "string" ? base64UrlDecode(out.value) : undefined;
+  if (!sig) throw new AirlockError("KEY_BACKEND", `${what}: Azure Key Vault answered no signature`);
+  if (alg !== "ES256") return sig;
+  if (sig.length !== 64) {
+    throw new AirlockError("KEY_BACKEND", `${what}: ES256 signature of ${sig.length} bytes, not 64`);
   }
-
-  publicKey(): Promise<string> {
-    return Promise.resolve(publicKeyToPem(this.#key));
-  }
-
-  async sign(message: Uint8Array): Promise<Uint8Array> {
-    if (this.#closed) throw new AirlockError("KEY_BACKEND", `${this.#what} is closed`);
-    const digest = new Uint8Array(createHash("sha256").update(message).digest());
-    const out = await this.#client.call("POST", `${this.#path}/sign`, {
-      alg: this.#alg,
-      value: base64UrlEncode(digest),
-    });
-    let sig = typeof out.value === "string" ? base64UrlDecode(out.value) : undefined;
-    if (!sig) throw new AirlockError("KEY_BACKEND", `${this.#what}: Azure Key Vault answered no signature`);
-    if (this.#alg === "ES256") {
-      if (sig.length !== 64) {
-        throw new AirlockError(
-          "KEY_BACKEND",
-          `${this.#what}: ES256 signature of ${sig.length} bytes, not 64`,
-        );
-      }
-      sig = ecdsaRawToDer(sig);
-    }
-    if (!await verifySignature(this.#key, message, sig)) {
-      throw new AirlockError(
-        "KEY_BACKEND",
-        `${this.#what}: Azure Key Vault returned a signature that does not verify with the key's public key`,
-      );
-    }
-    return sig;
-  }
-
-  close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      this.#client.close();
-    }
-    return Promise.resolve();
-  }
+  return ecdsaRawToDer(sig);
 }
 
 /** The JWK of a Key Vault key as SPKI, and the algorithm to sign with. */
@@ -401,7 +326,14 @@ export async function openAzureKmsKey(ref: string, options: AzureKmsKeyOptions =
       throw new AirlockError("KEY_BACKEND", `${ref}: Azure Key Vault answered a key without a kid`);
     }
     const { key, alg } = await fromJwk(ref, jwk);
-    return new AzureKmsKey(ref, client, `keys/${parsed.key}/${version}`, alg, key);
+    const path = `keys/${parsed.key}/${version}`;
+    return kmsKey({
+      name: ref,
+      key,
+      sign: (message) => azureSign(ref, client, path, alg, message),
+      mismatch: "Azure Key Vault returned a signature that does not verify with the key's public key",
+      close: () => client.close(),
+    });
   } catch (e) {
     http.close();
     throw e;

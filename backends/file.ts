@@ -29,25 +29,25 @@
 import { scrypt } from "node:crypto";
 import { secretbox } from "@noble/ciphers/salsa.js";
 import { AirlockError } from "../core/errors.ts";
+import { base64Decode, base64Encode } from "../core/encoding/base64.ts";
 import {
-  base64Decode,
-  base64Encode,
   bufferSource,
   curveFromOid,
-  decodePem,
+  type EcCurve,
+  ecdsaRawToDer,
+  type KeyAlgorithm,
+  OID,
+} from "../core/signature/public_key.ts";
+import { decodePem, encodePem } from "../core/encoding/pem.ts";
+import {
   DER,
   type DerElement,
   derEncode,
   derOid,
-  type EcCurve,
-  ecdsaRawToDer,
-  encodePem,
-  type KeyAlgorithm,
-  OID,
   oidToString,
   readDer,
   readDerOne,
-} from "../core/signature/public_key.ts";
+} from "../core/encoding/der.ts";
 import type { KeyBackend } from "./key_backend.ts";
 import { type PassphraseOptions, resolvePassphrase } from "./passphrase.ts";
 

@@ -37,18 +37,10 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { AirlockError } from "../core/errors.ts";
-import {
-  base64Decode,
-  base64Encode,
-  bufferSource,
-  decodePem,
-  parsePublicKeyPem,
-  type PublicKey,
-  publicKeyToPem,
-  verifySignature,
-} from "../core/signature/public_key.ts";
+import { base64Decode, base64Encode } from "../core/encoding/base64.ts";
+import { bufferSource, parsePublicKeyPem } from "../core/signature/public_key.ts";
+import { decodePem } from "../core/encoding/pem.ts";
 import type { KeyBackend } from "./key_backend.ts";
 import {
   base64UrlEncode,
@@ -56,23 +48,22 @@ import {
   type EnvLookup,
   envLookup,
   excerpt,
-  expiryOf,
   firstEnv,
+  jsonObject,
   KmsHttpClient,
   type KmsResponse,
   readOptionalFile,
   readRequiredFile,
+  requestToken,
   scrub,
+  sendWithToken,
   TokenCache,
+  tokenFromAnswer,
 } from "./kms_http.ts";
+import { kmsKey, type KmsKeyOptions, sha256 } from "./kms_key.ts";
 
-/** Options of {@linkcode openGcpKmsKey}. */
-export interface GcpKmsKeyOptions {
-  /** Reads an environment variable; defaults to `Deno.env.get`. */
-  env?: EnvLookup;
-  /** Time limit of one request in ms; default 30 000. */
-  timeoutMs?: number;
-}
+/** Options of {@linkcode openGcpKmsKey} (the environment lookup, the time limit of one request). */
+export type GcpKmsKeyOptions = KmsKeyOptions;
 
 /** A parsed `gcpkms://` reference. */
 export interface GcpKmsRef {
@@ -142,27 +133,6 @@ interface GoogleTokens {
   describe: string;
 }
 
-function tokenAnswer(
-  res: KmsResponse,
-  what: string,
-  secrets: string[],
-): { token: string; expiresAt: number } {
-  const json = (typeof res.json === "object" && res.json !== null ? res.json : {}) as Record<string, unknown>;
-  if (res.status === 200 && typeof json.access_token === "string" && json.access_token !== "") {
-    return { token: json.access_token, expiresAt: expiryOf(json.expires_in) };
-  }
-  const detail = scrub(
-    [json.error, json.error_description].filter((x) => typeof x === "string").join(": ") ||
-      excerpt(res.text) ||
-      `HTTP ${res.status}`,
-    secrets,
-  );
-  throw new AirlockError(
-    res.status >= 500 ? "KEY_BACKEND" : "KEY_AUTH_FAILED",
-    `${what} refused to issue an access token (HTTP ${res.status}): ${detail}`,
-  );
-}
-
 async function serviceAccountTokens(
   http: KmsHttpClient,
   file: string,
@@ -213,12 +183,13 @@ async function serviceAccountTokens(
     const input = new TextEncoder().encode(`${header}.${claims}`);
     const sig = new Uint8Array(await crypto.subtle.sign("RSASSA-PKCS1-v1_5", signingKey, input));
     const assertion = `${header}.${claims}.${base64UrlEncode(sig)}`;
-    const res = await http.send("POST", tokenUri, {
-      headers: { "Content-Type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({ grant_type: "urn:ietf:params:oauth:grant-type:jwt-bearer", assertion })
-        .toString(),
-    });
-    return tokenAnswer(res, what, [...secrets, assertion]);
+    return await requestToken(
+      http,
+      tokenUri,
+      new URLSearchParams({ grant_type: "urn:ietf:params:oauth:grant-type:jwt-bearer", assertion }),
+      `${what} refused to issue an access token`,
+      [...secrets, assertion],
+    );
   });
   return { cache, secrets, describe: `service account ${email}` };
 }
@@ -242,18 +213,20 @@ function authorizedUserTokens(
     `token_uri in ${file}`,
   );
   const secrets = [clientSecret, refresh];
-  const cache = new TokenCache(async () => {
-    const res = await http.send("POST", tokenUri, {
-      headers: { "Content-Type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({
+  const cache = new TokenCache(() =>
+    requestToken(
+      http,
+      tokenUri,
+      new URLSearchParams({
         grant_type: "refresh_token",
         client_id: clientId,
         client_secret: clientSecret,
         refresh_token: refresh,
-      }).toString(),
-    });
-    return tokenAnswer(res, `the Google token endpoint ${tokenUri.origin}`, secrets);
-  });
+      }),
+      `the Google token endpoint ${tokenUri.origin} refused to issue an access token`,
+      secrets,
+    )
+  );
   return { cache, secrets, describe: `user credentials of ${file}` };
 }
 
@@ -269,7 +242,7 @@ function metadataTokens(http: KmsHttpClient, host: string): GoogleTokens {
   const url = new URL(`http://${host}/computeMetadata/v1/instance/service-accounts/default/token`);
   const cache = new TokenCache(async () => {
     const res = await http.send("GET", url, { headers: { "Metadata-Flavor": "Google" } });
-    return tokenAnswer(res, `the metadata server ${host}`, []);
+    return tokenFromAnswer(res, `the metadata server ${host} refused to issue an access token`, []);
   });
   return { cache, secrets: [], describe: `the metadata server ${host}` };
 }
@@ -334,24 +307,11 @@ class GcpKmsClient {
 
   /** Calls `/v1/<path>`; retries once with a new token after a 401. */
   async call(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
-    for (let attempt = 0;; attempt++) {
-      const token = await this.#tokens.cache.get();
-      const res = await this.#http.send(method, new URL(`${this.#base}/v1/${path}`), {
-        headers: {
-          Authorization: `Bearer ${token}`,
-          ...(body === undefined ? {} : { "Content-Type": "application/json" }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      if (res.status === 200 && typeof res.json === "object" && res.json !== null) {
-        return res.json as Record<string, unknown>;
-      }
-      if (res.status === 401 && attempt === 0) {
-        this.#tokens.cache.clear();
-        continue;
-      }
-      throw this.#error(res, path);
-    }
+    const url = new URL(`${this.#base}/v1/${path}`);
+    const res = await sendWithToken(this.#http, this.#tokens.cache, method, url, body);
+    const json = jsonObject(res);
+    if (res.status === 200 && json) return json;
+    throw this.#error(res, path);
   }
 
   #error(res: KmsResponse, path: string): AirlockError {
@@ -393,69 +353,40 @@ function crcField(value: unknown): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
-class GcpKmsKey implements KeyBackend {
-  readonly #what: string;
-  readonly #client: GcpKmsClient;
-  readonly #version: string;
-  readonly #mode: SignMode;
-  readonly #key: PublicKey;
-  #closed = false;
-
-  constructor(what: string, client: GcpKmsClient, version: string, mode: SignMode, key: PublicKey) {
-    this.#what = what;
-    this.#client = client;
-    this.#version = version;
-    this.#mode = mode;
-    this.#key = key;
+/**
+ * Asks Cloud KMS to sign `message` (its SHA-256, or the message itself for Ed25519) with `version`, and runs the
+ * CRC32C integrity checks on the answer.
+ */
+async function gcpSign(
+  what: string,
+  client: GcpKmsClient,
+  version: string,
+  mode: SignMode,
+  message: Uint8Array,
+): Promise<Uint8Array> {
+  let body: Record<string, unknown>;
+  if (mode === "digest") {
+    const digest = sha256(message);
+    body = { digest: { sha256: base64Encode(digest) }, digestCrc32c: String(crc32c(digest)) };
+  } else {
+    body = { data: base64Encode(message), dataCrc32c: String(crc32c(message)) };
   }
-
-  publicKey(): Promise<string> {
-    return Promise.resolve(publicKeyToPem(this.#key));
+  const out = await client.call("POST", `${version}:asymmetricSign`, body);
+  const integrity = (why: string) =>
+    new AirlockError("KEY_BACKEND", `${what}: Cloud KMS asymmetricSign integrity check failed: ${why}`);
+  const verified = mode === "digest" ? out.verifiedDigestCrc32c : out.verifiedDataCrc32c;
+  if (verified !== true) {
+    throw integrity(`the request's ${mode} checksum was not verified by the service`);
   }
-
-  async sign(message: Uint8Array): Promise<Uint8Array> {
-    if (this.#closed) throw new AirlockError("KEY_BACKEND", `${this.#what} is closed`);
-    let body: Record<string, unknown>;
-    if (this.#mode === "digest") {
-      const digest = new Uint8Array(createHash("sha256").update(message).digest());
-      body = { digest: { sha256: base64Encode(digest) }, digestCrc32c: String(crc32c(digest)) };
-    } else {
-      body = { data: base64Encode(message), dataCrc32c: String(crc32c(message)) };
-    }
-    const out = await this.#client.call("POST", `${this.#version}:asymmetricSign`, body);
-    const integrity = (why: string) =>
-      new AirlockError(
-        "KEY_BACKEND",
-        `${this.#what}: Cloud KMS asymmetricSign integrity check failed: ${why}`,
-      );
-    const verified = this.#mode === "digest" ? out.verifiedDigestCrc32c : out.verifiedDataCrc32c;
-    if (verified !== true) {
-      throw integrity(`the request's ${this.#mode} checksum was not verified by the service`);
-    }
-    if (out.name !== undefined && out.name !== this.#version) {
-      throw integrity(`the answer names ${String(out.name)}, not ${this.#version}`);
-    }
-    const sig = typeof out.signature === "string" ? base64Decode(out.signature) : undefined;
-    if (!sig) throw new AirlockError("KEY_BACKEND", `${this.#what}: Cloud KMS answered no signature`);
-    if (crcField(out.signatureCrc32c) !== crc32c(sig)) {
-      throw integrity("signatureCrc32c does not match the signature");
-    }
-    if (!await verifySignature(this.#key, message, sig)) {
-      throw new AirlockError(
-        "KEY_BACKEND",
-        `${this.#what}: Cloud KMS returned a signature that does not verify with the public key of ${this.#version}`,
-      );
-    }
-    return sig;
+  if (out.name !== undefined && out.name !== version) {
+    throw integrity(`the answer names ${String(out.name)}, not ${version}`);
   }
-
-  close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      this.#client.close();
-    }
-    return Promise.resolve();
+  const sig = typeof out.signature === "string" ? base64Decode(out.signature) : undefined;
+  if (!sig) throw new AirlockError("KEY_BACKEND", `${what}: Cloud KMS answered no signature`);
+  if (crcField(out.signatureCrc32c) !== crc32c(sig)) {
+    throw integrity("signatureCrc32c does not match the signature");
   }
+  return sig;
 }
 
 /** The newest ENABLED version of a key (by create time, then version number). */
@@ -526,7 +457,13 @@ export async function openGcpKmsKey(ref: string, options: GcpKmsKeyOptions = {})
         `${ref}: Cloud KMS getPublicKey integrity check failed (pemCrc32c)`,
       );
     }
-    return new GcpKmsKey(ref, client, version, mode, parsePublicKeyPem(pem));
+    return kmsKey({
+      name: ref,
+      key: parsePublicKeyPem(pem),
+      sign: (message) => gcpSign(ref, client, version, mode, message),
+      mismatch: `Cloud KMS returned a signature that does not verify with the public key of ${version}`,
+      close: () => client.close(),
+    });
   } catch (e) {
     http.close();
     throw e;

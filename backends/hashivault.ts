@@ -33,20 +33,10 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { AirlockError } from "../core/errors.ts";
-import {
-  base64Decode,
-  base64Encode,
-  DER,
-  derEncode,
-  derOid,
-  OID,
-  parsePublicKeyPem,
-  type PublicKey,
-  publicKeyToPem,
-  verifySignature,
-} from "../core/signature/public_key.ts";
+import { base64Decode, base64Encode } from "../core/encoding/base64.ts";
+import { DER, derEncode, derOid } from "../core/encoding/der.ts";
+import { OID, parsePublicKeyPem, type PublicKey, publicKeyToPem } from "../core/signature/public_key.ts";
 import type { KeyBackend } from "./key_backend.ts";
 import {
   endpointUrl,
@@ -60,14 +50,10 @@ import {
   readOptionalFile,
   scrub,
 } from "./kms_http.ts";
+import { kmsKey, type KmsKeyOptions, sha256 } from "./kms_key.ts";
 
-/** Options of {@linkcode openVaultKey}. */
-export interface VaultKeyOptions {
-  /** Reads an environment variable; defaults to `Deno.env.get`. */
-  env?: EnvLookup;
-  /** Time limit of one request in ms; default 30 000. */
-  timeoutMs?: number;
-}
+/** Options of {@linkcode openVaultKey} (the environment lookup, the time limit of one request). */
+export type VaultKeyOptions = KmsKeyOptions;
 
 /** A parsed `hashivault://` / `openbao://` reference. */
 export interface VaultRef {
@@ -115,9 +101,15 @@ interface VaultConfig {
   namespace?: string;
 }
 
+/** The variables named `BAO_<suffix>` and `VAULT_<suffix>`, the scheme's own first. */
+function envNames(ref: VaultRef, suffix: string): string[] {
+  return ref.scheme === "openbao"
+    ? [`BAO_${suffix}`, `VAULT_${suffix}`]
+    : [`VAULT_${suffix}`, `BAO_${suffix}`];
+}
+
 async function vaultConfig(ref: VaultRef, env: EnvLookup): Promise<VaultConfig> {
-  const names = (suffix: string) =>
-    ref.scheme === "openbao" ? [`BAO_${suffix}`, `VAULT_${suffix}`] : [`VAULT_${suffix}`, `BAO_${suffix}`];
+  const names = (suffix: string) => envNames(ref, suffix);
   const addrText = firstEnv(env, ...names("ADDR"));
   if (!addrText) {
     throw new AirlockError(
@@ -150,80 +142,42 @@ function ed25519Spki(raw: Uint8Array): Uint8Array {
   );
 }
 
-class VaultKey implements KeyBackend {
-  readonly #ref: VaultRef;
-  readonly #config: VaultConfig;
-  readonly #http: KmsHttpClient;
-  readonly #type: VaultKeyType;
-  readonly #version: number;
-  readonly #key: PublicKey;
-  #closed = false;
-
-  constructor(
-    ref: VaultRef,
-    config: VaultConfig,
-    http: KmsHttpClient,
-    type: VaultKeyType,
-    version: number,
-    key: PublicKey,
-  ) {
-    this.#ref = ref;
-    this.#config = config;
-    this.#http = http;
-    this.#type = type;
-    this.#version = version;
-    this.#key = key;
+/**
+ * Asks Vault to sign `message` with version `version` of the transit key: its SHA-256 (`prehashed`, DER for ECDSA,
+ * PKCS#1 v1.5 for RSA), or the message itself for Ed25519. The `vault:vN:` prefix is removed.
+ */
+async function vaultSign(
+  http: KmsHttpClient,
+  config: VaultConfig,
+  ref: VaultRef,
+  type: VaultKeyType,
+  version: number,
+  message: Uint8Array,
+): Promise<Uint8Array> {
+  let path: string;
+  const body: Record<string, unknown> = { key_version: version };
+  if (type === "ed25519") {
+    path = `sign/${ref.key}`;
+    body.input = base64Encode(message);
+  } else {
+    path = `sign/${ref.key}/sha2-256`;
+    body.input = base64Encode(sha256(message));
+    body.prehashed = true;
+    if (type === "ecdsa") body.marshaling_algorithm = "asn1";
+    else body.signature_algorithm = "pkcs1v15";
   }
-
-  publicKey(): Promise<string> {
-    return Promise.resolve(publicKeyToPem(this.#key));
+  const res = await vaultRequest(http, config, "POST", path, body);
+  if (res.status !== 200) throw await vaultError(http, config, ref, res, "sign with");
+  const text = (res.json as { data?: { signature?: unknown } } | undefined)?.data?.signature;
+  const m = typeof text === "string" ? /^vault:v\d+:(.*)$/.exec(text) : null;
+  const sig = m ? base64Decode(m[1]) : undefined;
+  if (!sig) {
+    throw new AirlockError(
+      "KEY_BACKEND",
+      `${ref.scheme}://${ref.key}: Vault answered no "vault:vN:<base64>" signature`,
+    );
   }
-
-  async sign(message: Uint8Array): Promise<Uint8Array> {
-    if (this.#closed) throw new AirlockError("KEY_BACKEND", `${this.#name()} is closed`);
-    let path: string;
-    const body: Record<string, unknown> = { key_version: this.#version };
-    if (this.#type === "ed25519") {
-      path = `sign/${this.#ref.key}`;
-      body.input = base64Encode(message);
-    } else {
-      path = `sign/${this.#ref.key}/sha2-256`;
-      body.input = base64Encode(new Uint8Array(createHash("sha256").update(message).digest()));
-      body.prehashed = true;
-      if (this.#type === "ecdsa") body.marshaling_algorithm = "asn1";
-      else body.signature_algorithm = "pkcs1v15";
-    }
-    const res = await vaultRequest(this.#http, this.#config, "POST", path, body);
-    if (res.status !== 200) throw await vaultError(this.#http, this.#config, this.#ref, res, "sign with");
-    const text = (res.json as { data?: { signature?: unknown } } | undefined)?.data?.signature;
-    const m = typeof text === "string" ? /^vault:v\d+:(.*)$/.exec(text) : null;
-    const sig = m ? base64Decode(m[1]) : undefined;
-    if (!sig) {
-      throw new AirlockError(
-        "KEY_BACKEND",
-        `${this.#name()}: Vault answered no "vault:vN:<base64>" signature`,
-      );
-    }
-    if (!await verifySignature(this.#key, message, sig)) {
-      throw new AirlockError(
-        "KEY_BACKEND",
-        `${this.#name()}: Vault returned a signature that does not verify with the key's version ${this.#version}`,
-      );
-    }
-    return sig;
-  }
-
-  close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      this.#http.close();
-    }
-    return Promise.resolve();
-  }
-
-  #name(): string {
-    return `${this.#ref.scheme}://${this.#ref.key}`;
-  }
+  return sig;
 }
 
 function vaultRequest(
@@ -313,10 +267,7 @@ export async function openVaultKey(ref: string, options: VaultKeyOptions = {}): 
   const parsed = parseVaultRef(ref);
   const env = envLookup(options);
   const config = await vaultConfig(parsed, env);
-  const pick = (suffix: string) =>
-    parsed.scheme === "openbao"
-      ? firstEnv(env, `BAO_${suffix}`, `VAULT_${suffix}`)
-      : firstEnv(env, `VAULT_${suffix}`, `BAO_${suffix}`);
+  const pick = (suffix: string) => firstEnv(env, ...envNames(parsed, suffix));
   const caFile = pick("CACERT");
   const caDir = pick("CAPATH");
   const clientCert = pick("CLIENT_CERT");
@@ -361,7 +312,13 @@ export async function openVaultKey(ref: string, options: VaultKeyOptions = {}): 
     } else {
       key = parsePublicKeyPem(pub);
     }
-    return new VaultKey(parsed, config, http, type, version, key);
+    return kmsKey({
+      name: `${parsed.scheme}://${parsed.key}`,
+      key,
+      sign: (message) => vaultSign(http, config, parsed, type, version, message),
+      mismatch: `Vault returned a signature that does not verify with the key's version ${version}`,
+      close: () => http.close(),
+    });
   } catch (e) {
     http.close();
     throw e;

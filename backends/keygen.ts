@@ -20,7 +20,7 @@
  * @module
  */
 import { AirlockError } from "../core/errors.ts";
-import { encodePem } from "../core/signature/public_key.ts";
+import { encodePem } from "../core/encoding/pem.ts";
 import {
   type EncryptedKeyPemType,
   encryptPrivateKey,

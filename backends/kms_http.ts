@@ -421,6 +421,18 @@ export function codeForStatus(status: number): ErrorCode {
     : "KEY_BACKEND";
 }
 
+/**
+ * The body of an answer when it is a JSON object, else `undefined`.
+ *
+ * @example
+ * ```ts
+ * const json = jsonObject(res) ?? {};
+ * ```
+ */
+export function jsonObject(res: KmsResponse): Record<string, unknown> | undefined {
+  return typeof res.json === "object" && res.json !== null ? res.json as Record<string, unknown> : undefined;
+}
+
 /** A bearer token and when it stops being valid (ms since the epoch). */
 export interface ExpiringToken {
   /** The token. */
@@ -474,6 +486,91 @@ export class TokenCache {
   clear(): void {
     this.#current = undefined;
   }
+}
+
+/**
+ * Sends a request with `Authorization: Bearer` and a token from `tokens` (`body`, when given, as JSON); after a
+ * 401 the token is dropped and the request tried once more with a new one. Returns the last answer, whatever its
+ * status.
+ *
+ * @example
+ * ```ts
+ * const res = await sendWithToken(http, tokens, "POST", url, { alg: "ES256", value });
+ * ```
+ */
+export async function sendWithToken(
+  http: KmsHttpClient,
+  tokens: TokenCache,
+  method: string,
+  url: URL,
+  body?: unknown,
+): Promise<KmsResponse> {
+  for (let attempt = 0;; attempt++) {
+    const token = await tokens.get();
+    const res = await http.send(method, url, {
+      headers: {
+        Authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (res.status !== 401 || attempt > 0) return res;
+    tokens.clear();
+  }
+}
+
+/**
+ * The token of an OAuth2 token endpoint's answer (`access_token`, `expires_in`). Any other answer throws
+ * `KEY_AUTH_FAILED` (`KEY_BACKEND` for a 5xx): `${refusal} (HTTP <status>): <error: error_description>`, with
+ * `secrets` scrubbed.
+ *
+ * @example
+ * ```ts
+ * return tokenFromAnswer(res, `the metadata server ${host} refused to issue an access token`, []);
+ * ```
+ */
+export function tokenFromAnswer(
+  res: KmsResponse,
+  refusal: string,
+  secrets: readonly string[],
+): ExpiringToken {
+  const json = jsonObject(res) ?? {};
+  if (res.status === 200 && typeof json.access_token === "string" && json.access_token !== "") {
+    return { token: json.access_token, expiresAt: expiryOf(json.expires_in) };
+  }
+  const detail = scrub(
+    [json.error, json.error_description].filter((x) => typeof x === "string").join(": ") ||
+      excerpt(res.text) ||
+      `HTTP ${res.status}`,
+    secrets,
+  );
+  throw new AirlockError(
+    res.status >= 500 ? "KEY_BACKEND" : "KEY_AUTH_FAILED",
+    `${refusal} (HTTP ${res.status}): ${detail}`,
+  );
+}
+
+/**
+ * Posts an OAuth2 grant (`application/x-www-form-urlencoded`) to a token endpoint and returns the token, as
+ * {@linkcode tokenFromAnswer} reads it.
+ *
+ * @example
+ * ```ts
+ * const t = await requestToken(http, tokenUrl, form, `${ref}: the token endpoint refused a token`, [secret]);
+ * ```
+ */
+export async function requestToken(
+  http: KmsHttpClient,
+  url: URL,
+  form: URLSearchParams,
+  refusal: string,
+  secrets: readonly string[],
+): Promise<ExpiringToken> {
+  const res = await http.send("POST", url, {
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: form.toString(),
+  });
+  return tokenFromAnswer(res, refusal, secrets);
 }
 
 /**

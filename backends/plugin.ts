@@ -30,11 +30,9 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { AirlockError } from "../core/errors.ts";
+import { base64Decode, base64Encode } from "../core/encoding/base64.ts";
 import {
-  base64Decode,
-  base64Encode,
   ecdsaDerToRaw,
   ecdsaRawToDer,
   parsePublicKeyPem,
@@ -43,6 +41,7 @@ import {
   verifySignature,
 } from "../core/signature/public_key.ts";
 import { type KeyBackend, pluginName } from "./key_backend.ts";
+import { sha256 } from "./kms_key.ts";
 
 /** Executable name prefix: `sigstore-kms-NAME` serves `NAME://…`. */
 export const PLUGIN_PREFIX = "sigstore-kms-";
@@ -315,7 +314,7 @@ class PluginKeyImpl implements PluginKey {
     if (this.#running >= max) await new Promise<void>((r) => this.#queue.push(r));
     this.#running++;
     try {
-      const digest = new Uint8Array(createHash("sha256").update(message).digest());
+      const digest = sha256(message);
       const resp = await invokePlugin(this.#path, this.ref, {
         method: "signMessage",
         args: {

@@ -10,7 +10,7 @@ import { buildImage, pushImage, startRegistry, type TestImage } from "../tests/t
 import { RegistryClient } from "../core/registry/client.ts";
 import { runPool } from "../core/pool.ts";
 import { MediaType } from "../core/registry/types.ts";
-import { sha256Digest } from "../core/signature/payload.ts";
+import { sha256Digest } from "../core/encoding/digest.ts";
 import { generateKeyPair, keyPairPaths, writeKeyPair } from "../backends/keygen.ts";
 import { openKey } from "../backends/key_backend.ts";
 import { loadRegistriesD } from "../core/config/registries_d.ts";

@@ -59,7 +59,8 @@ async function readBlob(path: string): Promise<Uint8Array> {
  * reference airlock signs with (key file, `pkcs11:`, KMS), whose public key is used — as cosign's `--key`.
  */
 async function loadPublicKey(ref: string): Promise<PublicKey> {
-  const { decodePem, parsePublicKeyPem } = await import("../core/signature/public_key.ts");
+  const { decodePem } = await import("../core/encoding/pem.ts");
+  const { parsePublicKeyPem } = await import("../core/signature/public_key.ts");
   let bytes: Uint8Array | undefined;
   try {
     const info = await Deno.stat(ref);

@@ -17,8 +17,9 @@ import { AirlockError, errorMessage } from "../core/errors.ts";
 import { loadImageList, resolveImageList } from "../core/image_list.ts";
 import { DEFAULT_ARCH_LIST, DEFAULT_OS_LIST, parseCsvList } from "../core/platform.ts";
 import { formatDuration } from "../core/pool.ts";
-import { goQuote, type Logger, removeStaleFailedList, writeFailedList } from "../core/report.ts";
-import { decodePem } from "../core/signature/public_key.ts";
+import { goQuote } from "../core/encoding/go_quote.ts";
+import { type Logger, removeStaleFailedList, writeFailedList } from "../core/report.ts";
+import { decodePem } from "../core/encoding/pem.ts";
 import { validateImages, type ValidateReport } from "../core/validate.ts";
 import {
   addRegistryFlags,

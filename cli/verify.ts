@@ -22,7 +22,8 @@ import type { Command } from "commander";
 import { openKey } from "../backends/key_backend.ts";
 import { AirlockError, errorMessage } from "../core/errors.ts";
 import type { IdentityPolicy, SigstoreTrustedRoot } from "../core/keyless/mod.ts";
-import { decodePem, parsePublicKeyPem, type PublicKey } from "../core/signature/public_key.ts";
+import { decodePem } from "../core/encoding/pem.ts";
+import { parsePublicKeyPem, type PublicKey } from "../core/signature/public_key.ts";
 import { certificateTextLines, cosignJsonOutput, verifyImage, type VerifyResult } from "../core/verify.ts";
 import {
   addRegistryFlags,

@@ -17,8 +17,9 @@
  *
  * @module
  */
-import { AirlockError, errorMessage, isAirlockError } from "./errors.ts";
-import { imagePlatform, type ImageSource, manifestBlobs, planIndex } from "./copy.ts";
+import { AirlockError, errorMessage, isAirlockError, toAirlockError } from "./errors.ts";
+import { imagePlatform } from "./targets.ts";
+import { type ImageSource, manifestBlobs, planIndex } from "./copy.ts";
 import type { ResolvedImageLine } from "./image_list.ts";
 import {
   copyImages,
@@ -31,6 +32,7 @@ import { allowsPlatform, type PlatformFilter } from "./platform.ts";
 import { formatReference, parseReference, type Reference, repositoryName } from "./reference.ts";
 import type { BlobStream, RegistryClient } from "./registry/client.ts";
 import { isManifestUnknown, RegistryError } from "./registry/errors.ts";
+import { failedLines } from "./list_run.ts";
 import {
   type Descriptor,
   type FetchedManifest,
@@ -42,7 +44,7 @@ import {
 import { type Logger, silentLogger } from "./report.ts";
 import { attachmentRef } from "./signature/attachment_store.ts";
 import { ATTESTATION_TAG_SUFFIX, parseAttachmentTag, SIGNATURE_TAG_SUFFIX } from "./signature/attachments.ts";
-import { sha256Digest } from "./signature/payload.ts";
+import { sha256Digest } from "./encoding/digest.ts";
 import { indexTar, type TarEntryLocation, TarWriter } from "./tar.ts";
 import { type RegistriesDConfig, useSigstoreAttachments } from "./config/registries_d.ts";
 import { createHash } from "node:crypto";
@@ -159,9 +161,7 @@ export async function saveImages(
         }
       } catch (e) {
         if (isAirlockError(e, "IO_ERROR")) throw e;
-        const error = isAirlockError(e)
-          ? e
-          : new AirlockError("REGISTRY_ERROR", errorMessage(e), { cause: e });
+        const error = toAirlockError(e);
         log.error(`error occurred when save [${formatReference(ref)}]: ${error.message}`, { IMG: r.line.id });
         lines.push({ id: r.line.id, line: r.line.line, status: "failed", error });
       }
@@ -187,7 +187,7 @@ export async function saveImages(
   }
   return {
     lines,
-    failed: lines.filter((l) => l.status === "failed").map((l) => l.line),
+    failed: failedLines(lines),
     images: imageEntries.length,
     attachments: attachmentEntries.length,
     blobs: stored.size,

@@ -30,8 +30,10 @@ import {
   DSSE_ENVELOPE_MEDIA_TYPE,
 } from "./signature/attachments.ts";
 import { AttachmentWriter } from "./signature/attachment_writer.ts";
-import { goJsonString, sha256Digest } from "./signature/payload.ts";
-import { base64Encode, parsePublicKeyPem, verifySignature } from "./signature/public_key.ts";
+import { goJsonString } from "./encoding/go_json.ts";
+import { sha256Digest } from "./encoding/digest.ts";
+import { base64Encode } from "./encoding/base64.ts";
+import { parsePublicKeyPem, verifySignature } from "./signature/public_key.ts";
 import { goMarshalAny } from "./verify.ts";
 
 /** The in-toto statement type cosign v2 `attest` writes. */

@@ -29,7 +29,7 @@ import type { RegistryClient } from "./registry/client.ts";
 import { type ImageIndex, isIndexMediaType, MediaType } from "./registry/types.ts";
 import { DSSE_ENVELOPE_MEDIA_TYPE } from "./signature/attachments.ts";
 import { readAttachment } from "./signature/attachment_store.ts";
-import { goJsonString } from "./signature/payload.ts";
+import { goJsonString } from "./encoding/go_json.ts";
 import type { PublicKey } from "./signature/public_key.ts";
 import { findReferrerBundles, type ReferrerBundle } from "./signature/referrer_bundles.ts";
 import { MAX_ATTACHMENT_LAYERS, MAX_PAYLOAD_BYTES } from "./signature/signature_layers.ts";
@@ -331,19 +331,7 @@ async function checkAttLayer(l: AttLayer, digest: string, opts: AttestationVerif
       });
     if (r.content.kind !== "dsse") throw new AirlockError("SIGNATURE_INVALID", "not a DSSE envelope");
     const statement = k.parseInTotoStatement(r.content.payloadType, r.content.payload);
-    const hex = digest.slice(digest.indexOf(":") + 1);
-    const subject = statement.subject.find((s) => s.digest.sha256 === hex);
-    if (subject === undefined) {
-      throw new AirlockError("SIGNATURE_INVALID", "no matching subject digest found");
-    }
-    if (opts.annotations !== undefined) {
-      const have = subject.annotations ?? {};
-      for (const [key, v] of Object.entries(opts.annotations)) {
-        if (!Object.hasOwn(have, key) || have[key] !== v) {
-          throw new AirlockError("SIGNATURE_INVALID", "missing or incorrect annotation");
-        }
-      }
-    }
+    k.checkInTotoSubject(statement, digest, opts.annotations);
     return {
       source: "att",
       digest: l.digest,

@@ -16,7 +16,8 @@
  */
 import type { KeyBackend } from "../backends/key_backend.ts";
 import { AirlockError } from "./errors.ts";
-import { base64Decode, base64Encode, type PublicKey, verifySignature } from "./signature/public_key.ts";
+import { base64Decode, base64Encode } from "./encoding/base64.ts";
+import { type PublicKey, verifySignature } from "./signature/public_key.ts";
 
 /**
  * Signs `blob` with `key` and returns the signature as standard base64, what `cosign sign-blob --key` prints and

@@ -21,6 +21,9 @@
  * @module
  */
 import { describeSource, type RegistriesDConfig, useSigstoreAttachments } from "./config/registries_d.ts";
+import { parseManifestJson } from "./encoding/manifest_json.ts";
+import { imagePlatform } from "./targets.ts";
+import { KeyedLock } from "./keyed_lock.ts";
 import { AirlockError } from "./errors.ts";
 import { allowsPlatform, formatPlatform, type PlatformFilter } from "./platform.ts";
 import { formatReference, type Reference } from "./reference.ts";
@@ -46,7 +49,7 @@ import {
   parseAttachmentManifest,
   SIGNATURE_TAG_SUFFIX,
 } from "./signature/attachments.ts";
-import { sha256Digest } from "./signature/payload.ts";
+import { sha256Digest } from "./encoding/digest.ts";
 
 /**
  * Where images are read from. {@linkcode RegistryClient} is one; the archive reader of `airlock load` is another.
@@ -179,7 +182,7 @@ export class ImageCopier {
   };
   readonly #o: CopyOptions;
   readonly #blobs = new Map<string, Promise<void>>();
-  readonly #locks = new Map<string, Promise<unknown>>();
+  readonly #locks = new KeyedLock();
   readonly #noReferrers = new Set<string>();
 
   /** @param options source, destination, filter and policies of the run */
@@ -400,7 +403,7 @@ export class ImageCopier {
         tag: srcTag.tag,
       });
       const key = `${dst.registry}/${dst.repository}:${srcTag.tag}`;
-      const status = await this.#locked(
+      const status = await this.#locks.run(
         key,
         () => this.#writeAttachment(src, dst, digest, suffix, fetched, manifest, signal),
       );
@@ -506,18 +509,6 @@ export class ImageCopier {
   ): Promise<{ architecture: string; os: string; variant?: string } | undefined> {
     return imagePlatform(this.#o.source, src, top, this.#o.platforms, signal);
   }
-
-  async #locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const before = this.#locks.get(key) ?? Promise.resolve();
-    const run = before.then(fn, fn);
-    const tail = run.catch(() => {});
-    this.#locks.set(key, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.#locks.get(key) === tail) this.#locks.delete(key);
-    }
-  }
 }
 
 /** The children of an index to copy and the index bytes to write. */
@@ -549,7 +540,7 @@ export function planIndex(
   allowFiltered: boolean,
   name: string,
 ): IndexPlan {
-  const index = parseJson<ImageIndex>(top.bytes, `index ${top.digest}`);
+  const index = parseManifestJson<ImageIndex>(top.bytes, `index ${top.digest}`);
   const entries = Array.isArray(index.manifests) ? index.manifests : [];
   const chosen = entries.filter((e) => allowsPlatform(filter, e.platform));
   for (const e of chosen) {
@@ -583,36 +574,6 @@ export function planIndex(
 }
 
 /**
- * The platform of a single image, read from its config, when `filter` needs it (`undefined` when the filter
- * accepts everything, or for artifacts whose config is not an image config).
- *
- * @example
- * ```ts
- * const p = await imagePlatform(client, ref, top, filter);
- * if (p && !allowsPlatform(filter, p)) skip();
- * ```
- */
-export async function imagePlatform(
-  source: ImageSource,
-  src: Reference,
-  top: FetchedManifest,
-  filter: PlatformFilter,
-  signal?: AbortSignal,
-): Promise<{ architecture: string; os: string; variant?: string } | undefined> {
-  if (filter.arch.length === 0 && filter.os.length === 0 && filter.variant.length === 0) return undefined;
-  const cfg = parseJson<ImageManifest>(top.bytes, `manifest ${top.digest}`).config;
-  if (!cfg || (cfg.mediaType !== MediaType.ociConfig && cfg.mediaType !== MediaType.dockerConfig)) {
-    return undefined;
-  }
-  const bytes = await source.getBlob(src, cfg.digest, { signal });
-  const config = parseJson<{ architecture?: string; os?: string; variant?: string }>(
-    bytes,
-    `config ${cfg.digest}`,
-  );
-  return { architecture: config.architecture ?? "", os: config.os ?? "", variant: config.variant };
-}
-
-/**
  * The blobs of an image manifest that travel with it: config and layers, without non-distributable layers.
  *
  * @example
@@ -621,7 +582,7 @@ export async function imagePlatform(
  * ```
  */
 export function manifestBlobs(bytes: Uint8Array): Descriptor[] {
-  const doc = parseJson<ImageManifest>(bytes, "manifest");
+  const doc = parseManifestJson<ImageManifest>(bytes, "manifest");
   return [doc.config, ...(Array.isArray(doc.layers) ? doc.layers : [])].filter(isCopiedBlob);
 }
 
@@ -638,16 +599,6 @@ function sameLayer(a: Descriptor, b: Descriptor): boolean {
   const ka = Object.keys(a.annotations ?? {});
   const kb = Object.keys(b.annotations ?? {});
   return ka.length === kb.length && ka.every((k) => b.annotations?.[k] === a.annotations?.[k]);
-}
-
-function parseJson<T>(bytes: Uint8Array, what: string): T {
-  try {
-    const doc = JSON.parse(new TextDecoder().decode(bytes));
-    if (typeof doc === "object" && doc !== null) return doc as T;
-  } catch {
-    // fall through
-  }
-  throw new AirlockError("REGISTRY_ERROR", `invalid JSON in ${what}`);
 }
 
 /**

@@ -126,3 +126,16 @@ export function isAirlockError(err: unknown, ...codes: ErrorCode[]): err is Airl
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * Any thrown value as an {@linkcode AirlockError}: an `AirlockError` as it is, anything else wrapped with
+ * `code` (default `REGISTRY_ERROR`, what an image's work fails with unexpectedly) and kept as its `cause`.
+ *
+ * @example
+ * ```ts
+ * lines.push({ id, line, status: "failed", error: toAirlockError(e) });
+ * ```
+ */
+export function toAirlockError(err: unknown, code: ErrorCode = "REGISTRY_ERROR"): AirlockError {
+  return isAirlockError(err) ? err : new AirlockError(code, errorMessage(err), { cause: err });
+}

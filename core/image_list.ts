@@ -25,7 +25,7 @@
  */
 import { AirlockError, errorMessage, isAirlockError } from "./errors.ts";
 import { parseReference, type Reference } from "./reference.ts";
-import { goQuote } from "./report.ts";
+import { goQuote } from "./encoding/go_quote.ts";
 
 /** How hangar classifies a line: an image (`default`), a mirror triple, or neither. */
 export type ImageLineKind = "default" | "mirror" | "unknown";

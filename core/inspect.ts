@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { parseManifestJson } from "./encoding/manifest_json.ts";
 import { AirlockError } from "./errors.ts";
 import type { Reference } from "./reference.ts";
 import type { RegistryClient } from "./registry/client.ts";
@@ -150,7 +151,7 @@ export async function inspectImage(
     );
   }
   const configBytes = await client.getBlob(ref, manifest.config.digest, { signal });
-  const config = parseJson<ImageConfig>(configBytes, `config ${manifest.config.digest}`);
+  const config = parseManifestJson<ImageConfig>(configBytes, `config ${manifest.config.digest}`);
   const isOci = fetched.mediaType === MediaType.ociManifest;
   return {
     Tag: "",
@@ -193,12 +194,12 @@ async function resolveInstance(
 ): Promise<{ manifest: ImageManifest; fetched: FetchedManifest }> {
   const top = await client.getManifest(ref, { signal });
   if (isImageManifestMediaType(top.mediaType)) {
-    return { manifest: parseJson<ImageManifest>(top.bytes, "manifest"), fetched: top };
+    return { manifest: parseManifestJson<ImageManifest>(top.bytes, "manifest"), fetched: top };
   }
   if (!isIndexMediaType(top.mediaType)) {
     throw new AirlockError("UNSUPPORTED_MEDIA_TYPE", `unsupported manifest MIME type "${top.mediaType}"`);
   }
-  const index = parseJson<ImageIndex>(top.bytes, "index");
+  const index = parseManifestJson<ImageIndex>(top.bytes, "index");
   const entry = chooseEntry(index.manifests ?? [], choice);
   if (!entry) {
     const rt = runtimePlatform();
@@ -214,7 +215,7 @@ async function resolveInstance(
   if (!isImageManifestMediaType(child.mediaType)) {
     throw new AirlockError("UNSUPPORTED_MEDIA_TYPE", `unsupported manifest MIME type "${child.mediaType}"`);
   }
-  return { manifest: parseJson<ImageManifest>(child.bytes, "manifest"), fetched: child };
+  return { manifest: parseManifestJson<ImageManifest>(child.bytes, "manifest"), fetched: child };
 }
 
 /** containers/image's choice: exact os and arch; the variant must match when one is wanted. */
@@ -228,14 +229,6 @@ function chooseEntry(entries: Descriptor[], choice: PlatformChoice): Descriptor 
   const candidates = entries.filter((e) => matches(e.platform));
   // Without a wanted variant, prefer an entry without one, then the first (as containers/image's ranking does).
   return candidates.find((e) => !e.platform?.variant) ?? candidates[0];
-}
-
-function parseJson<T>(bytes: Uint8Array, what: string): T {
-  try {
-    return JSON.parse(new TextDecoder().decode(bytes)) as T;
-  } catch (e) {
-    throw new AirlockError("REGISTRY_ERROR", `invalid JSON in ${what}: ${(e as Error).message}`);
-  }
 }
 
 /** Go's RFC 3339 with nanoseconds: trailing zeros of the fraction dropped, `Z` for UTC. */

@@ -14,7 +14,8 @@
  *
  * @module
  */
-import { AirlockError, errorMessage, isAirlockError } from "./errors.ts";
+import { AirlockError, errorMessage, isAirlockError, toAirlockError } from "./errors.ts";
+import { failedLines } from "./list_run.ts";
 import {
   ignoredLineWarning,
   type ImageListLine,
@@ -228,9 +229,7 @@ export async function copyImages(
       byId.set(item.id, { id: item.id, line: item.line, status: r.value.status, result: r.value });
       return;
     }
-    const error = isAirlockError(r.error)
-      ? r.error
-      : new AirlockError("REGISTRY_ERROR", errorMessage(r.error), { cause: r.error });
+    const error = toAirlockError(r.error);
     log.error(`error occurred when copy [${formatReference(item.source)}]: ${error.message}`, {
       IMG: item.id,
     });
@@ -244,7 +243,7 @@ export async function copyImages(
   const lines = [...byId.values()].sort((a, b) => a.id - b.id);
   return {
     lines,
-    failed: lines.filter((l) => l.status === "failed").map((l) => l.line),
+    failed: failedLines(lines),
     stats: { ...copier.stats },
     ms: performance.now() - t0,
   };

@@ -7,8 +7,9 @@
  */
 import type { KeyBackend } from "../backends/key_backend.ts";
 import { describeSource, type RegistriesDConfig, useSigstoreAttachments } from "./config/registries_d.ts";
-import { AirlockError, errorMessage, isAirlockError } from "./errors.ts";
+import { AirlockError, errorMessage, isAirlockError, toAirlockError } from "./errors.ts";
 import type { ResolvedImageLine } from "./image_list.ts";
+import { failedLines, inListOrder } from "./list_run.ts";
 import { DEFAULT_ARCH_LIST, DEFAULT_OS_LIST, type PlatformFilter } from "./platform.ts";
 import { runPool } from "./pool.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
@@ -22,8 +23,10 @@ import {
 } from "./signature/attachments.ts";
 import { readAttachment } from "./signature/attachment_store.ts";
 import { AttachmentWriter, FRESH_READ_MS, type PendingAppend } from "./signature/attachment_writer.ts";
-import { buildSimpleSigningPayload, sha256Digest } from "./signature/payload.ts";
-import { base64Encode, parsePublicKeyPem, type PublicKey, verifySignature } from "./signature/public_key.ts";
+import { buildSimpleSigningPayload } from "./signature/payload.ts";
+import { sha256Digest } from "./encoding/digest.ts";
+import { base64Encode } from "./encoding/base64.ts";
+import { parsePublicKeyPem, type PublicKey, verifySignature } from "./signature/public_key.ts";
 import { selectTargets, type Target } from "./targets.ts";
 
 /** How images are signed. */
@@ -348,9 +351,7 @@ export async function signImages(
       }
     }
     if (error !== undefined) {
-      const err = isAirlockError(error)
-        ? error
-        : new AirlockError("REGISTRY_ERROR", errorMessage(error), { cause: error });
+      const err = toAirlockError(error);
       log.error(`error occurred when sign [${ref}]: ${err.message}`, { IMG: item.line.id });
       byId.set(item.line.id, { id: item.line.id, line: item.line.line, status: "failed", error: err });
     } else if (r.ok) {
@@ -363,14 +364,8 @@ export async function signImages(
     }
   }));
 
-  const lines: LineSignResult[] = images.map((r) => {
-    if (r.status === "ok") return byId.get(r.line.id)!;
-    if (r.status === "ignored") {
-      log.warn(r.warning);
-      return { id: r.line.id, line: r.line.line, status: "ignored" };
-    }
-    log.error(`error occurred when sign [${r.line.line}]: ${r.error.message}`, { IMG: r.line.id });
-    return { id: r.line.id, line: r.line.line, status: "failed", error: r.error };
+  const lines: LineSignResult[] = inListOrder(images, byId, log, (line, error) => {
+    log.error(`error occurred when sign [${line.line}]: ${error.message}`, { IMG: line.id });
   });
-  return { lines, failed: lines.filter((l) => l.status === "failed").map((l) => l.line) };
+  return { lines, failed: failedLines(lines) };
 }

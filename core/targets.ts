@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { parseManifestJson } from "./encoding/manifest_json.ts";
 import { AirlockError } from "./errors.ts";
 import { allowsPlatform, formatPlatform, type PlatformFilter } from "./platform.ts";
 import { formatReference, type Reference, repositoryName } from "./reference.ts";
@@ -74,7 +75,7 @@ export async function selectTargets(
   const named = namedIdentity(ref, top.digest);
   if (isIndexMediaType(top.mediaType)) return selectFromIndex(ref, top, named, opts);
   if (isImageManifestMediaType(top.mediaType)) {
-    const platform = await imagePlatform(client, ref, top, opts);
+    const platform = await imagePlatform(client, ref, top, opts.filter, opts.signal);
     const targets: Target[] = allowsPlatform(opts.filter, platform)
       ? [{
         kind: "image",
@@ -106,7 +107,7 @@ function selectFromIndex(
   named: string,
   opts: SelectOptions,
 ): TargetSelection {
-  const index = parseJson<ImageIndex>(top.bytes, `index ${formatReference(ref)}`);
+  const index = parseManifestJson<ImageIndex>(top.bytes, `index ${formatReference(ref)}`);
   const repo = repositoryName(ref);
   const targets: Target[] = [];
   const entryErrors: AirlockError[] = [];
@@ -145,32 +146,38 @@ function entryProblem(entry: Descriptor): AirlockError | undefined {
   return undefined;
 }
 
-/** The platform of a single image, read from its config; `undefined` for artifacts whose config is no image config. */
-async function imagePlatform(
-  client: RegistryClient,
+/** What {@linkcode imagePlatform} reads configs from: a registry client, or the archive reader of `load`. */
+export interface ConfigSource {
+  /** A small blob, digest-checked. */
+  getBlob(ref: Reference, digest: string, opts?: { signal?: AbortSignal }): Promise<Uint8Array>;
+}
+
+/**
+ * The platform of a single image, read from its config, when `filter` needs it (`undefined` when the filter
+ * accepts everything, or for artifacts whose config is not an image config).
+ *
+ * @example
+ * ```ts
+ * const p = await imagePlatform(client, ref, top, filter);
+ * if (p && !allowsPlatform(filter, p)) skip();
+ * ```
+ */
+export async function imagePlatform(
+  source: ConfigSource,
   ref: Reference,
   top: FetchedManifest,
-  opts: SelectOptions,
+  filter: PlatformFilter,
+  signal?: AbortSignal,
 ): Promise<{ architecture: string; os: string; variant?: string } | undefined> {
-  const f = opts.filter;
-  if (f.arch.length === 0 && f.os.length === 0 && f.variant.length === 0) return undefined; // nothing to check
-  const manifest = parseJson<ImageManifest>(top.bytes, `manifest ${formatReference(ref)}`);
-  const cfg = manifest.config;
+  if (filter.arch.length === 0 && filter.os.length === 0 && filter.variant.length === 0) return undefined;
+  const cfg = parseManifestJson<ImageManifest>(top.bytes, `manifest ${top.digest}`).config;
   if (!cfg || (cfg.mediaType !== MediaType.ociConfig && cfg.mediaType !== MediaType.dockerConfig)) {
     return undefined;
   }
-  const bytes = await client.getBlob(ref, cfg.digest, { signal: opts.signal });
-  const config = parseJson<{ architecture?: string; os?: string; variant?: string }>(
+  const bytes = await source.getBlob(ref, cfg.digest, { signal });
+  const config = parseManifestJson<{ architecture?: string; os?: string; variant?: string }>(
     bytes,
     `config ${cfg.digest}`,
   );
   return { architecture: config.architecture ?? "", os: config.os ?? "", variant: config.variant };
-}
-
-function parseJson<T>(bytes: Uint8Array, what: string): T {
-  try {
-    return JSON.parse(new TextDecoder().decode(bytes)) as T;
-  } catch (e) {
-    throw new AirlockError("REGISTRY_ERROR", `invalid JSON in ${what}: ${(e as Error).message}`);
-  }
 }

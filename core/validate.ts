@@ -19,8 +19,9 @@
  */
 import { type RegistriesDConfig, useSigstoreAttachments } from "./config/registries_d.ts";
 import { type Policy, PolicyEvaluator, type PolicyImage, type UntrustedSignature } from "./config/policy.ts";
-import { AirlockError, type ErrorCode, errorMessage, isAirlockError } from "./errors.ts";
+import { AirlockError, type ErrorCode, errorMessage, toAirlockError } from "./errors.ts";
 import type { ResolvedImageLine } from "./image_list.ts";
+import { failedLines, inListOrder } from "./list_run.ts";
 import { DEFAULT_ARCH_LIST, DEFAULT_OS_LIST, type PlatformFilter } from "./platform.ts";
 import { runPool } from "./pool.ts";
 import { formatReference, type Reference } from "./reference.ts";
@@ -288,9 +289,7 @@ export async function validateImages(
     const r = results[i];
     const base = { id: item.line.id, line: item.line.line };
     if (!r.ok) {
-      const error = isAirlockError(r.error)
-        ? r.error
-        : new AirlockError("REGISTRY_ERROR", errorMessage(r.error), { cause: r.error });
+      const error = toAirlockError(r.error);
       byId.set(item.line.id, { ...base, status: "failed", error });
     } else {
       byId.set(item.line.id, {
@@ -302,14 +301,8 @@ export async function validateImages(
     }
   });
 
-  const lines: LineValidateResult[] = images.map((r) => {
-    if (r.status === "ok") return byId.get(r.line.id)!;
-    if (r.status === "ignored") {
-      log.warn(r.warning);
-      return { id: r.line.id, line: r.line.line, status: "ignored" };
-    }
-    log.error(`error occurred on [IMG: ${r.line.id}] [${r.line.line}]: ${r.error.message}`);
-    return { id: r.line.id, line: r.line.line, status: "failed", error: r.error };
+  const lines: LineValidateResult[] = inListOrder(images, byId, log, (line, error) => {
+    log.error(`error occurred on [IMG: ${line.id}] [${line.line}]: ${error.message}`);
   });
-  return { lines, failed: lines.filter((l) => l.status === "failed").map((l) => l.line) };
+  return { lines, failed: failedLines(lines) };
 }

@@ -48,10 +48,10 @@ import {
   ANNOTATION_RFC3161_TIMESTAMP,
   ANNOTATION_SIGNATURE,
   type AttachmentLayer,
-  goBase64Decode,
   listAttachmentLayers,
   parseAttachmentManifest,
 } from "./signature/attachments.ts";
+import { goBase64Decode } from "./encoding/base64.ts";
 import { attachmentRef } from "./signature/attachment_store.ts";
 import { findReferrerBundles, type ReferrerBundle } from "./signature/referrer_bundles.ts";
 import type {
@@ -62,19 +62,18 @@ import type {
 } from "./keyless/mod.ts";
 import {
   compareGoMapKeys,
-  type CosignClaims,
-  cosignClaimsMatch,
   decodeGoStruct,
   goInt,
   goJsonString,
-  goQuote,
   goString,
   type JsonNode,
   jsonNodeToValue,
-  parseCosignClaims,
   parseJsonTree,
-} from "./signature/payload.ts";
-import { base64Encode, type PublicKey, verifySignature } from "./signature/public_key.ts";
+} from "./encoding/go_json.ts";
+import { type CosignClaims, cosignClaimsMatch, parseCosignClaims } from "./signature/payload.ts";
+import { goQuote } from "./encoding/go_quote.ts";
+import { base64Encode } from "./encoding/base64.ts";
+import { type PublicKey, verifySignature } from "./signature/public_key.ts";
 import { errorMessage, isAirlockError } from "./errors.ts";
 import { MAX_ATTACHMENT_LAYERS, MAX_PAYLOAD_BYTES } from "./signature/signature_layers.ts";
 
@@ -311,17 +310,7 @@ export async function verifyReferrerBundle(
     throw new AirlockError("SIGNATURE_INVALID", "the bundle holds a message signature, not a DSSE envelope");
   }
   const statement = k.parseInTotoStatement(r.content.payloadType, r.content.payload);
-  const hex = digest.slice(digest.indexOf(":") + 1);
-  const subject = statement.subject.find((s) => s.digest.sha256 === hex);
-  if (subject === undefined) throw new AirlockError("SIGNATURE_INVALID", "no matching subject digest found");
-  if (opts.annotations !== undefined) {
-    const have = subject.annotations ?? {};
-    for (const [key, v] of Object.entries(opts.annotations)) {
-      if (!Object.hasOwn(have, key) || have[key] !== v) {
-        throw new AirlockError("SIGNATURE_INVALID", "missing or incorrect annotation");
-      }
-    }
-  }
+  k.checkInTotoSubject(statement, digest, opts.annotations);
   return {
     statement,
     payload: r.content.payload,

@@ -49,19 +49,9 @@
  */
 import { createHash } from "node:crypto";
 import { AirlockError } from "../../core/errors.ts";
-import {
-  DER,
-  derEncode,
-  derOid,
-  ecdsaRawToDer,
-  encodePem,
-  OID,
-  oidToString,
-  type PublicKey,
-  publicKeyFromSpki,
-  readDer,
-  readDerOne,
-} from "../../core/signature/public_key.ts";
+import { DER, derEncode, derOid, oidToString, readDer, readDerOne } from "../../core/encoding/der.ts";
+import { ecdsaRawToDer, OID, type PublicKey, publicKeyFromSpki } from "../../core/signature/public_key.ts";
+import { encodePem } from "../../core/encoding/pem.ts";
 import type { KeyBackend } from "../key_backend.ts";
 import { readPassphraseFile, terminalPrompt } from "../passphrase.ts";
 import { CKA, CKC, CKF, CKK, CKM, CKO, CKR } from "./constants.ts";

@@ -21,14 +21,12 @@
 import { createHash } from "node:crypto";
 import { AirlockError, type ErrorCode, errorMessage } from "../errors.ts";
 import { formatReference, parseReference, type Reference, repositoryName } from "../reference.ts";
-import { goBase64Decode, SIMPLE_SIGNING_MEDIA_TYPE } from "../signature/attachments.ts";
-import {
-  goQuote,
-  goTypeError,
-  type JsonNode,
-  parseJsonTree,
-  parseSimpleSigningPayload,
-} from "../signature/payload.ts";
+import { goBase64Decode } from "../encoding/base64.ts";
+import { SIMPLE_SIGNING_MEDIA_TYPE } from "../signature/attachments.ts";
+import { goQuote } from "../encoding/go_quote.ts";
+import { goSlice, goString, goTypeError, type JsonNode, parseJsonTree } from "../encoding/go_json.ts";
+import { paranoidExactFields, paranoidObject } from "../encoding/paranoid_json.ts";
+import { parseSimpleSigningPayload } from "../signature/payload.ts";
 import { parsePublicKeyPem, type PublicKey, verifySignature } from "../signature/public_key.ts";
 import { policyConfigurationIdentity, policyConfigurationNamespaces } from "./registries_d.ts";
 
@@ -137,60 +135,12 @@ function bad(message: string): AirlockError {
   return new AirlockError(CODE, message);
 }
 
-/** `%#v` of the first token Go's decoder returns for a value. */
-function goToken(node: JsonNode): string {
-  switch (node.kind) {
-    case "array":
-      return "91";
-    case "object":
-      return "123";
-    case "string":
-      return goQuote(node.value);
-    case "number":
-      return String(Number(node.raw));
-    case "bool":
-      return String(node.value);
-    case "null":
-      return "<nil>";
-  }
-}
-
-/** containers/image `ParanoidUnmarshalJSONObject`: every key once, every key known. */
-function paranoid(node: JsonNode, resolve: (key: string) => ((v: JsonNode) => void) | undefined): void {
-  if (node.kind !== "object") throw bad(`JSON object expected, got ${goToken(node)}`);
-  const seen = new Set<string>();
-  for (const { key, value } of node.entries) {
-    if (seen.has(key)) throw bad(`Duplicate key ${goQuote(key)}`);
-    seen.add(key);
-    const sink = resolve(key);
-    if (sink === undefined) throw bad(`Unknown key ${goQuote(key)}`);
-    sink(value);
-  }
-}
-
-/** containers/image `ParanoidUnmarshalJSONObjectExactFields`. */
-function paranoidExact(node: JsonNode, fields: Readonly<Record<string, (v: JsonNode) => void>>): void {
-  const seen = new Set<string>();
-  paranoid(node, (key) => {
-    if (!Object.hasOwn(fields, key)) return undefined;
-    seen.add(key);
-    return fields[key];
-  });
-  for (const key of Object.keys(fields)) {
-    if (!seen.has(key)) throw bad(`Key ${goQuote(key)} missing in a JSON object`);
-  }
-}
-
 function str(node: JsonNode, fallback = ""): string {
-  if (node.kind === "null") return fallback;
-  if (node.kind !== "string") throw goTypeError(node, "string", undefined, CODE);
-  return node.value;
+  return goString(node, undefined, fallback, CODE);
 }
 
 function strList(node: JsonNode): string[] | undefined {
-  if (node.kind === "null") return undefined;
-  if (node.kind !== "array") throw goTypeError(node, "[]string", undefined, CODE);
-  return node.items.map((n) => str(n));
+  return goSlice(node, undefined, "[]string", (n) => str(n), CODE);
 }
 
 /** Go `[]byte` from JSON: a base64 string (standard, padded); `null` is nil. */
@@ -201,9 +151,7 @@ function bytes(node: JsonNode): Uint8Array | undefined {
 }
 
 function bytesList(node: JsonNode): Uint8Array[] | undefined {
-  if (node.kind === "null") return undefined;
-  if (node.kind !== "array") throw goTypeError(node, "[][]uint8", undefined, CODE);
-  return node.items.map((n) => bytes(n) ?? new Uint8Array(0));
+  return goSlice(node, undefined, "[][]uint8", (n) => bytes(n) ?? new Uint8Array(0), CODE);
 }
 
 /** The `type` member as Go's lenient `json.Unmarshal` into a one-field struct reads it. */
@@ -240,27 +188,27 @@ export function parsePolicy(input: string | Uint8Array): Policy {
   const root = parseJsonTree(input, CODE);
   let def: PolicyRequirement[] | undefined;
   const transports: Record<string, Record<string, PolicyRequirement[]>> = {};
-  paranoid(root, (key) => {
+  paranoidObject(root, (key) => {
     if (key === "default") return (v) => (def = requirementList(v) ?? def);
     if (key === "transports") return (v) => parseTransports(v, transports);
     return undefined;
-  });
+  }, CODE);
   if (def === undefined) throw bad("Default policy is missing");
   return { default: def, transports };
 }
 
 function parseTransports(node: JsonNode, out: Record<string, Record<string, PolicyRequirement[]>>): void {
   if (node.kind === "null") return;
-  paranoid(node, (transport) => (v) => {
+  paranoidObject(node, (transport) => (v) => {
     const scopes: Record<string, PolicyRequirement[]> = {};
     if (v.kind !== "null") {
-      paranoid(v, (scope) => (list) => {
+      paranoidObject(v, (scope) => (list) => {
         // A `null` list leaves the scope empty; evaluation then refuses it, as containers/image does.
         scopes[scope] = requirementList(list) ?? [];
-      });
+      }, CODE);
     }
     out[transport] = scopes;
-  });
+  }, CODE);
 }
 
 function requirementList(node: JsonNode): PolicyRequirement[] | undefined {
@@ -276,7 +224,7 @@ function parseRequirement(node: JsonNode): PolicyRequirement {
     case "insecureAcceptAnything":
     case "reject": {
       let t = "";
-      paranoidExact(node, { type: (v) => (t = str(v)) });
+      paranoidExactFields(node, { type: (v) => (t = str(v)) }, CODE);
       if (t !== type) throw unexpectedType(t);
       return { type };
     }
@@ -285,7 +233,11 @@ function parseRequirement(node: JsonNode): PolicyRequirement {
     case "signedBaseLayer": {
       let t = "";
       let identity: JsonNode = { kind: "null" };
-      paranoidExact(node, { type: (v) => (t = str(v)), baseLayerIdentity: (v) => (identity = v) });
+      paranoidExactFields(
+        node,
+        { type: (v) => (t = str(v)), baseLayerIdentity: (v) => (identity = v) },
+        CODE,
+      );
       if (t !== type) throw unexpectedType(t);
       return { type, baseLayerIdentity: parseReferenceMatch(identity) };
     }
@@ -306,7 +258,7 @@ function parseSignedBy(node: JsonNode): SignedByRequirement {
   let keyData: Uint8Array | undefined;
   let identity: JsonNode | undefined;
   const got = { keyPath: false, keyPaths: false, keyData: false };
-  paranoid(node, (key) => {
+  paranoidObject(node, (key) => {
     switch (key) {
       case "type":
         return (v) => (t = str(v));
@@ -329,7 +281,7 @@ function parseSignedBy(node: JsonNode): SignedByRequirement {
       default:
         return undefined;
     }
-  });
+  }, CODE);
   if (t !== "signedBy") throw unexpectedType(t);
   const signedIdentity: PolicyReferenceMatch = identity === undefined || identity.kind === "null"
     ? { type: "matchRepoDigestOrExact" }
@@ -370,7 +322,7 @@ function parseSigstoreSigned(node: JsonNode): SigstoreSignedRequirement {
     rekorPublicKeyData?: Uint8Array | null;
     rekorPublicKeyDatas?: Uint8Array[] | null;
   } = {};
-  paranoid(node, (key) => {
+  paranoidObject(node, (key) => {
     switch (key) {
       case "type":
         return (x) => (t = str(x));
@@ -399,7 +351,7 @@ function parseSigstoreSigned(node: JsonNode): SigstoreSignedRequirement {
       default:
         return undefined;
     }
-  });
+  }, CODE);
   if (t !== "sigstoreSigned") throw unexpectedType(t);
   const signedIdentity: PolicyReferenceMatch = identity === undefined || identity.kind === "null"
     ? { type: "matchRepoDigestOrExact" }
@@ -475,7 +427,7 @@ function parseFulcio(node: JsonNode): PolicyFulcio {
   let caData: Uint8Array | undefined;
   let oidcIssuer = "";
   let subjectEmail = "";
-  paranoid(node, (key) => {
+  paranoidObject(node, (key) => {
     switch (key) {
       case "caPath":
         return (v) => (caPath = str(v));
@@ -488,7 +440,7 @@ function parseFulcio(node: JsonNode): PolicyFulcio {
       default:
         return undefined;
     }
-  });
+  }, CODE);
   if (caPath !== "" && caData !== undefined) throw bad("caPath and caData cannot be used simultaneously");
   if (caPath === "" && caData === undefined) throw bad("At least one of caPath and caData must be specified");
   if (oidcIssuer === "") throw bad("oidcIssuer not specified");
@@ -505,7 +457,7 @@ function parsePki(node: JsonNode): PolicyPki {
     subjectEmail: string;
     subjectHostname: string;
   } = { caRootsPath: "", caIntermediatesPath: "", subjectEmail: "", subjectHostname: "" };
-  paranoid(node, (key) => {
+  paranoidObject(node, (key) => {
     switch (key) {
       case "caRootsPath":
         return (v) => (p.caRootsPath = str(v));
@@ -522,7 +474,7 @@ function parsePki(node: JsonNode): PolicyPki {
       default:
         return undefined;
     }
-  });
+  }, CODE);
   if (p.caRootsPath !== "" && p.caRootsData !== undefined) {
     throw bad("caRootsPath and caRootsData cannot be used simultaneously");
   }
@@ -547,32 +499,35 @@ function parseReferenceMatch(node: JsonNode): PolicyReferenceMatch {
     case "matchExact":
     case "matchRepoDigestOrExact":
     case "matchRepository":
-      paranoidExact(node, { type: (v) => (t = str(v)) });
+      paranoidExactFields(node, { type: (v) => (t = str(v)) }, CODE);
       if (t !== type) throw unexpectedType(t);
       return { type };
     case "exactReference": {
       let dockerReference = "";
-      paranoidExact(node, { type: (v) => (t = str(v)), dockerReference: (v) => (dockerReference = str(v)) });
+      paranoidExactFields(node, {
+        type: (v) => (t = str(v)),
+        dockerReference: (v) => (dockerReference = str(v)),
+      }, CODE);
       if (t !== type) throw unexpectedType(t);
       return newExactReference(dockerReference);
     }
     case "exactRepository": {
       let dockerRepository = "";
-      paranoidExact(node, {
+      paranoidExactFields(node, {
         type: (v) => (t = str(v)),
         dockerRepository: (v) => (dockerRepository = str(v)),
-      });
+      }, CODE);
       if (t !== type) throw unexpectedType(t);
       return newExactRepository(dockerRepository);
     }
     case "remapIdentity": {
       let prefix = "";
       let signedPrefix = "";
-      paranoidExact(node, {
+      paranoidExactFields(node, {
         type: (v) => (t = str(v)),
         prefix: (v) => (prefix = str(v)),
         signedPrefix: (v) => (signedPrefix = str(v)),
-      });
+      }, CODE);
       if (t !== type) throw unexpectedType(t);
       return newRemapIdentity(prefix, signedPrefix);
     }

@@ -20,7 +20,8 @@ import {
   ANNOTATION_SIGNATURE,
   DSSE_ENVELOPE_MEDIA_TYPE,
 } from "../signature/attachments.ts";
-import { base64Decode, decodePem } from "../signature/public_key.ts";
+import { base64Decode } from "../encoding/base64.ts";
+import { decodePem } from "../encoding/pem.ts";
 import { parseRekorBundleAnnotation, sha256Hex } from "./rekor.ts";
 import { loadSigstore } from "./sigstore.ts";
 

@@ -7,7 +7,8 @@
  * @module
  */
 import { AirlockError } from "../errors.ts";
-import { decodePem, type DerElement, oidToString, readDer, readDerOne } from "../signature/public_key.ts";
+import { decodePem } from "../encoding/pem.ts";
+import { type DerElement, oidToString, readDer, readDerOne } from "../encoding/der.ts";
 
 /** Fulcio certificate extension OIDs (fulcio `docs/oid-info.md`). */
 export const FULCIO_OID = {

@@ -92,3 +92,33 @@ export function inTotoSubjectMatches(statement: InTotoStatement, digest: string)
   const [alg, hex] = i < 0 ? ["sha256", digest] : [digest.slice(0, i), digest.slice(i + 1)];
   return statement.subject.some((s) => s.digest[alg] === hex);
 }
+
+/**
+ * cosign's subject check of a verified attestation: some subject must carry the image's SHA-256 digest, and each
+ * wanted annotation (`--annotations k=v`) must be on that subject with an equal value.
+ *
+ * @param digest the image digest, `sha256:<hex>`
+ * @throws {AirlockError} `SIGNATURE_INVALID` `no matching subject digest found` or
+ * `missing or incorrect annotation`.
+ *
+ * @example
+ * ```ts
+ * checkInTotoSubject(statement, "sha256:0489…", { env: "prod" });
+ * ```
+ */
+export function checkInTotoSubject(
+  statement: InTotoStatement,
+  digest: string,
+  annotations?: Readonly<Record<string, string>>,
+): void {
+  const hex = digest.slice(digest.indexOf(":") + 1);
+  const subject = statement.subject.find((s) => s.digest.sha256 === hex);
+  if (subject === undefined) throw new AirlockError("SIGNATURE_INVALID", "no matching subject digest found");
+  if (annotations === undefined) return;
+  const have = subject.annotations ?? {};
+  for (const [key, v] of Object.entries(annotations)) {
+    if (!Object.hasOwn(have, key) || have[key] !== v) {
+      throw new AirlockError("SIGNATURE_INVALID", "missing or incorrect annotation");
+    }
+  }
+}

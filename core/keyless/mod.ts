@@ -56,7 +56,13 @@ export {
   parseCertificateIdentity,
   type SubjectAlternativeName,
 } from "./certificate.ts";
-export { dssePae, type InTotoStatement, inTotoSubjectMatches, parseInTotoStatement } from "./dsse.ts";
+export {
+  checkInTotoSubject,
+  dssePae,
+  type InTotoStatement,
+  inTotoSubjectMatches,
+  parseInTotoStatement,
+} from "./dsse.ts";
 export {
   checkRekorBody,
   parseRekorBundleAnnotation,

@@ -11,7 +11,9 @@
 import { Buffer } from "node:buffer";
 import nodeCrypto from "node:crypto";
 import { AirlockError, errorMessage } from "../errors.ts";
-import { base64Decode, decodePem, parsePublicKeyPem } from "../signature/public_key.ts";
+import { base64Decode } from "../encoding/base64.ts";
+import { decodePem } from "../encoding/pem.ts";
+import { parsePublicKeyPem } from "../signature/public_key.ts";
 import { parseCertificateIdentity } from "./certificate.ts";
 import type { SigstoreTrustedRoot } from "./trusted_root.ts";
 

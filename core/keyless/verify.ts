@@ -22,7 +22,8 @@ import type { Bundle } from "@sigstore/bundle";
 import type { SignedEntity } from "@sigstore/verify";
 import { AirlockError, errorMessage } from "../errors.ts";
 import { ANNOTATION_BUNDLE, ANNOTATION_SIGNATURE } from "../signature/attachments.ts";
-import { base64Decode, parsePublicKeyPem, type PublicKey, verifySignature } from "../signature/public_key.ts";
+import { base64Decode } from "../encoding/base64.ts";
+import { parsePublicKeyPem, type PublicKey, verifySignature } from "../signature/public_key.ts";
 import {
   type CosignLayer,
   cosignLayerToBundle,

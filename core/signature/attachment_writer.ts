@@ -22,7 +22,8 @@ import {
   type StoredAttachment,
   writeAttachment,
 } from "./attachment_store.ts";
-import { sha256Digest } from "./payload.ts";
+import { sha256Digest } from "../encoding/digest.ts";
+import { KeyedLock } from "../keyed_lock.ts";
 
 /** A layer to append, and where. */
 export interface AttachmentAppend {
@@ -81,7 +82,7 @@ export const FRESH_READ_MS = 50;
 export class AttachmentWriter {
   readonly #client: RegistryClient;
   readonly #o: AttachmentWriterOptions;
-  readonly #locks = new Map<string, Promise<unknown>>();
+  readonly #locks = new KeyedLock();
 
   /**
    * Creates a writer; its locks serialise appends to one tag made through it.
@@ -181,15 +182,7 @@ export class AttachmentWriter {
     fn: () => Promise<T>,
   ): Promise<T> {
     const key = `${repo.registry}/${repo.repository}@${digest}.${suffix ?? "sig"}`;
-    const before = this.#locks.get(key) ?? Promise.resolve();
-    const run = before.then(fn, fn);
-    const tail = run.catch(() => {});
-    this.#locks.set(key, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.#locks.get(key) === tail) this.#locks.delete(key);
-    }
+    return await this.#locks.run(key, fn);
   }
 }
 

@@ -13,29 +13,27 @@
  *
  * @module
  */
+import { base64Encode, goBase64Decode } from "../encoding/base64.ts";
 import { AirlockError, type ErrorCode } from "../errors.ts";
 import { type Descriptor, MediaType, type Platform } from "../registry/types.ts";
 import {
   compareGoMapKeys,
   decodeGoStruct,
-  digestError,
   goBool,
   goInt,
   goJsonInt,
   goJsonMap,
   goJsonString,
   goMap,
-  goQuote,
   goSlice,
   goString,
   goTypeError,
   type JsonNode,
   parseJsonTree,
-  parseSimpleSigningPayload,
-  payloadAnnotations,
-  sha256Digest,
-  type SimpleSigningPayload,
-} from "./payload.ts";
+} from "../encoding/go_json.ts";
+import { digestError, sha256Digest } from "../encoding/digest.ts";
+import { goQuote } from "../encoding/go_quote.ts";
+import { parseSimpleSigningPayload, payloadAnnotations, type SimpleSigningPayload } from "./payload.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Constants
@@ -193,84 +191,6 @@ export interface AttachmentState {
 // ---------------------------------------------------------------------------------------------------------------
 // Go helpers local to this layout
 // ---------------------------------------------------------------------------------------------------------------
-
-const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const B64_MAP = new Int16Array(256).fill(-1);
-for (let i = 0; i < B64.length; i++) B64_MAP[B64.charCodeAt(i)] = i;
-
-/**
- * Decodes standard, padded base64 exactly as Go's `base64.StdEncoding.DecodeString` does: `\r` and `\n` are
- * skipped, padding is required, non-zero trailing bits are tolerated; errors read
- * `illegal base64 data at input byte <n>`.
- *
- * @throws {AirlockError} with `code` (default `SIGNATURE_INVALID`)
- *
- * @example
- * ```ts
- * goBase64Decode("TUVVQ0lR…=");
- * ```
- */
-export function goBase64Decode(s: string, code: ErrorCode = "SIGNATURE_INVALID"): Uint8Array {
-  const src = new TextEncoder().encode(s);
-  const out: number[] = [];
-  const fail = (at: number): never => {
-    throw new AirlockError(code, `illegal base64 data at input byte ${at}`);
-  };
-  const isNl = (c: number) => c === 0x0a || c === 0x0d;
-  let si = 0;
-  while (si < src.length) {
-    const q: number[] = [];
-    let j = 0;
-    let done = false;
-    for (; j < 4; j++) {
-      if (si === src.length) {
-        if (j === 0) {
-          done = true;
-          break;
-        }
-        fail(si - j);
-      }
-      const c = src[si++];
-      const v = B64_MAP[c];
-      if (v >= 0) {
-        q.push(v);
-        continue;
-      }
-      if (isNl(c)) {
-        j--;
-        continue;
-      }
-      if (c !== 0x3d) fail(si - 1);
-      if (j < 2) fail(si - 1);
-      if (j === 2) {
-        while (si < src.length && isNl(src[si])) si++;
-        if (si === src.length) fail(src.length);
-        if (src[si] !== 0x3d) fail(si - 1);
-        si++;
-      }
-      while (si < src.length && isNl(src[si])) si++;
-      if (si < src.length) fail(si);
-      done = true;
-      break;
-    }
-    if (q.length >= 2) out.push(((q[0] << 2) | (q[1] >> 4)) & 0xff);
-    if (q.length >= 3) out.push(((q[1] << 4) | (q[2] >> 2)) & 0xff);
-    if (q.length >= 4) out.push(((q[2] << 6) | q[3]) & 0xff);
-    if (done) break;
-  }
-  return new Uint8Array(out);
-}
-
-function base64Encode(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 3) {
-    const a = bytes[i], b = bytes[i + 1] ?? 0, c = bytes[i + 2] ?? 0;
-    s += B64[a >> 2] + B64[((a & 3) << 4) | (b >> 4)];
-    s += i + 1 < bytes.length ? B64[((b & 15) << 2) | (c >> 6)] : "=";
-    s += i + 2 < bytes.length ? B64[c & 63] : "=";
-  }
-  return s;
-}
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 

@@ -4,8 +4,8 @@
  * `RSA PUBLIC KEY` (PKCS#1), and a SHA-256 verifier: ECDSA over SHA-256 whatever the curve (ASN.1 DER or raw
  * IEEE P1363 `r‖s`), RSA PKCS#1 v1.5 with SHA-256, pure Ed25519.
  *
- * The small DER reader/writer and the ECDSA signature conversions live here too; `backends/` uses them to
- * read PKCS#8 private keys and to turn WebCrypto's raw `r‖s` into the DER that cosign stores.
+ * The ECDSA signature conversions live here too; `backends/` uses them to turn WebCrypto's raw `r‖s` into the
+ * DER that cosign stores. The generic DER, PEM and base64 helpers are in `../encoding/`.
  *
  * @example
  * ```ts
@@ -17,150 +17,19 @@
  */
 import { createHash } from "node:crypto";
 import { AirlockError } from "../errors.ts";
+import {
+  DER,
+  type DerElement,
+  derEncode,
+  derOid,
+  oidToString,
+  readDer,
+  readDerOne,
+} from "../encoding/der.ts";
+import { decodePem, encodePem } from "../encoding/pem.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
-// DER
-
-/** One DER element (tag, length, value). */
-export interface DerElement {
-  /** The identifier octet, e.g. `0x30` for SEQUENCE (multi-byte tags are not supported). */
-  readonly tag: number;
-  /** The content octets. */
-  readonly value: Uint8Array;
-  /** The whole encoding: identifier, length and content. */
-  readonly raw: Uint8Array;
-}
-
-/** DER tags used by key structures. */
-export const DER = {
-  INTEGER: 0x02,
-  BIT_STRING: 0x03,
-  OCTET_STRING: 0x04,
-  NULL: 0x05,
-  OID: 0x06,
-  SEQUENCE: 0x30,
-} as const;
-
-/**
- * Reads the DER elements that exactly fill `bytes` (strict: definite lengths, minimal length encoding, no
- * trailing bytes). Throws a plain `Error` on malformed input; callers wrap it into an {@linkcode AirlockError}.
- *
- * @example
- * ```ts
- * const [seq] = readDer(spkiDer); // one SEQUENCE
- * const [algorithm, bits] = readDer(seq.value);
- * ```
- */
-export function readDer(bytes: Uint8Array): DerElement[] {
-  const out: DerElement[] = [];
-  let pos = 0;
-  while (pos < bytes.length) {
-    const start = pos;
-    const tag = bytes[pos++];
-    if ((tag & 0x1f) === 0x1f) throw new Error("DER: multi-byte tags are not supported");
-    if (pos >= bytes.length) throw new Error("DER: truncated length");
-    let len = bytes[pos++];
-    if (len & 0x80) {
-      const n = len & 0x7f;
-      if (n === 0 || n > 4) throw new Error("DER: unsupported length encoding");
-      if (pos + n > bytes.length) throw new Error("DER: truncated length");
-      if (bytes[pos] === 0) throw new Error("DER: non-minimal length");
-      len = 0;
-      for (let i = 0; i < n; i++) len = len * 256 + bytes[pos++];
-      if (len < 0x80) throw new Error("DER: non-minimal length");
-    }
-    if (pos + len > bytes.length) throw new Error("DER: truncated value");
-    out.push({ tag, value: bytes.subarray(pos, pos + len), raw: bytes.subarray(start, pos + len) });
-    pos += len;
-  }
-  return out;
-}
-
-/**
- * Reads exactly one DER element of the given tag from `bytes`.
- *
- * @example
- * ```ts
- * const seq = readDerOne(pkcs8Der, DER.SEQUENCE);
- * ```
- */
-export function readDerOne(bytes: Uint8Array, tag: number): DerElement {
-  const els = readDer(bytes);
-  if (els.length !== 1) throw new Error(`DER: expected one element, found ${els.length}`);
-  if (els[0].tag !== tag) {
-    throw new Error(`DER: expected tag 0x${tag.toString(16)}, found 0x${els[0].tag.toString(16)}`);
-  }
-  return els[0];
-}
-
-/**
- * Encodes one DER element.
- *
- * @example
- * ```ts
- * const seq = derEncode(DER.SEQUENCE, derEncode(DER.INTEGER, new Uint8Array([0])));
- * ```
- */
-export function derEncode(tag: number, ...content: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const len = content.reduce((n, c) => n + c.length, 0);
-  let header: number[];
-  if (len < 0x80) header = [tag, len];
-  else {
-    const lenBytes: number[] = [];
-    for (let l = len; l > 0; l = Math.floor(l / 256)) lenBytes.unshift(l & 0xff);
-    header = [tag, 0x80 | lenBytes.length, ...lenBytes];
-  }
-  const out = new Uint8Array(header.length + len);
-  out.set(header);
-  let pos = header.length;
-  for (const c of content) {
-    out.set(c, pos);
-    pos += c.length;
-  }
-  return out;
-}
-
-/**
- * Decodes the content of an OBJECT IDENTIFIER into dotted form.
- *
- * @example
- * ```ts
- * oidToString(new Uint8Array([0x2b, 0x65, 0x70])); // "1.3.101.112"
- * ```
- */
-export function oidToString(value: Uint8Array): string {
-  if (value.length === 0) throw new Error("DER: empty OID");
-  const arcs: number[] = [];
-  let n = 0;
-  for (let i = 0; i < value.length; i++) {
-    n = n * 128 + (value[i] & 0x7f);
-    if (!(value[i] & 0x80)) {
-      if (arcs.length === 0) arcs.push(n < 80 ? Math.floor(n / 40) : 2, n < 80 ? n % 40 : n - 80);
-      else arcs.push(n);
-      n = 0;
-    } else if (i === value.length - 1) throw new Error("DER: truncated OID");
-  }
-  return arcs.join(".");
-}
-
-/**
- * Encodes a dotted OID as a complete DER OBJECT IDENTIFIER element.
- *
- * @example
- * ```ts
- * derOid("1.3.101.112"); // 06 03 2b 65 70
- * ```
- */
-export function derOid(oid: string): Uint8Array {
-  const arcs = oid.split(".").map(Number);
-  const body: number[] = [arcs[0] * 40 + arcs[1]];
-  for (const arc of arcs.slice(2)) {
-    const chunk: number[] = [arc & 0x7f];
-    for (let a = Math.floor(arc / 128); a > 0; a = Math.floor(a / 128)) chunk.unshift(0x80 | (a & 0x7f));
-    body.push(...chunk);
-  }
-  return derEncode(DER.OID, new Uint8Array(body));
-}
+// Key types and ECDSA signature forms
 
 /** Object identifiers of the key types airlock reads. */
 export const OID = {
@@ -251,102 +120,6 @@ export function ecdsaDerToRaw(der: Uint8Array, size: number): Uint8Array | undef
  */
 export function bufferSource(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
   return bytes.buffer instanceof ArrayBuffer ? bytes as Uint8Array<ArrayBuffer> : new Uint8Array(bytes);
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// PEM
-
-/** One decoded PEM block. */
-export interface PemBlock {
-  /** The label: `PUBLIC KEY`, `ENCRYPTED SIGSTORE PRIVATE KEY`, … */
-  readonly type: string;
-  /** Header lines (`Key: value`) before the base64 body, if any. */
-  readonly headers: Readonly<Record<string, string>>;
-  /** The base64-decoded body. */
-  readonly bytes: Uint8Array;
-}
-
-/**
- * Decodes the first PEM block in `text`, skipping any text before it, as Go's `pem.Decode` does. Returns
- * `undefined` when there is no well-formed block.
- *
- * @example
- * ```ts
- * const block = decodePem(await Deno.readTextFile("cosign.pub"));
- * if (block?.type === "PUBLIC KEY") use(block.bytes);
- * ```
- */
-export function decodePem(text: string | Uint8Array): PemBlock | undefined {
-  const s = typeof text === "string" ? text : new TextDecoder().decode(text);
-  const begin = /-----BEGIN ([^\r\n]*?)-----\r?\n/g;
-  for (let m = begin.exec(s); m; m = begin.exec(s)) {
-    const type = m[1];
-    const endMarker = `-----END ${type}-----`;
-    const bodyStart = m.index + m[0].length;
-    const end = s.indexOf(endMarker, bodyStart);
-    if (end < 0) continue;
-    const lines = s.slice(bodyStart, end).split(/\r?\n/);
-    const headers: Record<string, string> = {};
-    let i = 0;
-    for (; i < lines.length && lines[i].includes(":"); i++) {
-      const c = lines[i].indexOf(":");
-      headers[lines[i].slice(0, c).trim()] = lines[i].slice(c + 1).trim();
-    }
-    const b64 = lines.slice(i).join("").replace(/[ \t]/g, "");
-    const bytes = base64Decode(b64);
-    if (bytes === undefined) continue;
-    return { type, headers, bytes };
-  }
-  return undefined;
-}
-
-/**
- * Encodes a PEM block as Go's `pem.Encode` does: 64-character lines and a trailing newline.
- *
- * @example
- * ```ts
- * encodePem("PUBLIC KEY", spkiDer); // "-----BEGIN PUBLIC KEY-----\nMFkw…\n-----END PUBLIC KEY-----\n"
- * ```
- */
-export function encodePem(type: string, bytes: Uint8Array): string {
-  const b64 = base64Encode(bytes);
-  const lines: string[] = [];
-  for (let i = 0; i < b64.length; i += 64) lines.push(b64.slice(i, i + 64));
-  return `-----BEGIN ${type}-----\n${lines.join("\n")}${lines.length ? "\n" : ""}-----END ${type}-----\n`;
-}
-
-/**
- * Standard base64 (with padding) of `bytes`.
- *
- * @example
- * ```ts
- * base64Encode(new Uint8Array([1, 2, 3])); // "AQID"
- * ```
- */
-export function base64Encode(bytes: Uint8Array): string {
-  let bin = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(bin);
-}
-
-/**
- * Decodes standard base64 (padding required when the length calls for it, as Go's `StdEncoding`); returns
- * `undefined` on malformed input.
- *
- * @example
- * ```ts
- * base64Decode("AQID"); // Uint8Array [1, 2, 3]
- * ```
- */
-export function base64Decode(s: string): Uint8Array | undefined {
-  if (s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) return undefined;
-  try {
-    return Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
-  } catch {
-    return undefined;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

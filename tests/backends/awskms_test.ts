@@ -12,11 +12,10 @@
 import { join } from "node:path";
 import { openKey } from "../../backends/key_backend.ts";
 import { parseAwsIni, parseAwsKmsRef } from "../../backends/awskms.ts";
-import { base64Decode } from "../../core/signature/public_key.ts";
+import { base64Decode } from "../../core/encoding/base64.ts";
 import { assert, assertEquals } from "../assert.ts";
-import { airlock, show } from "../cli/cli_util.ts";
 import { freePort, makeCa, makeLeaf, startFakeAwsKms, tempDir } from "../testbed/mod.ts";
-import { envOf, rejectsWith, signAndVerify } from "./kms_test_util.ts";
+import { assertPublicKeyCli, envOf, rejectsWith, signAndVerify } from "./kms_test_util.ts";
 
 const enc = new TextEncoder();
 const AKID = "AKIAFAKEKMSTEST00001";
@@ -230,19 +229,17 @@ Deno.test("AWS KMS backend against a fake AWS KMS (SigV4 checked)", async (t) =>
   );
 
   await t.step("airlock public-key --key awskms:///alias/release prints the fake's public key", async () => {
-    const r = await airlock(["public-key", "--key", "awskms:///alias/release"], {
+    await assertPublicKeyCli({
+      ref: "awskms:///alias/release",
       home: tmp.path,
       env: vars,
+      pem: ec.key.publicPem,
+      wrong: {
+        variable: "AWS_SECRET_ACCESS_KEY",
+        secret: "fake/cli-wrong-secret",
+        reason: "InvalidSignatureException",
+      },
     });
-    assertEquals(r.code, 0, show(r));
-    assertEquals(r.stdout, ec.key.publicPem);
-    const bad = await airlock(["public-key", "--key", "awskms:///alias/release"], {
-      home: tmp.path,
-      env: { ...vars, AWS_SECRET_ACCESS_KEY: "fake/cli-wrong-secret" },
-    });
-    assertEquals(bad.code, 1, show(bad));
-    assert(bad.stderr.includes("InvalidSignatureException"), show(bad));
-    assert(!bad.stderr.includes("fake/cli-wrong-secret"), show(bad));
   });
 });
 

@@ -11,10 +11,9 @@
 import { join } from "node:path";
 import { azureScope, parseAzureKmsRef } from "../../backends/azurekms.ts";
 import { openKey } from "../../backends/key_backend.ts";
-import { assert, assertEquals } from "../assert.ts";
-import { airlock, show } from "../cli/cli_util.ts";
+import { assertEquals } from "../assert.ts";
 import { startFakeAzureKeyVault, tempDir } from "../testbed/mod.ts";
-import { envOf, rejectsWith, signAndVerify } from "./kms_test_util.ts";
+import { assertPublicKeyCli, envOf, rejectsWith, signAndVerify } from "./kms_test_util.ts";
 
 const enc = new TextEncoder();
 const TENANT = "72f988bf-0000-4000-8000-fakefaketen";
@@ -146,17 +145,12 @@ Deno.test("Azure Key Vault backend against a fake Key Vault and token endpoint",
   );
 
   await t.step("airlock public-key --key azurekms://… prints the fake's public key", async () => {
-    const r = await airlock(["public-key", "--key", `azurekms://${VAULT}/rsa`], {
+    await assertPublicKeyCli({
+      ref: `azurekms://${VAULT}/rsa`,
       home: tmp.path,
       env: vars,
+      pem: az.keys.get("rsa")![0].key.publicPem,
+      wrong: { variable: "AZURE_CLIENT_SECRET", secret: "fake~cli-wrong-secret", reason: "AADSTS7000215" },
     });
-    assertEquals(r.code, 0, show(r));
-    assertEquals(r.stdout, az.keys.get("rsa")![0].key.publicPem);
-    const bad = await airlock(["public-key", "--key", `azurekms://${VAULT}/rsa`], {
-      home: tmp.path,
-      env: { ...vars, AZURE_CLIENT_SECRET: "fake~cli-wrong-secret" },
-    });
-    assertEquals(bad.code, 1, show(bad));
-    assert(bad.stderr.includes("AADSTS7000215") && !bad.stderr.includes("fake~cli-wrong-secret"), show(bad));
   });
 });

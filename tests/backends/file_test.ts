@@ -11,18 +11,10 @@ import {
 } from "../../backends/file.ts";
 import { type KeyBackend, openKey } from "../../backends/key_backend.ts";
 import { firstLine, type PassphraseOptions, resolvePassphrase } from "../../backends/passphrase.ts";
-import {
-  base64Decode,
-  decodePem,
-  DER,
-  derEncode,
-  encodePem,
-  parsePublicKeyPem,
-  readDer,
-  readDerOne,
-  spkiSha256Hex,
-  verifySignature,
-} from "../../core/signature/public_key.ts";
+import { base64Decode } from "../../core/encoding/base64.ts";
+import { decodePem, encodePem } from "../../core/encoding/pem.ts";
+import { DER, derEncode, readDer, readDerOne } from "../../core/encoding/der.ts";
+import { parsePublicKeyPem, spkiSha256Hex, verifySignature } from "../../core/signature/public_key.ts";
 
 const FIXTURES = new URL("../../../shared/fixtures/", import.meta.url).pathname;
 const VECTORS = `${FIXTURES}vectors/keys/`;

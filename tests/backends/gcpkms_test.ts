@@ -14,9 +14,8 @@ import { join } from "node:path";
 import { crc32c, parseGcpKmsRef } from "../../backends/gcpkms.ts";
 import { openKey } from "../../backends/key_backend.ts";
 import { assert, assertEquals } from "../assert.ts";
-import { airlock, show } from "../cli/cli_util.ts";
 import { startFakeGcpKms, tempDir } from "../testbed/mod.ts";
-import { envOf, rejectsWith, signAndVerify } from "./kms_test_util.ts";
+import { assertPublicKeyCli, envOf, rejectsWith, signAndVerify } from "./kms_test_util.ts";
 
 const enc = new TextEncoder();
 const RING = "projects/fake-project/locations/europe-west3/keyRings/airlock";
@@ -172,11 +171,11 @@ Deno.test("GCP KMS backend against a fake Cloud KMS (JWT-bearer grant checked)",
   );
 
   await t.step("airlock public-key --key gcpkms://… prints the fake's public key", async () => {
-    const r = await airlock(["public-key", "--key", `gcpkms://${ecKey}`], {
+    await assertPublicKeyCli({
+      ref: `gcpkms://${ecKey}`,
       home: tmp.path,
       env: { GOOGLE_APPLICATION_CREDENTIALS: sa.path, AIRLOCK_GCPKMS_ENDPOINT: gcp.url },
+      pem: v[3].key.publicPem,
     });
-    assertEquals(r.code, 0, show(r));
-    assertEquals(r.stdout, v[3].key.publicPem);
   });
 });

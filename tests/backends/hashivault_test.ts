@@ -11,11 +11,10 @@
 import { join } from "node:path";
 import { openKey } from "../../backends/key_backend.ts";
 import { parseVaultRef } from "../../backends/hashivault.ts";
-import { base64Decode } from "../../core/signature/public_key.ts";
-import { assert, assertEquals } from "../assert.ts";
-import { airlock, show } from "../cli/cli_util.ts";
+import { base64Decode } from "../../core/encoding/base64.ts";
+import { assertEquals } from "../assert.ts";
 import { freePort, makeCa, makeLeaf, startFakeVault, tempDir } from "../testbed/mod.ts";
-import { envOf, rejectsWith, signAndVerify } from "./kms_test_util.ts";
+import { assertPublicKeyCli, envOf, rejectsWith, signAndVerify } from "./kms_test_util.ts";
 
 const enc = new TextEncoder();
 const TOKEN = "hvs.fake-good-token-0123456789";
@@ -153,19 +152,13 @@ Deno.test("Vault backend against a fake Vault", async (t) => {
   });
 
   await t.step("airlock public-key --key hashivault://ec prints the fake's public key", async () => {
-    const r = await airlock(["public-key", "--key", "hashivault://ec"], {
+    await assertPublicKeyCli({
+      ref: "hashivault://ec",
       home: tmp.path,
       env: { VAULT_ADDR: vault.url, VAULT_TOKEN: TOKEN },
+      pem: vault.keys.get("ec")![0].publicPem,
+      wrong: { variable: "VAULT_TOKEN", secret: "hvs.wrong-token-for-cli", reason: "rejected the token" },
     });
-    assertEquals(r.code, 0, show(r));
-    assertEquals(r.stdout, vault.keys.get("ec")![0].publicPem);
-    const bad = await airlock(["public-key", "--key", "hashivault://ec"], {
-      home: tmp.path,
-      env: { VAULT_ADDR: vault.url, VAULT_TOKEN: "hvs.wrong-token-for-cli" },
-    });
-    assertEquals(bad.code, 1, show(bad));
-    assert(bad.stderr.includes("rejected the token"), show(bad));
-    assert(!bad.stderr.includes("hvs.wrong-token-for-cli"), show(bad));
   });
 });
 

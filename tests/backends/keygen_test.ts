@@ -7,12 +7,9 @@ import {
   SIGSTORE_KEY_PEM_TYPE,
 } from "../../backends/file.ts";
 import { generateKeyPair, keyPairPaths, writeKeyPair } from "../../backends/keygen.ts";
-import {
-  base64Decode,
-  decodePem,
-  parsePublicKeyPem,
-  verifySignature,
-} from "../../core/signature/public_key.ts";
+import { base64Decode } from "../../core/encoding/base64.ts";
+import { decodePem } from "../../core/encoding/pem.ts";
+import { parsePublicKeyPem, verifySignature } from "../../core/signature/public_key.ts";
 
 const TMP = await Deno.makeTempDir({ prefix: "airlock-keygen-test-" });
 globalThis.addEventListener("unload", () => Deno.removeSync(TMP, { recursive: true }));

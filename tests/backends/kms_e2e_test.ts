@@ -9,7 +9,6 @@
  */
 import { join } from "node:path";
 import { openKey } from "../../backends/key_backend.ts";
-import { parsePublicKeyPem, verifySignature } from "../../core/signature/public_key.ts";
 import { assert, assertEquals } from "../assert.ts";
 import {
   startFakeAwsKms,
@@ -19,19 +18,8 @@ import {
   startRegistry,
   tempDir,
 } from "../testbed/mod.ts";
-import {
-  ATTACHMENTS_ON,
-  b64decode,
-  leaksSecret,
-  pushSingle,
-  readSig,
-  runCli,
-  SIG_ANNOTATION,
-  SIMPLE_SIGNING,
-  verifyLayer,
-  writeList,
-  writeRegistriesD,
-} from "../sign/helpers.ts";
+import { ATTACHMENTS_ON, leaksSecret, pushSingle, writeList, writeRegistriesD } from "../sign/helpers.ts";
+import { assertOneLayerPerKey, cliSignList } from "./kms_test_util.ts";
 
 const VAULT_TOKEN = "hvs.e2e-fake-vault-token-1234";
 const AWS_SECRET = "fake/e2e-aws-secret-access-key";
@@ -91,41 +79,19 @@ Deno.test("airlock sign --key hashivault:// | awskms:// | gcpkms:// | azurekms:/
     const key = await openKey(b.ref, { env: (n) => b.env[n] });
     pems.push(await key.publicKey());
     await key.close();
-    const r = await runCli(
-      [
-        "sign",
-        "-f",
-        "list.txt",
-        "--key",
-        b.ref,
-        "--tls-verify=false",
-        "--registries.d",
-        rd,
-        "-o",
-        `failed-${i}.txt`,
-      ],
-      { cwd: tmp.path, env: b.env },
-    );
-    assertEquals(r.code, 0, `sign with ${b.ref}: ${r.stderr}`);
+    const r = await cliSignList(tmp.path, b.ref, rd, i, b.env);
     assertEquals(leaksSecret(r, [VAULT_TOKEN, AWS_SECRET, AZURE_SECRET]), undefined, "a secret was printed");
   }
 
-  const sig = await readSig(reg, "e2e/kms", img.top.digest);
-  const layers = sig?.layers.filter((l) => l.desc.mediaType === SIMPLE_SIGNING) ?? [];
-  assertEquals(layers.length, backends.length);
-  for (const [k, pem] of pems.entries()) {
-    const pub = parsePublicKeyPem(pem);
-    const matching = [];
-    for (const l of layers) {
-      if (await verifySignature(pub, l.payload, b64decode(l.desc.annotations?.[SIG_ANNOTATION] ?? ""))) {
-        matching.push(l);
-      }
-    }
-    assertEquals(matching.length, 1, `${backends[k].ref} verifies ${matching.length} layers`);
-    assertEquals(await verifyLayer(pem, matching[0], tmp.path), { airlock: true, openssl: true });
-    assertEquals(matching[0].json?.critical.image["docker-manifest-digest"], img.top.digest);
-    assertEquals(matching[0].json?.critical.identity["docker-reference"], `${reg.host}/e2e/kms:v1`);
-  }
+  assertEquals(pems.length, backends.length);
+  await assertOneLayerPerKey(reg, {
+    repo: "e2e/kms",
+    digest: img.top.digest,
+    reference: `${reg.host}/e2e/kms:v1`,
+    pems,
+    label: (k) => backends[k].ref,
+    workDir: tmp.path,
+  });
   assert(vault.requests.some((r) => r.path === "/v1/transit/sign/release/sha2-256" && r.status === 200));
   assert(aws.requests.some((r) => r.operation === "Sign" && r.status === 200));
   assert(gcp.calls.some((c) => c.path.endsWith(":asymmetricSign") && c.status === 200));

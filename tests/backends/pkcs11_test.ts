@@ -17,6 +17,7 @@ import { assert, assertEquals } from "../assert.ts";
 import { airlock } from "../cli/cli_util.ts";
 import { opensslVerify } from "../sign/helpers.ts";
 import { startSoftHsm, tempDir } from "../testbed/mod.ts";
+import { rejectsWith } from "./kms_test_util.ts";
 
 const enc = new TextEncoder();
 const PIN = "730519";
@@ -25,21 +26,9 @@ const MODULE = "/usr/lib/softhsm/libsofthsm2.so";
 /** No environment, no terminal: only what a test passes counts. */
 const QUIET: Pkcs11Options = { env: () => undefined, isTerminal: () => false };
 
-async function rejects(
-  fn: () => Promise<unknown>,
-  code: string,
-  ...includes: string[]
-): Promise<AirlockError> {
-  try {
-    await fn();
-  } catch (e) {
-    assert(e instanceof AirlockError, `not an AirlockError: ${e}`);
-    assertEquals(e.code, code, e.message);
-    for (const s of includes) assert(e.message.includes(s), `"${e.message}" does not include "${s}"`);
-    for (const secret of [PIN, WRONG_PIN]) assert(!e.message.includes(secret), `PIN in "${e.message}"`);
-    return e;
-  }
-  throw new Error(`expected ${code}`);
+/** Rejects with `code`, a message with every one of `includes`, and never a PIN. */
+function rejects(fn: () => Promise<unknown>, code: string, ...includes: string[]): Promise<AirlockError> {
+  return rejectsWith(fn, code, includes, [PIN, WRONG_PIN]);
 }
 
 /** Signs a few messages and checks each signature with the exported key and with openssl. */

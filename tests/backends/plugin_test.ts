@@ -9,27 +9,16 @@
 import { join } from "node:path";
 import { openKey } from "../../backends/key_backend.ts";
 import { createPluginKey, openPluginKey, parsePluginRef } from "../../backends/plugin.ts";
-import { AirlockError } from "../../core/errors.ts";
-import { base64Decode, parsePublicKeyPem, verifySignature } from "../../core/signature/public_key.ts";
+import { base64Decode } from "../../core/encoding/base64.ts";
+import { parsePublicKeyPem, verifySignature } from "../../core/signature/public_key.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { airlock } from "../cli/cli_util.ts";
 import { opensslVerify } from "../sign/helpers.ts";
 import { tempDir } from "../testbed/mod.ts";
+import { rejectsWith } from "./kms_test_util.ts";
 import { installTestKms, makeTestKmsKey } from "./testkms.ts";
 
 const enc = new TextEncoder();
-
-async function rejects(fn: () => Promise<unknown>, code: string, ...includes: string[]): Promise<void> {
-  try {
-    await fn();
-  } catch (e) {
-    assert(e instanceof AirlockError, `not an AirlockError: ${e}`);
-    assertEquals(e.code, code, e.message);
-    for (const s of includes) assert(e.message.includes(s), `"${e.message}" does not include "${s}"`);
-    return;
-  }
-  throw new Error(`expected ${code}`);
-}
 
 /** Runs `fn` with environment variables set in this process (the plugin inherits them). */
 async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
@@ -72,7 +61,7 @@ Deno.test("KMS plugin backend with a real plugin executable", async (t) => {
         assert(await verifySignature(pub, msg, sig));
         assert(await opensslVerify(pem, msg, sig, tmp.path));
         await key.close();
-        await rejects(() => key.sign(msg), "KEY_BACKEND", "closed");
+        await rejectsWith(() => key.sign(msg), "KEY_BACKEND", ["closed"]);
 
         const calls = (await Deno.readTextFile(log)).trim().split("\n").map((l) => JSON.parse(l));
         assertEquals(calls.map((c) => c.args.methodName), ["publicKey", "signMessage"]);
@@ -106,23 +95,26 @@ Deno.test("KMS plugin backend with a real plugin executable", async (t) => {
   await t.step(
     "errors: the plugin's errorMessage, a bad signature, a missing plugin, broken plugins",
     async () => {
-      await rejects(
+      await rejectsWith(
         () => openKey(`testkms://${join(tmp.path, "missing.json")}`, { env }),
         "KEY_BACKEND",
-        'KMS plugin "sigstore-kms-testkms": publicKey returned an error: testkms: cannot read key',
-        "missing.json",
+        [
+          'KMS plugin "sigstore-kms-testkms": publicKey returned an error: testkms: cannot read key',
+          "missing.json",
+        ],
       );
       const key = await openKey(ref, { env });
       await withEnv(
         { TESTKMS_BAD_SIG: "1" },
-        () => rejects(() => key.sign(enc.encode("x")), "KEY_BACKEND", "does not verify with its public key"),
+        () =>
+          rejectsWith(() => key.sign(enc.encode("x")), "KEY_BACKEND", [
+            "does not verify with its public key",
+          ]),
       );
       await key.close();
-      await rejects(
-        () => openKey("nosuchkms://k", { env }),
-        "KEY_UNSUPPORTED",
+      await rejectsWith(() => openKey("nosuchkms://k", { env }), "KEY_UNSUPPORTED", [
         'the KMS plugin "sigstore-kms-nosuchkms", which is not on PATH',
-      );
+      ]);
       // a plugin that prints no JSON: the error carries its stderr
       await Deno.writeTextFile(
         join(bin, "sigstore-kms-garbage"),
@@ -131,16 +123,16 @@ Deno.test("KMS plugin backend with a real plugin executable", async (t) => {
           mode: 0o755,
         },
       );
-      await rejects(
-        () => openKey("garbage://k", { env }),
-        "KEY_BACKEND",
+      await rejectsWith(() => openKey("garbage://k", { env }), "KEY_BACKEND", [
         "parsing the plugin's answer",
         "boom: no token",
-      );
+      ]);
       // a plugin that hangs is killed at the deadline
       await Deno.writeTextFile(join(bin, "sigstore-kms-slow"), "#!/bin/sh\nexec sleep 30\n", { mode: 0o755 });
       const t0 = performance.now();
-      await rejects(() => openPluginKey("slow://k", { env, timeoutMs: 300 }), "KEY_BACKEND", "timed out");
+      await rejectsWith(() => openPluginKey("slow://k", { env, timeoutMs: 300 }), "KEY_BACKEND", [
+        "timed out",
+      ]);
       assert(performance.now() - t0 < 5000);
     },
   );

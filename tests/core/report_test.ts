@@ -1,6 +1,6 @@
 import { AirlockError } from "../../core/errors.ts";
+import { goQuote } from "../../core/encoding/go_quote.ts";
 import {
-  goQuote,
   HangarLogger,
   type LoggerOptions,
   removeStaleFailedList,

@@ -36,7 +36,7 @@ function fail(message: string): never {
   answer({ errorMessage: message }, 1);
 }
 
-async function readStdin(): Promise<Uint8Array> {
+async function readStdin(): Promise<Uint8Array<ArrayBuffer>> {
   const chunks: Uint8Array[] = [];
   for await (const c of Deno.stdin.readable) chunks.push(c);
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
@@ -78,7 +78,7 @@ function rawToDer(raw: Uint8Array): Uint8Array {
   return new Uint8Array([0x30, body.length, ...body]);
 }
 
-async function sha256(b: Uint8Array): Promise<Uint8Array> {
+async function sha256(b: Uint8Array<ArrayBuffer>): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", b));
 }
 

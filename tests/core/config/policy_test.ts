@@ -18,7 +18,9 @@ import {
 } from "../../../core/config/policy.ts";
 import { AirlockError } from "../../../core/errors.ts";
 import { parseReference, type Reference } from "../../../core/reference.ts";
-import { base64Encode, ecdsaRawToDer, encodePem } from "../../../core/signature/public_key.ts";
+import { base64Encode } from "../../../core/encoding/base64.ts";
+import { ecdsaRawToDer } from "../../../core/signature/public_key.ts";
+import { encodePem } from "../../../core/encoding/pem.ts";
 import { assert, assertEquals, assertThrows } from "../../assert.ts";
 
 const enc = new TextEncoder();

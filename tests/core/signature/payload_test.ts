@@ -11,11 +11,11 @@ import {
   buildSimpleSigningPayload,
   cosignClaimsMatch,
   DEFAULT_CREATOR,
-  goJsonString,
   parseCosignClaims,
   parseSimpleSigningPayload,
   payloadAnnotations,
 } from "../../../core/signature/payload.ts";
+import { goJsonString } from "../../../core/encoding/go_json.ts";
 import { VERSION } from "../../../core/version.ts";
 import { assert, assertEquals, assertThrows } from "../../assert.ts";
 

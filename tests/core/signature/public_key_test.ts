@@ -1,16 +1,12 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "../../assert.ts";
 import { AirlockError } from "../../../core/errors.ts";
+import { base64Decode } from "../../../core/encoding/base64.ts";
+import { decodePem, encodePem } from "../../../core/encoding/pem.ts";
+import { DER, derEncode, derOid, oidToString } from "../../../core/encoding/der.ts";
 import {
-  base64Decode,
-  decodePem,
-  DER,
-  derEncode,
-  derOid,
   ecdsaDerToRaw,
   ecdsaRawToDer,
-  encodePem,
   OID,
-  oidToString,
   parsePublicKeyPem,
   publicKeyToPem,
   spkiSha256Hex,

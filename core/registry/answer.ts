@@ -1,0 +1,152 @@
+/**
+ * A registry's final answer to one request (after redirects, retries and authentication), with body readers that
+ * never hold more than they are allowed to.
+ *
+ * @module
+ */
+
+import { AirlockError } from "../errors.ts";
+import { type NetworkError, networkError, type TransportResponse } from "./transport.ts";
+
+/** Error bodies are read up to this many bytes; the rest says nothing more. */
+const errorBodyLimit = 64 * 1024;
+
+/**
+ * Joins chunks into one array (returns the only chunk as is).
+ *
+ * @example
+ * ```ts
+ * concatBytes([new Uint8Array([1]), new Uint8Array([2])], 2); // Uint8Array [1, 2]
+ * ```
+ */
+export function concatBytes(chunks: readonly Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.byteLength;
+  }
+  return out;
+}
+
+/**
+ * A response whose status is final, with bounded body readers. Read, stream or discard its body exactly once.
+ *
+ * @example
+ * ```ts
+ * const answer = new Answer(res, url, (e) => networkError(e, url));
+ * const bytes = await answer.bytes(4 * 1024 * 1024, "reading manifest v1 in r/app");
+ * ```
+ */
+export class Answer {
+  /** The HTTP status. */
+  readonly status: number;
+  /** The response headers. */
+  readonly headers: Headers;
+  /** The URL that produced this answer (after redirects). */
+  readonly url: URL;
+  readonly #body: ReadableStream<Uint8Array> | null;
+  readonly #classify: (e: unknown) => NetworkError;
+
+  /**
+   * @param res the transport's response
+   * @param url the URL it answers
+   * @param classify turns a failure while reading the body into a {@linkcode NetworkError}
+   */
+  constructor(res: TransportResponse, url: URL, classify: (e: unknown) => NetworkError) {
+    this.status = res.status;
+    this.headers = res.headers;
+    this.url = url;
+    this.#body = res.body;
+    this.#classify = classify;
+  }
+
+  /**
+   * An answer whose body was already read as `text`, re-wrapped so that the caller can read it again.
+   *
+   * @example
+   * ```ts
+   * const again = Answer.replay(answer, await answer.text());
+   * ```
+   */
+  static replay(answer: Answer, text: string): Answer {
+    const bytes = new TextEncoder().encode(text);
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(bytes);
+        c.close();
+      },
+    });
+    return new Answer(
+      { status: answer.status, headers: answer.headers, body },
+      answer.url,
+      (e) => networkError(e, answer.url),
+    );
+  }
+
+  /** Reads the whole body, failing with TOO_LARGE as soon as it exceeds `max` bytes. */
+  async bytes(max: number, what: string): Promise<Uint8Array> {
+    const declared = Number(this.headers.get("content-length") ?? NaN);
+    if (Number.isFinite(declared) && declared > max) {
+      await this.discard();
+      throw new AirlockError("TOO_LARGE", `${what}: ${declared} bytes exceed the limit of ${max} bytes`);
+    }
+    const { chunks, total, complete } = await this.#read(max);
+    if (!complete) throw new AirlockError("TOO_LARGE", `${what}: more than ${max} bytes (the limit)`);
+    return concatBytes(chunks, total);
+  }
+
+  /** Reads up to `max` bytes as text, never failing (for error bodies). */
+  async text(max = errorBodyLimit): Promise<string> {
+    const { chunks, total } = await this.#read(max, true);
+    return new TextDecoder().decode(concatBytes(chunks, total).subarray(0, Math.min(total, max)));
+  }
+
+  /** Drains a small body (keeps the connection reusable) or cancels a large one. */
+  async discard(): Promise<void> {
+    await this.text();
+  }
+
+  /** The body as a stream, for the caller to read or cancel (streamed blob reads). */
+  stream(): ReadableStream<Uint8Array> {
+    return this.#body ?? new ReadableStream({ start: (c) => c.close() });
+  }
+
+  /** Classifies a failure while reading the body (network, timeout, cancellation). */
+  classify(e: unknown): NetworkError {
+    return this.#classify(e);
+  }
+
+  /**
+   * Reads the body until its end or until more than `max` bytes arrived (then cancels it: `complete` is false and
+   * the chunks hold the first bytes beyond the limit). A read failure is classified and thrown, or with `tolerant`
+   * ends the reading (what was read is returned).
+   */
+  async #read(
+    max: number,
+    tolerant = false,
+  ): Promise<{ chunks: Uint8Array[]; total: number; complete: boolean }> {
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    if (!this.#body) return { chunks, total, complete: true };
+    const reader = this.#body.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return { chunks, total, complete: true };
+        chunks.push(value);
+        total += value.byteLength;
+        if (total > max) {
+          await reader.cancel().catch(() => {});
+          return { chunks, total, complete: false };
+        }
+      }
+    } catch (e) {
+      if (!tolerant) throw this.#classify(e);
+      return { chunks, total, complete: false };
+    } finally {
+      reader.releaseLock();
+    }
+  }
+}
