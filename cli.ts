@@ -9,19 +9,19 @@ import { Command } from "commander";
 import { VERSION } from "./core/version.ts";
 import { errorMessage } from "./core/errors.ts";
 import { exitCodeFor, normaliseArgs } from "./cli/common.ts";
-import { registerInspect } from "./cli/inspect.ts";
-import { registerKeys } from "./cli/keys.ts";
-import { registerLogin } from "./cli/login.ts";
 import { registerSign } from "./cli/sign.ts";
+import { registerValidate } from "./cli/validate.ts";
 import { registerVerify } from "./cli/verify.ts";
 import { registerDownload, registerVerifyAttestation } from "./cli/attestation.ts";
 import { registerAttest } from "./cli/attest.ts";
-import { registerValidate } from "./cli/validate.ts";
-import { registerServe } from "./cli/serve.ts";
-import { registerVersion } from "./cli/version.ts";
-import { registerBlob } from "./cli/blob.ts";
+import { registerInspect } from "./cli/inspect.ts";
 import { registerMirror } from "./cli/mirror.ts";
 import { registerSaveLoad } from "./cli/save_load.ts";
+import { registerLogin } from "./cli/login.ts";
+import { registerKeys } from "./cli/keys.ts";
+import { registerBlob } from "./cli/blob.ts";
+import { registerServe } from "./cli/serve.ts";
+import { registerVersion } from "./cli/version.ts";
 
 /** Builds the root command with every subcommand registered. */
 export function buildProgram(): Command {
@@ -33,19 +33,21 @@ export function buildProgram(): Command {
     .option("--hide-log-time", "print '-' instead of the time in log lines")
     .showHelpAfterError(false);
 
-  registerVersion(program);
+  // Registration order is the order of `airlock --help`: signing, verification and attestations first, then
+  // inspection, copying, registry logins, keys, blobs, the service, the version.
   registerValidate(registerSign(program));
-  registerInspect(program);
-  registerLogin(program);
-  registerKeys(program);
   registerVerify(program);
-  registerServe(program);
   registerVerifyAttestation(program);
-  registerDownload(program);
   registerAttest(program);
-  registerBlob(program);
+  registerDownload(program);
+  registerInspect(program);
   registerMirror(program);
   registerSaveLoad(program);
+  registerLogin(program);
+  registerKeys(program);
+  registerBlob(program);
+  registerServe(program);
+  registerVersion(program);
   return program;
 }
 

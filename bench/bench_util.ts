@@ -1,9 +1,21 @@
 /**
- * Helpers shared by the benchmarks: running the real CLI while sampling its peak resident memory, hex, and a
- * right-aligned table printer.
+ * Helpers shared by the benchmarks: running the real CLI (the runner of `tests/testbed/cli.ts`) while sampling
+ * its peak resident memory, the signing set-up (key, passphrase, registries.d), pushing many images, hex, and
+ * table printers.
  *
  * @module
  */
+import { generateKeyPair, keyPairPaths, writeKeyPair } from "../backends/keygen.ts";
+import { runPool } from "../core/pool.ts";
+import { RegistryClient } from "../core/registry/client.ts";
+import {
+  airlock,
+  ATTACHMENTS_ON,
+  pushImage,
+  type TestImage,
+  type TestRegistry,
+  writeRegistriesD,
+} from "../tests/testbed/mod.ts";
 
 /** What {@linkcode runMeasured} measured. */
 export interface MeasuredRun {
@@ -18,36 +30,93 @@ export interface MeasuredRun {
 }
 
 /**
- * Runs `deno run --allow-all --quiet <script> <args>` in `cwd` with `HOME=cwd`, discarding stdout, and measures
- * wall time and peak memory. Prints the tail of stderr when the run fails.
+ * Runs `airlock ARGS…` in `cwd` with `HOME=cwd` and a clean environment, and measures wall time and peak memory.
+ * Prints the tail of stderr when the run fails.
  *
  * @example
  * ```ts
- * const run = await runMeasured(cli, ["sign", "-f", "list.txt"], work);
+ * const run = await runMeasured(["sign", "-f", "list.txt"], work);
  * ```
  */
-export async function runMeasured(script: string, args: string[], cwd: string): Promise<MeasuredRun> {
-  const t0 = performance.now();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--quiet", script, ...args],
-    cwd,
-    env: { HOME: cwd },
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let peakKiB = 0;
-  const poll = setInterval(() => {
-    try {
-      const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${child.pid}/status`));
-      if (m) peakKiB = Math.max(peakKiB, Number(m[1]));
-    } catch { /* exited */ }
-  }, 20);
-  const out = await child.output();
-  clearInterval(poll);
-  const seconds = (performance.now() - t0) / 1000;
-  const stderr = new TextDecoder().decode(out.stderr);
-  if (out.code !== 0) console.error(stderr.slice(-2000));
-  return { seconds, peakMiB: peakKiB / 1024, code: out.code, stderr };
+export async function runMeasured(args: string[], cwd: string): Promise<MeasuredRun> {
+  const r = await airlock(args, { cwd, timeoutMs: 0, measureMemory: true, stripLockNotice: true });
+  if (r.code !== 0) console.error(r.stderr.slice(-2000));
+  return { seconds: r.ms / 1000, peakMiB: r.peakRss / (1024 * 1024), code: r.code, stderr: r.stderr };
+}
+
+/** The files {@linkcode prepareSigning} writes, relative to the work directory. */
+export const SIGNING = {
+  /** Encrypted private key. */
+  key: "bench.key",
+  /** Public key. */
+  pub: "bench.pub",
+  /** Passphrase file. */
+  pass: "pass",
+  /** registries.d directory (attachments on). */
+  registriesD: "registries.d",
+} as const;
+
+/**
+ * Writes a fresh key pair (`bench.key`, `bench.pub`, passphrase "bench" in `pass`) and a registries.d directory
+ * enabling sigstore attachments into `work` (see {@linkcode SIGNING}).
+ */
+export async function prepareSigning(work: string): Promise<void> {
+  await writeKeyPair(await generateKeyPair({ passphrase: "bench" }), keyPairPaths(`${work}/bench`));
+  await Deno.writeTextFile(`${work}/${SIGNING.pass}`, "bench\n");
+  await writeRegistriesD(work, ATTACHMENTS_ON, SIGNING.registriesD, "d.yaml");
+}
+
+/**
+ * `airlock sign -f LIST` with the files of {@linkcode prepareSigning}, `-j jobs`, measured.
+ *
+ * @example
+ * ```ts
+ * const run = await measureSign(work, "list.txt", 8);
+ * ```
+ */
+export function measureSign(work: string, list: string, jobs: number): Promise<MeasuredRun> {
+  return runMeasured([
+    "sign",
+    "-f",
+    list,
+    "-k",
+    SIGNING.key,
+    "--sigstore-passphrase-file",
+    SIGNING.pass,
+    "--registries.d",
+    SIGNING.registriesD,
+    "--tls-verify=false",
+    "-j",
+    String(jobs),
+  ], work);
+}
+
+/**
+ * Builds (with `build(repository)`) and pushes one image per repository as `:v1`, 8 at a time; returns the
+ * bytes of all blobs pushed.
+ *
+ * @example
+ * ```ts
+ * await pushImages(registry, repos, (seed) => buildMultiArchImage({ seed }));
+ * ```
+ */
+export async function pushImages(
+  registry: Pick<TestRegistry, "host">,
+  repos: string[],
+  build: (repository: string) => Promise<TestImage>,
+): Promise<number> {
+  const client = new RegistryClient({ tlsVerify: false });
+  let bytes = 0;
+  try {
+    await runPool(repos, 8, async (repository) => {
+      const img = await build(repository);
+      for (const b of img.blobs.values()) bytes += b.length;
+      await pushImage(img, { registry: registry.host, repository }, "v1", client);
+    });
+  } finally {
+    client.close();
+  }
+  return bytes;
 }
 
 /**
@@ -75,4 +144,51 @@ export function printTable(head: string[], rows: string[][]): void {
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join("  ");
   console.log(line(head));
   for (const r of rows) console.log(line(r));
+}
+
+/**
+ * The table of a floor-vs-airlock benchmark: per job count, the floor's and airlock's seconds and `unit` per
+ * second (over `count` items), their ratio, airlock's peak memory and exit code.
+ *
+ * @example
+ * ```ts
+ * const table = floorTable("sig/s");
+ * table.add(8, 600, floorSeconds, run);
+ * table.print();
+ * ```
+ */
+export function floorTable(unit: string): {
+  add(jobs: number, count: number, floor: number, run: MeasuredRun): void;
+  print(): void;
+} {
+  const rows: string[][] = [];
+  return {
+    add(jobs, count, floor, run) {
+      rows.push([
+        String(jobs),
+        floor.toFixed(2),
+        (count / floor).toFixed(1),
+        run.seconds.toFixed(2),
+        (count / run.seconds).toFixed(1),
+        (run.seconds / floor).toFixed(2),
+        run.peakMiB.toFixed(0),
+        String(run.code),
+      ]);
+    },
+    print() {
+      printTable(
+        [
+          "jobs",
+          "floor s",
+          `floor ${unit}`,
+          "airlock s",
+          `airlock ${unit}`,
+          "airlock/floor",
+          "peak MiB",
+          "exit",
+        ],
+        rows,
+      );
+    },
+  };
 }

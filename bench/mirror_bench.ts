@@ -6,22 +6,16 @@
  *
  * @module
  */
-import { buildImage, pushImage, startRegistry, type TestImage } from "../tests/testbed/mod.ts";
+import { buildImage, startRegistry, type TestImage, writeList } from "../tests/testbed/mod.ts";
+import { signInProcess } from "../tests/testbed/signatures.ts";
 import { RegistryClient } from "../core/registry/client.ts";
-import { runPool } from "../core/pool.ts";
 import { MediaType } from "../core/registry/types.ts";
 import { sha256Digest } from "../core/encoding/digest.ts";
-import { generateKeyPair, keyPairPaths, writeKeyPair } from "../backends/keygen.ts";
-import { openKey } from "../backends/key_backend.ts";
-import { loadRegistriesD } from "../core/config/registries_d.ts";
-import { signImages } from "../core/sign.ts";
-import { parseReference } from "../core/reference.ts";
-import { printTable, runMeasured } from "./bench_util.ts";
+import { prepareSigning, printTable, pushImages, runMeasured, SIGNING } from "./bench_util.ts";
 
 const N = Number(Deno.env.get("BENCH_IMAGES") ?? 200);
 const LAYER = Number(Deno.env.get("BENCH_LAYER_KIB") ?? 256) * 1024;
 const JOBS = 8;
-const cli = new URL("../cli.ts", import.meta.url).pathname;
 
 /** A 2-platform image with one random layer per platform. */
 async function image(seed: string): Promise<TestImage> {
@@ -57,56 +51,27 @@ try {
   console.log(
     `mirror: ${N} signed multi-arch images, ${LAYER / 1024} KiB layers, ${source.host} → ${destination.host}`,
   );
-  const client = new RegistryClient({ tlsVerify: false });
   const refs = Array.from({ length: N }, (_, i) => `bench/img${i}`);
-  let bytes = 0;
   const t0 = performance.now();
-  await runPool(refs, 8, async (repository) => {
-    const img = await image(repository);
-    for (const b of img.blobs.values()) bytes += b.length;
-    await pushImage(img, { registry: source.host, repository }, "v1", client);
-  });
-  await writeKeyPair(
-    await generateKeyPair({ passphrase: "bench", scryptN: 32768 }),
-    keyPairPaths(`${work}/k`),
+  const bytes = await pushImages(source, refs, image);
+  await prepareSigning(work);
+  const client = new RegistryClient({ tlsVerify: false });
+  const failures = await signInProcess(
+    refs.map((r) => `${source.host}/${r}:v1`),
+    { key: `${work}/${SIGNING.key}`, pass: `${work}/${SIGNING.pass}` },
+    `${work}/${SIGNING.registriesD}`,
+    client,
+    { jobs: 8, allowFailures: true },
   );
-  await Deno.writeTextFile(`${work}/pass`, "bench");
-  await Deno.mkdir(`${work}/registries.d`);
-  await Deno.writeTextFile(
-    `${work}/registries.d/d.yaml`,
-    "default-docker:\n  use-sigstore-attachments: true\n",
-  );
-  const key = await openKey(`${work}/k.key`, { passphraseFile: `${work}/pass` });
-  const signed = await signImages(
-    refs.map((r, i) => ({
-      status: "ok" as const,
-      line: { id: i + 1, line: r, text: r, kind: "default" as const },
-      reference: parseReference(`${source.host}/${r}:v1`),
-    })),
-    {
-      client,
-      key,
-      registriesD: await loadRegistriesD({ dir: `${work}/registries.d` }),
-      platforms: { arch: [], os: [], variant: [] },
-      jobs: 8,
-      timeoutMs: 0,
-      confirmDelayMs: 1,
-    },
-  );
-  await key.close();
   client.close();
   console.log(
     `prepared in ${((performance.now() - t0) / 1000).toFixed(1)} s (${
       (bytes / 1e6).toFixed(1)
     } MB of blobs, ` +
-      `${signed.failed.length} signing failures)`,
+      `${failures} signing failures)`,
   );
-  await Deno.writeTextFile(
-    `${work}/list.txt`,
-    refs.map((r) => `${source.host}/${r} ${destination.host}/${r} v1`).join("\n") + "\n",
-  );
+  await writeList(`${work}/list.txt`, refs.map((r) => `${source.host}/${r} ${destination.host}/${r} v1`));
   const run = await runMeasured(
-    cli,
     [
       "mirror",
       "-f",
@@ -115,7 +80,7 @@ try {
       String(JOBS),
       "--tls-verify=false",
       "--registries.d",
-      `${work}/registries.d`,
+      SIGNING.registriesD,
     ],
     work,
   );

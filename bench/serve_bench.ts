@@ -8,13 +8,10 @@
  *
  * @module
  */
-import { buildImage, pushImage, startRegistry } from "../tests/testbed/mod.ts";
-import { spawnAirlock } from "../tests/serve/helpers.ts";
-import { RegistryClient } from "../core/registry/client.ts";
+import { buildImage, spawnAirlock, startRegistry } from "../tests/testbed/mod.ts";
 import { runPool } from "../core/pool.ts";
-import { generateKeyPair, keyPairPaths, writeKeyPair } from "../backends/keygen.ts";
 import { addToken } from "../server/tokens.ts";
-import { printTable } from "./bench_util.ts";
+import { prepareSigning, printTable, pushImages, SIGNING } from "./bench_util.ts";
 
 const REQUESTS = Number(Deno.env.get("BENCH_SERVE_REQUESTS") ?? 64);
 const LEVELS = (Deno.env.get("BENCH_SERVE_CLIENTS") ?? "1,8,32").split(",").map(Number);
@@ -27,20 +24,11 @@ function percentile(values: number[], p: number): number {
 await using registry = await startRegistry();
 const work = await Deno.makeTempDir({ prefix: "airlock-serve-bench-" });
 try {
-  const client = new RegistryClient({ tlsVerify: false });
   const repos = LEVELS.flatMap((c) =>
     Array.from({ length: REQUESTS }, (_, i) => `serve-bench/c${c}/img${i}`)
   );
   const t0 = performance.now();
-  await runPool(repos, 8, async (repository) => {
-    await pushImage(
-      await buildImage({ seed: repository }),
-      { registry: registry.host, repository },
-      "v1",
-      client,
-    );
-  });
-  client.close();
+  await pushImages(registry, repos, (seed) => buildImage({ seed }));
   console.log(
     `registry ${registry.host}; pushed ${repos.length} images in ${
       ((performance.now() - t0) / 1000).toFixed(1)
@@ -48,28 +36,22 @@ try {
       `${REQUESTS} sign requests per level (one fresh single-arch image each = one signature)`,
   );
 
-  await writeKeyPair(await generateKeyPair({ passphrase: "bench" }), keyPairPaths(`${work}/bench`));
-  await Deno.writeTextFile(`${work}/pass`, "bench\n");
-  await Deno.mkdir(`${work}/registries.d`);
-  await Deno.writeTextFile(
-    `${work}/registries.d/d.yaml`,
-    "default-docker:\n  use-sigstore-attachments: true\n",
-  );
+  await prepareSigning(work);
   const { token } = await addToken(`${work}/tokens`, "bench");
 
   await using server = await spawnAirlock([
     "serve",
     "--key",
-    `${work}/bench.key`,
+    `${work}/${SIGNING.key}`,
     "--passphrase-file",
-    `${work}/pass`,
+    `${work}/${SIGNING.pass}`,
     "--token-file",
     `${work}/tokens`,
     "--listen",
     "127.0.0.1:0",
     "--tls-verify=false",
     "--registries.d",
-    `${work}/registries.d`,
+    `${work}/${SIGNING.registriesD}`,
     "--jobs",
     "32",
     "--rate-limit",

@@ -7,15 +7,12 @@
  *
  * @module
  */
-import { buildMultiArchImage, pushImage, startRegistry } from "../tests/testbed/mod.ts";
-import { RegistryClient } from "../core/registry/client.ts";
+import { buildMultiArchImage, startRegistry, writeList } from "../tests/testbed/mod.ts";
 import { runPool } from "../core/pool.ts";
-import { generateKeyPair, keyPairPaths, writeKeyPair } from "../backends/keygen.ts";
-import { hex, printTable, runMeasured } from "./bench_util.ts";
+import { floorTable, hex, measureSign, prepareSigning, pushImages } from "./bench_util.ts";
 
 const N = Number(Deno.env.get("BENCH_IMAGES") ?? 200);
 const JOBS = (Deno.env.get("BENCH_JOBS") ?? "1,4,8").split(",").map(Number);
-const cli = new URL("../cli.ts", import.meta.url).pathname;
 
 await using registry = await startRegistry();
 const work = await Deno.makeTempDir({ prefix: "airlock-bench-" });
@@ -25,55 +22,22 @@ try {
       JOBS.join(", ")
     }`,
   );
-  const client = new RegistryClient({ tlsVerify: false });
   const t0 = performance.now();
   for (const j of JOBS) {
     const refs = Array.from({ length: N }, (_, i) => `bench/j${j}/img${i}`);
-    await runPool(refs, 8, async (repository) => {
-      const image = await buildMultiArchImage({ seed: repository });
-      await pushImage(image, { registry: registry.host, repository }, "v1", client);
-    });
-    await Deno.writeTextFile(
-      `${work}/list-j${j}.txt`,
-      refs.map((r) => `${registry.host}/${r}:v1`).join("\n") + "\n",
-    );
+    await pushImages(registry, refs, (seed) => buildMultiArchImage({ seed }));
+    await writeList(`${work}/list-j${j}.txt`, refs.map((r) => `${registry.host}/${r}:v1`));
   }
-  client.close();
   console.log(`pushed ${N * JOBS.length} images in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
-  await writeKeyPair(await generateKeyPair({ passphrase: "bench" }), keyPairPaths(`${work}/bench`));
-  await Deno.writeTextFile(`${work}/pass`, "bench\n");
-  await Deno.mkdir(`${work}/registries.d`);
-  await Deno.writeTextFile(
-    `${work}/registries.d/d.yaml`,
-    "default-docker:\n  use-sigstore-attachments: true\n",
-  );
+  await prepareSigning(work);
 
-  const rows: string[][] = [];
+  const table = floorTable("sig/s");
   for (const j of JOBS) {
     const floor = await floorLoop(registry.url, `floor/j${j}`, 3 * N, j);
-    const run = await airlockSign(work, j);
-    rows.push([
-      String(j),
-      floor.toFixed(2),
-      (3 * N / floor).toFixed(1),
-      run.seconds.toFixed(2),
-      (3 * N / run.seconds).toFixed(1),
-      (run.seconds / floor).toFixed(2),
-      run.peakMiB.toFixed(0),
-      String(run.code),
-    ]);
+    table.add(j, 3 * N, floor, await measureSign(work, `list-j${j}.txt`, j));
   }
-  printTable([
-    "jobs",
-    "floor s",
-    "floor sig/s",
-    "airlock s",
-    "airlock sig/s",
-    "airlock/floor",
-    "peak MiB",
-    "exit",
-  ], rows);
+  table.print();
   console.log("airlock's time includes process start and key decryption (scrypt N=65536).");
 } finally {
   await Deno.remove(work, { recursive: true });
@@ -129,25 +93,4 @@ async function floorLoop(base: string, prefix: string, count: number, jobs: numb
     if (put.status !== 201) throw new Error(`manifest put: ${put.status}`);
   });
   return (performance.now() - t0) / 1000;
-}
-
-/** Runs `airlock sign` as a user would; measures wall time and peak resident memory (VmHWM). */
-async function airlockSign(
-  dir: string,
-  jobs: number,
-): Promise<{ seconds: number; peakMiB: number; code: number }> {
-  return await runMeasured(cli, [
-    "sign",
-    "-f",
-    `list-j${jobs}.txt`,
-    "-k",
-    "bench.key",
-    "--sigstore-passphrase-file",
-    "pass",
-    "--registries.d",
-    "registries.d",
-    "--tls-verify=false",
-    "-j",
-    String(jobs),
-  ], dir);
 }

@@ -8,15 +8,12 @@
  *
  * @module
  */
-import { buildMultiArchImage, pushImage, startRegistry } from "../tests/testbed/mod.ts";
-import { RegistryClient } from "../core/registry/client.ts";
+import { buildMultiArchImage, startRegistry, writeList } from "../tests/testbed/mod.ts";
 import { runPool } from "../core/pool.ts";
-import { generateKeyPair, keyPairPaths, writeKeyPair } from "../backends/keygen.ts";
-import { printTable, runMeasured } from "./bench_util.ts";
+import { floorTable, measureSign, prepareSigning, pushImages, runMeasured, SIGNING } from "./bench_util.ts";
 
 const N = Number(Deno.env.get("BENCH_IMAGES") ?? 200);
 const JOBS = (Deno.env.get("BENCH_JOBS") ?? "1,4,8").split(",").map(Number);
-const cli = new URL("../cli.ts", import.meta.url).pathname;
 const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 const INDEX_ACCEPT =
   "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json";
@@ -30,82 +27,33 @@ try {
     }`,
   );
   const repos = Array.from({ length: N }, (_, i) => `vbench/img${i}`);
-  const client = new RegistryClient({ tlsVerify: false });
   const t0 = performance.now();
-  await runPool(repos, 8, async (repository) => {
-    await pushImage(
-      await buildMultiArchImage({ seed: repository }),
-      { registry: registry.host, repository },
-      "v1",
-      client,
-    );
-  });
-  client.close();
-  await Deno.writeTextFile(
-    `${work}/list.txt`,
-    repos.map((r) => `${registry.host}/${r}:v1`).join("\n") + "\n",
-  );
-  await writeKeyPair(await generateKeyPair({ passphrase: "bench" }), keyPairPaths(`${work}/bench`));
-  await Deno.writeTextFile(`${work}/pass`, "bench\n");
-  await Deno.mkdir(`${work}/registries.d`);
-  await Deno.writeTextFile(
-    `${work}/registries.d/d.yaml`,
-    "default-docker:\n  use-sigstore-attachments: true\n",
-  );
-  const signed = await runMeasured(cli, [
-    "sign",
-    "-f",
-    "list.txt",
-    "-k",
-    "bench.key",
-    "--sigstore-passphrase-file",
-    "pass",
-    "--registries.d",
-    "registries.d",
-    "--tls-verify=false",
-    "-j",
-    "8",
-  ], work);
+  await pushImages(registry, repos, (seed) => buildMultiArchImage({ seed }));
+  await writeList(`${work}/list.txt`, repos.map((r) => `${registry.host}/${r}:v1`));
+  await prepareSigning(work);
+  const signed = await measureSign(work, "list.txt", 8);
   if (signed.code !== 0) throw new Error("signing failed");
   console.log(`pushed and signed ${N} images in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
-  const rows: string[][] = [];
+  const table = floorTable("mf/s");
   for (const j of JOBS) {
     const floor = await floorLoop(registry.url, repos, j);
-    const run = await runMeasured(cli, [
+    const run = await runMeasured([
       "sign",
       "validate",
       "-f",
       "list.txt",
       "-p",
-      "bench.pub",
+      SIGNING.pub,
       "--registries.d",
-      "registries.d",
+      SIGNING.registriesD,
       "--tls-verify=false",
       "-j",
       String(j),
     ], work);
-    rows.push([
-      String(j),
-      floor.toFixed(2),
-      (2 * N / floor).toFixed(1),
-      run.seconds.toFixed(2),
-      (2 * N / run.seconds).toFixed(1),
-      (run.seconds / floor).toFixed(2),
-      run.peakMiB.toFixed(0),
-      String(run.code),
-    ]);
+    table.add(j, 2 * N, floor, run);
   }
-  printTable([
-    "jobs",
-    "floor s",
-    "floor mf/s",
-    "airlock s",
-    "airlock mf/s",
-    "airlock/floor",
-    "peak MiB",
-    "exit",
-  ], rows);
+  table.print();
   console.log(
     "mf/s = platform manifests validated per second; airlock's time includes process start (~0.2 s).",
   );

@@ -9,18 +9,17 @@
  * @module
  */
 import type { Command } from "commander";
-import { openKey } from "../backends/key_backend.ts";
+import { type KeyBackend, openKey } from "../backends/key_backend.ts";
 import { attestImage } from "../core/attest.ts";
 import { predicateTypeUri } from "../core/attestation.ts";
 import { AirlockError, errorMessage } from "../core/errors.ts";
-import { addRegistryFlags, clientFor, type GlobalFlags, type RegistryFlags } from "./common.ts";
-import { reportError, stderr } from "./verify.ts";
+import { addRegistryFlags, type GlobalFlags, type RegistryFlags, usageError } from "./common.ts";
+import { cosignAction, forEachImage, reportError, stderr } from "./cosign_output.ts";
+import { addSigningKeyFlags, type SigningKeyFlags } from "./key_flags.ts";
 
-interface AttestFlags extends RegistryFlags {
+interface AttestFlags extends RegistryFlags, SigningKeyFlags {
   predicate?: string;
   type: string;
-  key?: string;
-  sigstorePassphraseFile?: string;
 }
 
 /**
@@ -32,7 +31,7 @@ interface AttestFlags extends RegistryFlags {
  * ```
  */
 export function registerAttest(program: Command): void {
-  addRegistryFlags(
+  addRegistryFlags(addSigningKeyFlags(
     program.command("attest")
       .description("attach a signed in-toto attestation to images (cosign attest --key compatible, offline)")
       .argument("<image...>", "images (tag or digest references)")
@@ -42,32 +41,15 @@ export function registerAttest(program: Command): void {
         "predicate type: custom, slsaprovenance, slsaprovenance02, slsaprovenance1, spdx, spdxjson, cyclonedx, " +
           "link, vuln, openvex, or a URI",
         "custom",
-      )
-      .option(
-        "--key <ref>",
-        "signing key: a key file, pkcs11:…, hashivault://…, awskms://…, NAME://… (plugin)",
-      )
-      .option(
-        "--sigstore-passphrase-file <file>",
-        "read the passphrase for the key file from the first line of FILE (else COSIGN_PASSWORD)",
       ),
-  ).action(async (images: string[], flags: AttestFlags, c: Command) => {
-    const global = c.optsWithGlobals<GlobalFlags>();
-    const code = await runAttest(images, flags, global);
-    if (code !== 0) Deno.exit(code);
-  });
+  )).action(cosignAction(runAttest));
 }
 
 async function runAttest(images: string[], flags: AttestFlags, global: GlobalFlags): Promise<number> {
   let predicate: Uint8Array;
   try {
-    if (!flags.predicate) throw new AirlockError("INVALID_ARGUMENT", "--predicate is required");
-    if (!flags.key) {
-      throw new AirlockError(
-        "INVALID_ARGUMENT",
-        "--key is required: airlock attests with a key, never keyless",
-      );
-    }
+    if (!flags.predicate) throw usageError("--predicate is required");
+    if (!flags.key) throw usageError("--key is required: airlock attests with a key, never keyless");
     predicateTypeUri(flags.type);
     try {
       predicate = await Deno.readFile(flags.predicate);
@@ -79,28 +61,19 @@ async function runAttest(images: string[], flags: AttestFlags, global: GlobalFla
     return 1;
   }
   stderr(`Using payload from: ${flags.predicate}\n`);
-  let key;
+  let key: KeyBackend;
   try {
     key = await openKey(flags.key, { passphraseFile: flags.sigstorePassphraseFile });
   } catch (e) {
     reportError(e, global.debug);
     return 1;
   }
-  const client = clientFor(flags);
-  let exitCode = 0;
   try {
-    for (const image of images) {
-      try {
-        const r = await attestImage(image, { client, key, predicate, type: flags.type });
-        stderr(`Attestation (${r.predicateType}) written to ${r.tag}\n`);
-      } catch (e) {
-        reportError(e, global.debug);
-        exitCode = 1;
-      }
-    }
+    return await forEachImage(images, flags, global.debug, async (client, image) => {
+      const r = await attestImage(image, { client, key, predicate, type: flags.type });
+      stderr(`Attestation (${r.predicateType}) written to ${r.tag}\n`);
+    });
   } finally {
-    client.close();
     await key.close();
   }
-  return exitCode;
 }

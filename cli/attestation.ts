@@ -14,24 +14,10 @@
 import type { Command } from "commander";
 import { downloadAttestations, predicateTypeUri, verifyImageAttestations } from "../core/attestation.ts";
 import { certificateTextLines } from "../core/verify.ts";
-import {
-  addRegistryFlags,
-  clientFor,
-  collect,
-  type GlobalFlags,
-  type RegistryFlags,
-  writeStdout,
-} from "./common.ts";
-import {
-  addTrustFlags,
-  parseAnnotations,
-  reportError,
-  stderr,
-  type Trust,
-  type TrustFlags,
-  trustFromFlags,
-  verificationHeader,
-} from "./verify.ts";
+import { addRegistryFlags, collect, type GlobalFlags, type RegistryFlags, writeStdout } from "./common.ts";
+import { cosignAction, forEachImage, reportError, stderr } from "./cosign_output.ts";
+import { addTrustFlags, type Trust, type TrustFlags, trustFromFlags } from "./key_flags.ts";
+import { parseAnnotations, verificationHeader } from "./verify.ts";
 
 interface VerifyAttestationFlags extends RegistryFlags, TrustFlags {
   type: string;
@@ -69,11 +55,7 @@ export function registerVerifyAttestation(program: Command): void {
         "annotation the statement's subject must carry (repeatable, comma-separated)",
         collect,
       ),
-  )).action(async (images: string[], flags: VerifyAttestationFlags, c: Command) => {
-    const global = c.optsWithGlobals<GlobalFlags>();
-    const code = await runVerifyAttestation(images, flags, global);
-    if (code !== 0) Deno.exit(code);
-  });
+  )).action(cosignAction(runVerifyAttestation));
 }
 
 async function runVerifyAttestation(
@@ -92,31 +74,19 @@ async function runVerifyAttestation(
     reportError(e, global.debug);
     return 1;
   }
-  const client = clientFor(flags);
-  let exitCode = 0;
-  try {
-    for (const image of images) {
-      try {
-        const r = await verifyImageAttestations(client, image, {
-          ...trust,
-          predicateType,
-          typeAsGiven: flags.type,
-          annotations,
-        });
-        stderr(verificationHeader(r, annotations !== undefined));
-        for (const a of r.attestations) {
-          if (a.signer) stderr(certificateTextLines(a.signer).join("\n") + "\n");
-          writeStdout(new TextDecoder().decode(a.envelope) + "\n");
-        }
-      } catch (e) {
-        reportError(e, global.debug);
-        exitCode = 1;
-      }
+  return await forEachImage(images, flags, global.debug, async (client, image) => {
+    const r = await verifyImageAttestations(client, image, {
+      ...trust,
+      predicateType,
+      typeAsGiven: flags.type,
+      annotations,
+    });
+    stderr(verificationHeader(r, annotations !== undefined));
+    for (const a of r.attestations) {
+      if (a.signer) stderr(certificateTextLines(a.signer).join("\n") + "\n");
+      writeStdout(new TextDecoder().decode(a.envelope) + "\n");
     }
-  } finally {
-    client.close();
-  }
-  return exitCode;
+  });
 }
 
 /**
@@ -139,22 +109,17 @@ export function registerDownload(program: Command): void {
         "--platform <os/arch[/variant]>",
         "for a multi-arch image: the legacy .att of that platform's image",
       ),
-  ).action(async (image: string, flags: DownloadFlags, c: Command) => {
-    const global = c.optsWithGlobals<GlobalFlags>();
-    const client = clientFor(flags);
-    let code = 0;
-    try {
-      const lines = await downloadAttestations(client, image, {
-        predicateType: flags.predicateType === undefined ? undefined : predicateTypeUri(flags.predicateType),
-        platform: flags.platform,
-      });
-      writeStdout(lines.map((l) => l + "\n").join(""));
-    } catch (e) {
-      reportError(e, global.debug);
-      code = 1;
-    } finally {
-      client.close();
-    }
-    if (code !== 0) Deno.exit(code);
-  });
+  ).action(
+    cosignAction((image: string, flags: DownloadFlags, global) =>
+      forEachImage([image], flags, global.debug, async (client) => {
+        const lines = await downloadAttestations(client, image, {
+          predicateType: flags.predicateType === undefined
+            ? undefined
+            : predicateTypeUri(flags.predicateType),
+          platform: flags.platform,
+        });
+        writeStdout(lines.map((l) => l + "\n").join(""));
+      })
+    ),
+  );
 }

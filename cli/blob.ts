@@ -3,13 +3,16 @@
  * a base64 signature over the file's bytes, no transparency log. airlock's releases sign their `SHA256SUMS`
  * with it, so a download can be checked with airlock or cosign. Output and error lines follow cosign's.
  *
- * Every module beyond commander is loaded inside the actions, so registering these commands costs nothing at
- * start-up.
+ * The signing, verification and key modules are loaded inside the actions, so registering these commands costs
+ * nothing at start-up.
  *
  * @module
  */
 import type { Command } from "commander";
-import type { PublicKey } from "../core/signature/public_key.ts";
+import { parseGoBool } from "../core/encoding/go_values.ts";
+import { AirlockError, errorMessage } from "../core/errors.ts";
+import { usageError, writeStdout } from "./common.ts";
+import { reportError, stderr } from "./cosign_output.ts";
 
 interface SignBlobFlags {
   key?: string;
@@ -24,60 +27,23 @@ interface VerifyBlobFlags {
   insecureIgnoreTlog?: string | true;
 }
 
-const enc = new TextEncoder();
-
-function stderr(text: string): void {
-  let data = enc.encode(text);
-  while (data.length > 0) data = data.subarray(Deno.stderr.writeSync(data));
-}
-
 /** Runs a blob command body; an error becomes cosign's `Error:` lines and exit status 1. */
 async function cosignStyle(body: () => Promise<void>): Promise<void> {
   try {
     await body();
   } catch (e) {
-    const { errorMessage } = await import("../core/errors.ts");
-    const message = errorMessage(e);
-    stderr(`Error: ${message}\nerror during command execution: ${message}\n`);
+    reportError(e);
     Deno.exit(1);
   }
 }
 
 /** The bytes of FILE, or of stdin for `-`. */
 async function readBlob(path: string): Promise<Uint8Array> {
-  const { AirlockError, errorMessage } = await import("../core/errors.ts");
   try {
     if (path === "-") return new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer());
     return await Deno.readFile(path);
   } catch (e) {
     throw new AirlockError("IO_ERROR", `reading ${path}: ${errorMessage(e)}`, { cause: e });
-  }
-}
-
-/**
- * The verification key for `--key REF`: a file holding a `PUBLIC KEY` / `RSA PUBLIC KEY` PEM, else any key
- * reference airlock signs with (key file, `pkcs11:`, KMS), whose public key is used — as cosign's `--key`.
- */
-async function loadPublicKey(ref: string): Promise<PublicKey> {
-  const { decodePem } = await import("../core/encoding/pem.ts");
-  const { parsePublicKeyPem } = await import("../core/signature/public_key.ts");
-  let bytes: Uint8Array | undefined;
-  try {
-    const info = await Deno.stat(ref);
-    if (info.isFile && info.size <= 1024 * 1024) bytes = await Deno.readFile(ref);
-  } catch {
-    bytes = undefined; // not a readable file: a token or KMS reference (openKey reports other problems)
-  }
-  const block = bytes && decodePem(bytes);
-  if (bytes && (block?.type === "PUBLIC KEY" || block?.type === "RSA PUBLIC KEY")) {
-    return parsePublicKeyPem(bytes);
-  }
-  const { openKey } = await import("../backends/key_backend.ts");
-  const backend = await openKey(ref);
-  try {
-    return parsePublicKeyPem(await backend.publicKey());
-  } finally {
-    await backend.close();
   }
 }
 
@@ -118,18 +84,9 @@ export function registerBlob(program: Command): void {
     .option("-y, --yes", "accepted for cosign scripts (nothing to confirm)")
     .action((file: string, flags: SignBlobFlags) =>
       cosignStyle(async () => {
-        const { AirlockError } = await import("../core/errors.ts");
-        if (!flags.key) {
-          throw new AirlockError("INVALID_ARGUMENT", "--key is required (keyless signing is not supported)");
-        }
-        if (flags.tlogUpload !== undefined) {
-          const { parseGoBool } = await import("./common.ts");
-          if (parseGoBool(flags.tlogUpload)) {
-            throw new AirlockError(
-              "INVALID_ARGUMENT",
-              "airlock does not upload to a transparency log: use --tlog-upload=false",
-            );
-          }
+        if (!flags.key) throw usageError("--key is required (keyless signing is not supported)");
+        if (flags.tlogUpload !== undefined && parseGoBool(flags.tlogUpload)) {
+          throw usageError("airlock does not upload to a transparency log: use --tlog-upload=false");
         }
         const [{ openKey }, { signBlob }] = await Promise.all([
           import("../backends/key_backend.ts"),
@@ -144,7 +101,6 @@ export function registerBlob(program: Command): void {
           await key.close();
         }
         if (flags.outputSignature === undefined) {
-          const { writeStdout } = await import("./common.ts");
           writeStdout(signature + "\n");
           return;
         }
@@ -164,23 +120,20 @@ export function registerBlob(program: Command): void {
     )
     .action((file: string | undefined, flags: VerifyBlobFlags) =>
       cosignStyle(async () => {
-        const { AirlockError } = await import("../core/errors.ts");
         // `--insecure-ignore-tlog FILE`: the optional value took the file; give it back.
         const tlog = flags.insecureIgnoreTlog;
         if (typeof tlog === "string" && !/^(1|t|T|TRUE|true|True|0|f|F|FALSE|false|False)$/.test(tlog)) {
-          if (file !== undefined) throw new AirlockError("INVALID_ARGUMENT", `unexpected argument "${file}"`);
+          if (file !== undefined) throw usageError(`unexpected argument "${file}"`);
           file = tlog;
         }
-        if (file === undefined) throw new AirlockError("INVALID_ARGUMENT", "missing the file to verify");
-        if (!flags.key) {
-          throw new AirlockError(
-            "INVALID_ARGUMENT",
-            "--key is required (keyless verification is not supported)",
-          );
-        }
-        if (!flags.signature) throw new AirlockError("INVALID_ARGUMENT", "--signature is required");
-        const { verifyBlob } = await import("../core/blob.ts");
-        const publicKey = await loadPublicKey(flags.key);
+        if (file === undefined) throw usageError("missing the file to verify");
+        if (!flags.key) throw usageError("--key is required (keyless verification is not supported)");
+        if (!flags.signature) throw usageError("--signature is required");
+        const [{ verifyBlob }, { loadVerificationKey }] = await Promise.all([
+          import("../core/blob.ts"),
+          import("./key_flags.ts"),
+        ]);
+        const publicKey = await loadVerificationKey(flags.key);
         const signature = await readSignature(flags.signature);
         await verifyBlob(publicKey, await readBlob(file), signature);
         stderr("Verified OK\n");

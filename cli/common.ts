@@ -1,46 +1,27 @@
 /**
  * What every command shares: registry options, the client they build, the logger, and how an error becomes
- * a log line and an exit code.
+ * a log line and an exit code. What only some commands share lives beside it: `list_flags.ts` (the image-list
+ * commands), `key_flags.ts` (signing and verification keys), `cosign_output.ts` (cosign-style commands).
  *
  * @module
  */
 import { type Command, InvalidArgumentError } from "commander";
+import { loadRegistriesD, type RegistriesDConfig } from "../core/config/registries_d.ts";
 import { AirlockError, type ErrorCode, errorMessage } from "../core/errors.ts";
+import { parseGoBool } from "../core/encoding/go_values.ts";
 import { HangarLogger, type Logger, syncSink } from "../core/report.ts";
-import { RegistryClient } from "../core/registry/client.ts";
-import { createCredentialLookup } from "../core/registry/credentials.ts";
-import type { CredentialLookup } from "../core/registry/types.ts";
-import { VERSION } from "../core/version.ts";
+import type { RegistrySettings } from "../core/registry/settings.ts";
 
-/** Registry options shared by the commands that talk to a registry. */
-export interface RegistryFlags {
-  /** `--tls-verify[=bool]`: `undefined` when absent (airlock then verifies, see DESIGN.md). */
-  tlsVerify?: boolean;
-  /** `--cert-dir DIR`. */
-  certDir?: string;
-  /** `--authfile FILE`. */
-  authfile?: string;
-}
+export { clientFor } from "../core/registry/settings.ts";
+
+/** Registry options shared by the commands that talk to a registry: `--tls-verify`, `--cert-dir`, `--authfile`. */
+export type RegistryFlags = RegistrySettings;
 
 /** Global flags (given before or after the command name). */
 export interface GlobalFlags {
   debug?: boolean;
   insecurePolicy?: boolean;
   hideLogTime?: boolean;
-}
-
-/**
- * Parses a Go `strconv.ParseBool` value, as pflag and hangar accept it (`1 t T TRUE true True 0 f F FALSE …`).
- *
- * @example
- * ```ts
- * parseGoBool("False"); // false
- * ```
- */
-export function parseGoBool(value: string): boolean {
-  if (["1", "t", "T", "TRUE", "true", "True"].includes(value)) return true;
-  if (["0", "f", "F", "FALSE", "false", "False"].includes(value)) return false;
-  throw new AirlockError("INVALID_ARGUMENT", `invalid boolean value "${value}"`);
 }
 
 /**
@@ -113,21 +94,46 @@ export function addRegistryFlags(cmd: Command): Command {
 }
 
 /**
- * Builds the registry client for a command's flags: credentials from the usual files, TLS verified unless
- * `--tls-verify=false`.
+ * Adds `--registries.d DIR` (where the sigstore attachment settings are read) to a command.
  *
  * @example
  * ```ts
- * using client = clientFor(opts);
+ * addRegistriesDFlag(program.command("sign"));
  * ```
  */
-export function clientFor(flags: RegistryFlags, credentials?: CredentialLookup): RegistryClient {
-  return new RegistryClient({
-    tlsVerify: flags.tlsVerify ?? true,
-    certDir: flags.certDir,
-    credentials: credentials ?? createCredentialLookup({ authFile: flags.authfile }),
-    userAgent: `airlock/${VERSION}`,
-  });
+export function addRegistriesDFlag(cmd: Command): Command {
+  return cmd.option("--registries.d <dir>", "registries.d directory (default: the containers locations)");
+}
+
+/**
+ * Loads the registries.d configuration of `--registries.d` (or the containers locations); with `log`, says at
+ * debug level when none exists and hangar's default is used.
+ *
+ * @example
+ * ```ts
+ * const registriesD = await registriesDFor(flags["registries.d"], log);
+ * ```
+ */
+export async function registriesDFor(dir: string | undefined, log?: Logger): Promise<RegistriesDConfig> {
+  const registriesD = await loadRegistriesD({ dir });
+  if (registriesD.builtinDefault) {
+    log?.debug(
+      "No registries.d directory exists: using hangar's default (default-docker: use-sigstore-attachments: true)",
+    );
+  }
+  return registriesD;
+}
+
+/**
+ * A usage error: a missing, conflicting or malformed flag (`INVALID_ARGUMENT`).
+ *
+ * @example
+ * ```ts
+ * if (!flags.key) throw usageError("--key is required");
+ * ```
+ */
+export function usageError(message: string): AirlockError {
+  return new AirlockError("INVALID_ARGUMENT", message);
 }
 
 /**
@@ -200,68 +206,6 @@ export async function runCommand(
 export function writeStdout(bytes: Uint8Array | string): void {
   let data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
   while (data.length > 0) data = data.subarray(Deno.stdout.writeSync(data));
-}
-
-const DURATION_UNITS: Record<string, number> = {
-  ns: 1e-6,
-  us: 1e-3,
-  "µs": 1e-3,
-  "μs": 1e-3,
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-};
-
-/**
- * Parses a Go `time.ParseDuration` string (`10m`, `90s`, `1h30m`, `1.5s`, `0`) into milliseconds.
- *
- * @example
- * ```ts
- * parseGoDuration("1h30m"); // 5_400_000
- * ```
- */
-export function parseGoDuration(s: string): number {
-  if (s === "0") return 0;
-  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
-  let rest = s;
-  let sign = 1;
-  if (rest.startsWith("-") || rest.startsWith("+")) {
-    sign = rest.startsWith("-") ? -1 : 1;
-    rest = rest.slice(1);
-  }
-  let total = 0;
-  let pos = 0;
-  while (pos < rest.length) {
-    re.lastIndex = pos;
-    const m = re.exec(rest);
-    if (!m) throw new AirlockError("INVALID_ARGUMENT", `time: invalid duration "${s}"`);
-    total += parseFloat(m[1]) * DURATION_UNITS[m[2]];
-    pos = re.lastIndex;
-  }
-  if (rest.length === 0) throw new AirlockError("INVALID_ARGUMENT", `time: invalid duration "${s}"`);
-  return sign * total;
-}
-
-/**
- * Parses an integer as Go's `strconv.ParseInt(s, 0, 64)` does (`10`, `0x10`, `0o17`, `0b11`, `017`).
- *
- * @example
- * ```ts
- * parseGoInt("0x10"); // 16
- * ```
- */
-export function parseGoInt(s: string): number {
-  const m = /^([+-]?)(0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|0[0-7_]*|[1-9][0-9_]*)$/.exec(s);
-  if (!m) throw new AirlockError("INVALID_ARGUMENT", `invalid integer "${s}"`);
-  const body = m[2].replaceAll("_", "");
-  let n: number;
-  if (/^0[xX]/.test(body)) n = parseInt(body.slice(2), 16);
-  else if (/^0[oO]/.test(body)) n = parseInt(body.slice(2), 8);
-  else if (/^0[bB]/.test(body)) n = parseInt(body.slice(2), 2);
-  else if (body.length > 1 && body.startsWith("0")) n = parseInt(body.slice(1), 8);
-  else n = parseInt(body, 10);
-  return m[1] === "-" ? -n : n;
 }
 
 /** Collects a repeatable option's values. */

@@ -5,15 +5,15 @@
  * @module
  */
 import type { Command } from "commander";
-import { AirlockError } from "../core/errors.ts";
+import { parseGoDuration, parseGoInt } from "../core/encoding/go_values.ts";
 import type { Logger } from "../core/report.ts";
 import {
+  addRegistriesDFlag,
   addRegistryFlags,
   type GlobalFlags,
-  parseGoDuration,
-  parseGoInt,
   type RegistryFlags,
   runCommand,
+  usageError,
   writeStdout,
 } from "./common.ts";
 
@@ -42,7 +42,7 @@ interface ServeFlags extends RegistryFlags {
  * ```
  */
 export function registerServe(program: Command): void {
-  const serve = addRegistryFlags(
+  const serve = addRegistryFlags(addRegistriesDFlag(
     program.command("serve")
       .description("run the HTTP signing and verification service (bearer tokens, the operator's key)")
       .option("--key <ref>", "the service's signing key: a key file, pkcs11:…, NAME://… (any backend)")
@@ -52,13 +52,12 @@ export function registerServe(program: Command): void {
       .option("--tls-cert <file>", "serve HTTPS with this certificate (PEM, chain)")
       .option("--tls-key <file>", "the TLS certificate's private key (PEM)")
       .option("--insecure-listen", "allow plain HTTP on a non-loopback address (tokens travel unencrypted)")
-      .option("--registries.d <dir>", "registries.d directory (default: the containers locations)")
       .option("--max-body <bytes>", "largest request body accepted", "1048576")
       .option("--max-images <n>", "most images in one request", "1000")
       .option("--rate-limit <n/min>", "job requests per token per minute (N/min, N/s, N/h)", "120/min")
       .option("--jobs <n>", "jobs running at once (more are queued)", "4")
       .option("--shutdown-timeout <duration>", "on SIGINT/SIGTERM, how long accepted jobs may run on", "60s"),
-  );
+  ));
   serve.action((flags: ServeFlags, c: Command) => {
     const global = c.optsWithGlobals<GlobalFlags>();
     return runCommand(global, (log) => runServeCommand(flags, log), { allToStderr: true });
@@ -76,27 +75,21 @@ export function registerServe(program: Command): void {
 
 function positiveInt(value: string, flag: string): number {
   const n = parseGoInt(value);
-  if (!(n >= 1)) throw new AirlockError("INVALID_ARGUMENT", `invalid ${flag} ${value}: must be at least 1`);
+  if (!(n >= 1)) throw usageError(`invalid ${flag} ${value}: must be at least 1`);
   return n;
 }
 
 async function runServeCommand(flags: ServeFlags, log: Logger): Promise<number> {
-  if (!flags.key) {
-    throw new AirlockError(
-      "INVALID_ARGUMENT",
-      "--key is required: the service signs with the operator's key",
-    );
-  }
+  if (!flags.key) throw usageError("--key is required: the service signs with the operator's key");
   if (!flags.tokenFile) {
-    throw new AirlockError(
-      "INVALID_ARGUMENT",
+    throw usageError(
       "--token-file is required (create one with: airlock serve token-add --token-file FILE NAME)",
     );
   }
   const { parseRateLimit } = await import("../server/rate_limit.ts");
   const { runServe } = await import("../server/serve.ts");
   const shutdownTimeoutMs = parseGoDuration(flags.shutdownTimeout);
-  if (!(shutdownTimeoutMs >= 0)) throw new AirlockError("INVALID_ARGUMENT", "--shutdown-timeout must be ≥ 0");
+  if (!(shutdownTimeoutMs >= 0)) throw usageError("--shutdown-timeout must be ≥ 0");
   return await runServe({
     keyRef: flags.key,
     passphraseFile: flags.passphraseFile,
@@ -117,7 +110,7 @@ async function runServeCommand(flags: ServeFlags, log: Logger): Promise<number> 
 }
 
 async function runTokenAdd(name: string, tokenFile: string | undefined, log: Logger): Promise<number> {
-  if (!tokenFile) throw new AirlockError("INVALID_ARGUMENT", "--token-file is required");
+  if (!tokenFile) throw usageError("--token-file is required");
   const { addToken } = await import("../server/tokens.ts");
   const added = await addToken(tokenFile, name);
   if (added.modeFixedFrom !== undefined) {

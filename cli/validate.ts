@@ -5,46 +5,51 @@
  * @module
  */
 import type { Command } from "commander";
-import { displayKeyRef, openKey } from "../backends/key_backend.ts";
+import { displayKeyRef } from "../backends/key_backend.ts";
 import {
   hangarValidatePolicy,
   loadPolicyFile,
   newExactRepository,
   type Policy,
 } from "../core/config/policy.ts";
-import { loadRegistriesD } from "../core/config/registries_d.ts";
 import { AirlockError, errorMessage } from "../core/errors.ts";
-import { loadImageList, resolveImageList } from "../core/image_list.ts";
-import { DEFAULT_ARCH_LIST, DEFAULT_OS_LIST, parseCsvList } from "../core/platform.ts";
-import { formatDuration } from "../core/pool.ts";
 import { goQuote } from "../core/encoding/go_quote.ts";
-import { type Logger, removeStaleFailedList, writeFailedList } from "../core/report.ts";
-import { decodePem } from "../core/encoding/pem.ts";
-import { validateImages, type ValidateReport } from "../core/validate.ts";
+import { type Logger, targetJson } from "../core/report.ts";
+import { type ValidatedTarget, validateImages } from "../core/validate.ts";
 import {
+  addRegistriesDFlag,
   addRegistryFlags,
-  clientFor,
-  collect,
   type GlobalFlags,
-  interruptSignal,
-  parseGoDuration,
-  parseGoInt,
+  registriesDFor,
   type RegistryFlags,
   runCommand,
-  writeStdout,
+  usageError,
 } from "./common.ts";
+import { verificationKeyPem } from "./key_flags.ts";
+import {
+  addFailedListFlag,
+  addImageListFlags,
+  addJsonOutputFlag,
+  addOverrideFlags,
+  addWorkerFlags,
+  checkJsonOutput,
+  endListRun,
+  type FailedListFlags,
+  type ImageListFlags,
+  logRunSettings,
+  type OverrideFlags,
+  parsePlatformFlags,
+  parseWorkerFlags,
+  readImageList,
+  requireListFile,
+  withClient,
+  type WorkerFlags,
+  writeJsonSummary,
+} from "./list_flags.ts";
 
-interface ValidateFlags extends RegistryFlags {
-  file?: string;
-  arch?: string[];
-  os?: string[];
+interface ValidateFlags extends RegistryFlags, ImageListFlags, OverrideFlags, WorkerFlags, FailedListFlags {
   sigstorePubkey?: string;
   key?: string;
-  registry?: string;
-  project?: string;
-  failed: string;
-  jobs: string;
-  timeout: string;
   exactRepository?: string;
   policy?: string;
   requireIndexSignature?: boolean;
@@ -62,34 +67,27 @@ interface ValidateFlags extends RegistryFlags {
  */
 export function registerValidate(sign: Command): void {
   keepOptionsForValidate(sign);
-  const cmd = addRegistryFlags(
-    sign.command("validate")
-      .description(
-        "validate the signed images by sigstore public key with the matchRepoDigestOrExact signedIdentity " +
-          "(or a containers policy.json)",
-      )
-      .option("-f, --file <file>", "image list file")
-      .option("-a, --arch <list>", "architecture list of images (default: amd64,arm64)", collect)
-      .option("--os <list>", "OS list of images (default: linux)", collect)
-      .option("-p, --sigstore-pubkey <file>", "sigstore public key file")
-      .option(
-        "--key <ref>",
-        "key reference instead of a public key file: a public or private key file, pkcs11:…, awskms://…, …",
-      )
-      .option("--registry <host>", "override the registry of every image in the list")
-      .option("--project <name>", "override the project of every image in the list")
-      .option("-o, --failed <file>", "file name of the validate failed image list", "validate-failed.txt")
-      .option("-j, --jobs <n>", "worker number, validate images in parallel (1-20)", "1")
-      .option("--timeout <duration>", "timeout for validating each image (all of its work)", "10m")
-      .option(
-        "--exact-repository <repo>",
-        "accept signatures whose identity names this repository (exactRepository), for every image",
-      )
-      .option("--policy <file>", "containers policy.json to evaluate instead of the built-in policy")
-      .option("--require-index-signature", "require a signature on the index of multi-arch images too")
-      .option("--registries.d <dir>", "registries.d directory (default: the containers locations)")
-      .option("--output <format>", "machine-readable summary on stdout: json"),
-  );
+  const cmd = sign.command("validate")
+    .description(
+      "validate the signed images by sigstore public key with the matchRepoDigestOrExact signedIdentity " +
+        "(or a containers policy.json)",
+    );
+  addImageListFlags(cmd)
+    .option("-p, --sigstore-pubkey <file>", "sigstore public key file")
+    .option(
+      "--key <ref>",
+      "key reference instead of a public key file: a public or private key file, pkcs11:…, awskms://…, …",
+    );
+  addOverrideFlags(cmd);
+  addFailedListFlag(cmd, "validate");
+  addWorkerFlags(cmd, { work: "validate images", working: "validating" })
+    .option(
+      "--exact-repository <repo>",
+      "accept signatures whose identity names this repository (exactRepository), for every image",
+    )
+    .option("--policy <file>", "containers policy.json to evaluate instead of the built-in policy")
+    .option("--require-index-signature", "require a signature on the index of multi-arch images too");
+  addRegistryFlags(addJsonOutputFlag(addRegistriesDFlag(cmd)));
   cmd.action((flags: ValidateFlags, c: Command) => {
     const global = c.optsWithGlobals<GlobalFlags>();
     return runCommand(global, (log) => runValidate(flags, log), { allToStderr: flags.output === "json" });
@@ -112,10 +110,6 @@ function keepOptionsForValidate(sign: Command): void {
   };
 }
 
-function usage(message: string): AirlockError {
-  return new AirlockError("INVALID_ARGUMENT", message);
-}
-
 /** Go's `os.Stat` error text. */
 async function statProblem(path: string): Promise<string | undefined> {
   try {
@@ -128,165 +122,100 @@ async function statProblem(path: string): Promise<string | undefined> {
   }
 }
 
-/** The public key PEM of `--key REF`: a public key file as is, else the public half of the key backend. */
-async function publicKeyOf(ref: string): Promise<Uint8Array> {
-  try {
-    const bytes = await Deno.readFile(ref);
-    const block = decodePem(bytes);
-    if (block?.type === "PUBLIC KEY" || block?.type === "RSA PUBLIC KEY") return bytes;
-  } catch {
-    // not a readable file: a backend reference (pkcs11:, kms://…), or a missing file openKey reports
-  }
-  const key = await openKey(ref);
-  try {
-    return new TextEncoder().encode(await key.publicKey());
-  } finally {
-    await key.close();
-  }
-}
-
 async function runValidate(flags: ValidateFlags, log: Logger): Promise<number> {
   // Pre-flight: everything that can be wrong locally fails before any network call.
-  if (!flags.file) {
-    throw usage("image list file not provided, use '--file' option to specify the image list file");
+  const file = requireListFile(flags);
+  checkTrustFlags(flags);
+  checkJsonOutput(flags.output);
+  const workers = parseWorkerFlags(flags);
+  const platforms = parsePlatformFlags(flags);
+  const images = await readImageList(file, flags);
+  const { policy, what } = await policyFor(flags);
+  const registriesD = await registriesDFor(flags["registries.d"], log);
+
+  const report = await withClient(flags, log, (client, signal) => {
+    logRunSettings(log, platforms, workers);
+    log.info(`Validating images in ${goQuote(file)} with ${what}`);
+    return validateImages(images, {
+      client,
+      registriesD,
+      policy,
+      platforms,
+      requireIndexSignature: flags.requireIndexSignature ?? false,
+      ...workers,
+      signal,
+      logger: log,
+    });
+  });
+
+  if (flags.output === "json") {
+    writeJsonSummary(report.lines, "targets", validatedTargetJson, [
+      "passed",
+      "failed",
+      "skipped",
+      "ignored",
+    ]);
   }
+  return await endListRun(log, report.failed, flags.failed, {
+    title: "Signature validate",
+    fatal: "some images failed validation",
+    quote: goQuote,
+  });
+}
+
+/** `--policy`, or exactly one of `--key` and `--sigstore-pubkey`. */
+function checkTrustFlags(flags: ValidateFlags): void {
   if (flags.policy !== undefined) {
     if (flags.sigstorePubkey || flags.key || flags.exactRepository) {
-      throw usage(
+      throw usageError(
         "--policy names the keys and identities itself: do not combine it with --sigstore-pubkey, --key or " +
           "--exact-repository",
       );
     }
-  } else {
-    if (flags.key && flags.sigstorePubkey) {
-      throw usage("--key and --sigstore-pubkey are mutually exclusive: give one of them");
-    }
-    if (!flags.key && !flags.sigstorePubkey) {
-      throw usage(
-        "sigstore public key file not provided, use '--sigstore-pubkey' option to specify the pub-key file",
-      );
-    }
+    return;
   }
-  if (flags.output !== undefined && flags.output !== "json") {
-    throw usage(`unsupported --output "${flags.output}": only json is supported`);
+  if (flags.key && flags.sigstorePubkey) {
+    throw usageError("--key and --sigstore-pubkey are mutually exclusive: give one of them");
   }
-  const jobs = parseGoInt(flags.jobs);
-  if (jobs < 1 || jobs > 20) throw usage(`invalid worker number ${jobs}: --jobs must be 1-20`);
-  const timeoutMs = parseGoDuration(flags.timeout);
-  const arch = parseCsvList(flags.arch ?? [], DEFAULT_ARCH_LIST, "--arch");
-  const os = parseCsvList(flags.os ?? [], DEFAULT_OS_LIST, "--os");
-
-  const lines = await loadImageList(flags.file);
-  const images = resolveImageList(lines, { registry: flags.registry, project: flags.project });
-
-  let policy: Policy;
-  let what: string;
-  if (flags.policy !== undefined) {
-    policy = await loadPolicyFile(flags.policy);
-    what = `policy ${goQuote(flags.policy)}`;
-  } else {
-    if (flags.exactRepository) {
-      try {
-        newExactRepository(flags.exactRepository);
-      } catch (e) {
-        throw new AirlockError(
-          "INVALID_ARGUMENT",
-          `failed to build policy: signature NewPRMExactRepository failed: ${errorMessage(e)}`,
-        );
-      }
-    }
-    if (flags.sigstorePubkey) {
-      const problem = await statProblem(flags.sigstorePubkey);
-      if (problem) {
-        throw new AirlockError(
-          "IO_ERROR",
-          `failed to get status of file ${goQuote(flags.sigstorePubkey)}: ${problem}`,
-        );
-      }
-      policy = hangarValidatePolicy({
-        keyPath: flags.sigstorePubkey,
-        exactRepository: flags.exactRepository,
-      });
-      what = `sigstore public key ${goQuote(flags.sigstorePubkey)}`;
-    } else {
-      policy = hangarValidatePolicy({
-        keyData: await publicKeyOf(flags.key!),
-        exactRepository: flags.exactRepository,
-      });
-      what = `key ${goQuote(displayKeyRef(flags.key!))}`;
-    }
-  }
-  const registriesD = await loadRegistriesD({ dir: flags["registries.d"] });
-  if (registriesD.builtinDefault) {
-    log.debug(
-      "No registries.d directory exists: using hangar's default (default-docker: use-sigstore-attachments: true)",
+  if (!flags.key && !flags.sigstorePubkey) {
+    throw usageError(
+      "sigstore public key file not provided, use '--sigstore-pubkey' option to specify the pub-key file",
     );
   }
-
-  const client = clientFor(flags);
-  const interrupt = interruptSignal(log);
-  let report: ValidateReport;
-  try {
-    log.info(`Arch List: [${arch.join(",")}]`);
-    log.info(`OS List: [${os.join(",")}]`);
-    log.debug(`Jobs: ${jobs}, timeout per image: ${formatDuration(timeoutMs)}`);
-    log.info(`Validating images in ${goQuote(flags.file)} with ${what}`);
-    report = await validateImages(images, {
-      client,
-      registriesD,
-      policy,
-      platforms: { arch, os, variant: [] },
-      requireIndexSignature: flags.requireIndexSignature ?? false,
-      jobs,
-      timeoutMs,
-      signal: interrupt.signal,
-      logger: log,
-    });
-  } finally {
-    interrupt.dispose();
-    client.close();
-  }
-
-  if (flags.output === "json") writeStdout(JSON.stringify(jsonSummary(report), null, 2) + "\n");
-  if (report.failed.length > 0) {
-    log.error(`Signature validate failed image list: \n${report.failed.join("\n")}`);
-    await writeFailedList(flags.failed, report.failed);
-    log.info(`Failed image list exported to ${goQuote(flags.failed)}`);
-    log.fatal("some images failed validation");
-    return 1;
-  }
-  await removeStaleFailedList(flags.failed);
-  log.info("Done");
-  return 0;
 }
 
-/** The `--output json` document: one entry per list line, in list order. */
-function jsonSummary(report: ValidateReport): unknown {
-  const count = (s: string) => report.lines.filter((l) => l.status === s).length;
+/** The policy to evaluate (the `--policy` file, or hangar's built from the key) and how the log names it. */
+async function policyFor(flags: ValidateFlags): Promise<{ policy: Policy; what: string }> {
+  if (flags.policy !== undefined) {
+    return { policy: await loadPolicyFile(flags.policy), what: `policy ${goQuote(flags.policy)}` };
+  }
+  if (flags.exactRepository) {
+    try {
+      newExactRepository(flags.exactRepository);
+    } catch (e) {
+      throw usageError(`failed to build policy: signature NewPRMExactRepository failed: ${errorMessage(e)}`);
+    }
+  }
+  const exactRepository = flags.exactRepository;
+  if (flags.sigstorePubkey) {
+    const problem = await statProblem(flags.sigstorePubkey);
+    if (problem) {
+      throw new AirlockError(
+        "IO_ERROR",
+        `failed to get status of file ${goQuote(flags.sigstorePubkey)}: ${problem}`,
+      );
+    }
+    return {
+      policy: hangarValidatePolicy({ keyPath: flags.sigstorePubkey, exactRepository }),
+      what: `sigstore public key ${goQuote(flags.sigstorePubkey)}`,
+    };
+  }
   return {
-    images: report.lines.map((l) => ({
-      id: l.id,
-      line: l.line,
-      reference: l.result?.reference ?? null,
-      status: l.status,
-      digest: l.result?.digest ?? null,
-      targets: (l.result?.targets ?? []).map((t) => ({
-        digest: t.digest,
-        identity: t.identity,
-        kind: t.kind,
-        platform: t.platform ?? null,
-        status: t.status,
-        reason: t.reason ?? null,
-        code: t.code ?? null,
-        scope: t.scope ?? null,
-      })),
-      error: l.error ? { code: l.error.code, message: l.error.message } : null,
-    })),
-    summary: {
-      passed: count("passed"),
-      failed: count("failed"),
-      skipped: count("skipped"),
-      ignored: count("ignored"),
-    },
+    policy: hangarValidatePolicy({ keyData: await verificationKeyPem(flags.key!), exactRepository }),
+    what: `key ${goQuote(displayKeyRef(flags.key!))}`,
   };
+}
+
+function validatedTargetJson(t: ValidatedTarget): unknown {
+  return { ...targetJson(t), reason: t.reason ?? null, code: t.code ?? null, scope: t.scope ?? null };
 }

@@ -8,6 +8,7 @@
  */
 import { goQuote } from "./encoding/go_quote.ts";
 import { AirlockError, errorMessage } from "./errors.ts";
+import type { Target } from "./targets.ts";
 
 /** Log levels, least to most severe. */
 export type LogLevel = "debug" | "info" | "warn" | "error" | "fatal";
@@ -256,4 +257,43 @@ export async function removeStaleFailedList(path: string): Promise<boolean> {
       { cause: e },
     );
   }
+}
+
+/** The JSON form of one manifest's outcome, as `--output json` and the service report it. */
+export interface TargetJson {
+  readonly digest: string;
+  readonly identity: string;
+  readonly kind: string;
+  readonly platform: string | null;
+  readonly status: string;
+}
+
+/**
+ * The fields every JSON report of a signed or validated manifest starts with (callers add their own after them).
+ *
+ * @example
+ * ```ts
+ * targets.map((t) => ({ ...targetJson(t), layerDigest: t.layerDigest }));
+ * ```
+ */
+export function targetJson(t: Target & { readonly status: string }): TargetJson {
+  return {
+    digest: t.digest,
+    identity: t.identity,
+    kind: t.kind,
+    platform: t.platform ?? null,
+    status: t.status,
+  };
+}
+
+/**
+ * The JSON form of an image's error: its code and message, or `null`.
+ *
+ * @example
+ * ```ts
+ * errorJson(line.error); // { code: "SIGNATURE_MISSING", message: "…" } or null
+ * ```
+ */
+export function errorJson(e: AirlockError | undefined): { code: string; message: string } | null {
+  return e ? { code: e.code, message: e.message } : null;
 }

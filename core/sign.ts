@@ -49,7 +49,7 @@ export interface SignOptions {
   readonly now?: () => number;
   /**
    * Wait before re-reading a written `.sig` tag to check that no concurrent writer lost our layer; a random
-   * extra of up to the same amount is added. Default 150 ms.
+   * extra of up to the same amount is added. Default 250 ms.
    */
   readonly confirmDelayMs?: number;
   /** Log lines; default none. */

@@ -32,8 +32,8 @@ import {
 } from "../mod.ts";
 import type { RegistriesDConfig } from "../core/config/registries_d.ts";
 import { runPool } from "../core/pool.ts";
-import type { LogFields } from "../core/report.ts";
-import type { ImageResult, JobContext } from "./jobs.ts";
+import { errorJson, type LogFields, targetJson } from "../core/report.ts";
+import type { ImageResult, JobContext, TargetResult } from "./jobs.ts";
 import type { JobRequest, SignRequest, ValidateRequest, VerifyRequest } from "./requests.ts";
 
 /** Counters the operations move (see `metrics.ts`). */
@@ -127,21 +127,7 @@ export async function createOperations(o: OperationsOptions): Promise<Operations
         );
       }
       o.metrics?.signatures(written.length);
-      return {
-        image: req.images[i],
-        status: l.status,
-        reference: l.result?.reference ?? referenceOf(line),
-        digest: l.result?.digest ?? null,
-        targets: targets.map((t) => ({
-          digest: t.digest,
-          identity: t.identity,
-          kind: t.kind,
-          platform: t.platform ?? null,
-          status: t.status,
-          layerDigest: t.layerDigest,
-        })),
-        error: l.error ? { code: l.error.code, message: l.error.message } : null,
-      };
+      return lineResult(req.images[i], line, l, (t) => ({ ...targetJson(t), layerDigest: t.layerDigest }));
     });
   }
 
@@ -161,22 +147,12 @@ export async function createOperations(o: OperationsOptions): Promise<Operations
         signal: ctx.signal,
         logger: log,
       });
-      const l = report.lines[0];
-      return {
-        image: req.images[i],
-        status: l.status,
-        reference: l.result?.reference ?? referenceOf(line),
-        digest: l.result?.digest ?? null,
-        targets: (l.result?.targets ?? []).map((t) => ({
-          digest: t.digest,
-          identity: t.identity,
-          kind: t.kind,
-          platform: t.platform ?? null,
-          status: t.status,
-          reason: t.reason ?? null,
-        })),
-        error: l.error ? { code: l.error.code, message: l.error.message } : null,
-      };
+      return lineResult(
+        req.images[i],
+        line,
+        report.lines[0],
+        (t) => ({ ...targetJson(t), reason: t.reason ?? null }),
+      );
     });
   }
 
@@ -226,8 +202,25 @@ export async function createOperations(o: OperationsOptions): Promise<Operations
   };
 }
 
-function referenceOf(line: ResolvedImageLine): string | null {
-  return line.status === "ok" ? formatReference(line.reference) : null;
+/** The result of an image run as a one-line list (sign, validate), its targets mapped by `target`. */
+function lineResult<T>(
+  image: string,
+  line: ResolvedImageLine,
+  l: {
+    readonly status: string;
+    readonly result?: { readonly reference: string; readonly digest: string; readonly targets: readonly T[] };
+    readonly error?: AirlockError;
+  },
+  target: (t: T) => TargetResult,
+): ImageResult {
+  return {
+    image,
+    status: l.status,
+    reference: l.result?.reference ?? (line.status === "ok" ? formatReference(line.reference) : null),
+    digest: l.result?.digest ?? null,
+    targets: (l.result?.targets ?? []).map(target),
+    error: errorJson(l.error),
+  };
 }
 
 function failed(image: string, e: unknown, reference: string | null = null): ImageResult {
@@ -238,7 +231,7 @@ function failed(image: string, e: unknown, reference: string | null = null): Ima
     reference,
     digest: null,
     targets: [],
-    error: { code: err.code, message: err.message },
+    error: errorJson(err),
   };
 }
 

@@ -19,11 +19,11 @@
  * @module
  */
 import { newExactRepository } from "../core/config/policy.ts";
+import { parseGoDuration } from "../core/encoding/go_values.ts";
 import { AirlockError, errorMessage } from "../core/errors.ts";
 import { parseImageList, type ResolvedImageLine, resolveImageList } from "../core/image_list.ts";
 import { DEFAULT_ARCH_LIST, DEFAULT_OS_LIST, parseCsvList } from "../core/platform.ts";
 import { parseReference, type Reference } from "../core/reference.ts";
-import { parseGoDuration } from "../cli/common.ts";
 import type { JobKind } from "./jobs.ts";
 
 /** Limits on what one request may ask for. */

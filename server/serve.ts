@@ -21,10 +21,10 @@ import {
   openKey,
   type OpenKeyOptions,
 } from "../backends/key_backend.ts";
-import { clientFor, type RegistryFlags } from "../cli/common.ts";
 import { loadRegistriesD } from "../core/config/registries_d.ts";
 import { AirlockError, errorMessage } from "../core/errors.ts";
 import type { RegistryClient } from "../core/registry/client.ts";
+import { clientFor, type RegistrySettings } from "../core/registry/settings.ts";
 import type { Logger } from "../core/report.ts";
 import { createApp } from "./app.ts";
 import { JobStore } from "./jobs.ts";
@@ -49,7 +49,7 @@ export interface ServeConfig {
   /** `--insecure-listen`: allow plain HTTP on a non-loopback address. */
   readonly insecureListen?: boolean;
   /** Registry options (`--tls-verify`, `--cert-dir`, `--authfile`): the server's own. */
-  readonly registry: RegistryFlags;
+  readonly registry: RegistrySettings;
   /** `--registries.d DIR`. */
   readonly registriesD?: string;
   /** `--max-body BYTES`. */

@@ -51,7 +51,7 @@ export interface PendingAppend extends AttachmentAppend {
 export interface AttachmentWriterOptions {
   /**
    * Wait before re-reading a written tag to check that no concurrent writer lost our layer; a random extra of up
-   * to the same amount is added. Default 150 ms.
+   * to the same amount is added. Default 250 ms.
    */
   readonly confirmDelayMs?: number;
   /** Debug lines; default none. */
@@ -83,6 +83,8 @@ export class AttachmentWriter {
   readonly #client: RegistryClient;
   readonly #o: AttachmentWriterOptions;
   readonly #locks = new KeyedLock();
+  /** The longest read-to-write span seen in this run: the load every concurrent writer is likely under too. */
+  #maxSpanMs = 0;
 
   /**
    * Creates a writer; its locks serialise appends to one tag made through it.
@@ -137,7 +139,7 @@ export class AttachmentWriter {
    */
   async confirm<P extends PendingAppend>(written: readonly P[], signal?: AbortSignal): Promise<void> {
     let pending: PendingAppend[] = [...written];
-    const base = this.#o.confirmDelayMs ?? 150;
+    const base = this.#o.confirmDelayMs ?? 250;
     for (let round = 0; pending.length > 0; round++) {
       if (round >= 8) {
         throw new AirlockError(
@@ -146,9 +148,10 @@ export class AttachmentWriter {
         );
       }
       // A writer that read the tag before our PUT can still overwrite it for about as long as its own
-      // read-to-write span; ours is the best estimate of theirs, so wait well beyond it.
-      const span = Math.max(...pending.map((p) => p.spanMs));
-      await sleep(Math.max(base, 3 * span) + Math.random() * base, signal);
+      // read-to-write span. Ours — the longest seen in this run, as load varies — is the best estimate of
+      // theirs, so wait well beyond it.
+      this.#maxSpanMs = Math.max(this.#maxSpanMs, ...pending.map((p) => p.spanMs));
+      await sleep(Math.max(base, 3 * this.#maxSpanMs) + Math.random() * base, signal);
       const lost: PendingAppend[] = [];
       await Promise.all(pending.map(async (p) => {
         const stored = await readAttachment(this.#client, p.repo, p.digest, { suffix: p.suffix, signal });

@@ -9,17 +9,19 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals } from "../assert.ts";
-import { makeKey, opensslVerify } from "../sign/helpers.ts";
 import {
   buildImage,
   buildMultiArchImage,
   pushImage,
   rawSink,
+  show,
   startRegistry,
   startSoftHsm,
   tempDir,
 } from "../testbed/mod.ts";
-import { run, show } from "./helpers.ts";
+import { run } from "./helpers.ts";
+import { makeKey } from "../testbed/keys.ts";
+import { opensslVerify } from "../testbed/signatures.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

@@ -10,7 +10,7 @@
  * @module
  */
 import { assert, assertEquals } from "../assert.ts";
-import { fixturePath, startStaticRegistry, type StaticContent, tempDir } from "../testbed/mod.ts";
+import { fixturePath, show, startStaticRegistry, type StaticContent, tempDir } from "../testbed/mod.ts";
 import {
   attestationFixture,
   legacyEnvelope,
@@ -18,7 +18,6 @@ import {
   putReferrer,
   putReferrersTag,
   run,
-  show,
 } from "./helpers.ts";
 
 const ISSUER = "https://github.com/login/oauth";

@@ -4,17 +4,19 @@
  *
  * @module
  */
-import { type CliResult, show } from "../cli/cli_util.ts";
-import { airlock } from "../cli/cli_util.ts";
-import { fixturePath, putStaticBlob, putStaticManifest, type StaticContent } from "../testbed/mod.ts";
+import {
+  airlock,
+  type CliResult,
+  fixturePath,
+  putStaticBlob,
+  putStaticManifest,
+  type StaticContent,
+} from "../testbed/mod.ts";
+import { putStaticSignatureTag } from "../testbed/signatures.ts";
 
-export { show };
-export type { CliResult };
-
-/** Runs `airlock --tls-verify=false`-free `ARGS…` in `home` (clean environment); Deno's lock notice removed. */
+/** Runs `airlock ARGS…` (no `--tls-verify=false` added) in `home` (clean environment); Deno's lock notice removed. */
 export async function run(home: string, args: string[], env?: Record<string, string>): Promise<CliResult> {
-  const r = await airlock(args, { home, timeoutMs: 60_000, env });
-  return { ...r, stderr: r.stderr.replace(/^Blocking waiting for file lock on [^\n]*\n/gm, "") };
+  return await airlock(args, { home, timeoutMs: 60_000, env, stripLockNotice: true });
 }
 
 const enc = new TextEncoder();
@@ -148,31 +150,15 @@ export async function putLegacyAtt(
   });
   const cert = `-----BEGIN CERTIFICATE-----\n${vm.certificate.rawBytes.match(/.{1,64}/g)!.join("\n")}\n` +
     "-----END CERTIFICATE-----\n";
-  const bytes = enc.encode(envelope);
-  const blob = await putStaticBlob(content, repo, bytes);
-  const config = enc.encode(
-    `{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":["${blob}"]}}`,
-  );
-  const configDigest = await putStaticBlob(content, repo, config);
-  await putStaticManifest(content, repo, {
-    schemaVersion: 2,
-    mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: {
-      mediaType: "application/vnd.oci.image.config.v1+json",
-      digest: configDigest,
-      size: config.length,
+  await putStaticSignatureTag(content, repo, fx.digest.replace(":", "-") + ".att", {
+    mediaType: "application/vnd.dsse.envelope.v1+json",
+    payload: enc.encode(envelope),
+    annotations: {
+      "dev.cosignproject.cosign/signature": "",
+      "dev.sigstore.cosign/bundle": rekorBundle,
+      "dev.sigstore.cosign/certificate": cert,
+      "dev.sigstore.cosign/chain": "",
+      predicateType: fx.predicateType,
     },
-    layers: [{
-      mediaType: "application/vnd.dsse.envelope.v1+json",
-      digest: blob,
-      size: bytes.length,
-      annotations: {
-        "dev.cosignproject.cosign/signature": "",
-        "dev.sigstore.cosign/bundle": rekorBundle,
-        "dev.sigstore.cosign/certificate": cert,
-        "dev.sigstore.cosign/chain": "",
-        predicateType: fx.predicateType,
-      },
-    }],
-  }, { tag: fx.digest.replace(":", "-") + ".att" });
+  });
 }

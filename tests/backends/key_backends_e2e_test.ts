@@ -8,8 +8,16 @@
 import { join } from "node:path";
 import { openKey } from "../../backends/key_backend.ts";
 import { assert, assertEquals } from "../assert.ts";
-import { startRegistry, startSoftHsm, tempDir } from "../testbed/mod.ts";
-import { ATTACHMENTS_ON, pushSingle, writeList, writeRegistriesD } from "../sign/helpers.ts";
+import {
+  ATTACHMENTS_ON,
+  pushSingle,
+  softHsmPinFileKey,
+  startRegistry,
+  startSoftHsm,
+  tempDir,
+  writeList,
+  writeRegistriesD,
+} from "../testbed/mod.ts";
 import { assertOneLayerPerKey, cliSignList } from "./kms_test_util.ts";
 import { installTestKms, makeTestKmsKey } from "./testkms.ts";
 
@@ -19,11 +27,12 @@ Deno.test("airlock sign --key pkcs11:… and --key testkms://… write signature
   await using tmp = await tempDir("airlock-keys-e2e-");
   await using reg = await startRegistry();
   await using hsm = await startSoftHsm();
-  const token = await hsm.initToken("e2e", { pin: PIN });
-  await hsm.generateKey(token, { type: "EC:prime256v1", label: "signer", id: "07" });
-  const pinFile = join(tmp.path, "pin");
-  await Deno.writeTextFile(pinFile, PIN, { mode: 0o600 });
-  const pkcs11Ref = `pkcs11:token=e2e;object=signer?module-path=${hsm.modulePath}&pin-source=${pinFile}`;
+  const { token, ref: pkcs11Ref } = await softHsmPinFileKey(hsm, tmp.path, {
+    token: "e2e",
+    label: "signer",
+    id: "07",
+    pin: PIN,
+  });
   const bin = join(tmp.path, "bin");
   await installTestKms(bin);
   const kmsRef = await makeTestKmsKey(tmp.path, bin);

@@ -11,14 +11,18 @@ import { join } from "node:path";
 import { openKey } from "../../backends/key_backend.ts";
 import { assert, assertEquals } from "../assert.ts";
 import {
+  ATTACHMENTS_ON,
+  leaksSecret,
+  pushSingle,
   startFakeAwsKms,
   startFakeAzureKeyVault,
   startFakeGcpKms,
   startFakeVault,
   startRegistry,
   tempDir,
+  writeList,
+  writeRegistriesD,
 } from "../testbed/mod.ts";
-import { ATTACHMENTS_ON, leaksSecret, pushSingle, writeList, writeRegistriesD } from "../sign/helpers.ts";
 import { assertOneLayerPerKey, cliSignList } from "./kms_test_util.ts";
 
 const VAULT_TOKEN = "hvs.e2e-fake-vault-token-1234";

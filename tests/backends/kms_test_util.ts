@@ -10,18 +10,16 @@ import type { KeyBackend } from "../../backends/key_backend.ts";
 import { AirlockError } from "../../core/errors.ts";
 import { parsePublicKeyPem, verifySignature } from "../../core/signature/public_key.ts";
 import { assert, assertEquals } from "../assert.ts";
-import { airlock, show } from "../cli/cli_util.ts";
+import { airlock, type CliResult, show } from "../testbed/mod.ts";
 import {
   b64decode,
-  type CliResult,
   type Fetcher,
   opensslVerify,
   readSig,
-  runCli,
   SIG_ANNOTATION,
   SIMPLE_SIGNING,
   verifyLayer,
-} from "../sign/helpers.ts";
+} from "../testbed/signatures.ts";
 
 /** An `env` option reading only `vars`. */
 export function envOf(vars: Record<string, string | undefined>): (name: string) => string | undefined {
@@ -107,7 +105,7 @@ export async function cliSignList(
   n: number,
   env: Record<string, string>,
 ): Promise<CliResult> {
-  const r = await runCli(
+  const r = await airlock(
     [
       "sign",
       "-f",

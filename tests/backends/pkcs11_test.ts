@@ -14,9 +14,8 @@ import { parsePkcs11Uri, pinValueWarning, redactPkcs11Uri } from "../../backends
 import { AirlockError } from "../../core/errors.ts";
 import { parsePublicKeyPem, verifySignature } from "../../core/signature/public_key.ts";
 import { assert, assertEquals } from "../assert.ts";
-import { airlock } from "../cli/cli_util.ts";
-import { opensslVerify } from "../sign/helpers.ts";
-import { startSoftHsm, tempDir } from "../testbed/mod.ts";
+import { airlock, startSoftHsm, tempDir } from "../testbed/mod.ts";
+import { opensslVerify } from "../testbed/signatures.ts";
 import { rejectsWith } from "./kms_test_util.ts";
 
 const enc = new TextEncoder();

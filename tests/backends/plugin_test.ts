@@ -12,9 +12,8 @@ import { createPluginKey, openPluginKey, parsePluginRef } from "../../backends/p
 import { base64Decode } from "../../core/encoding/base64.ts";
 import { parsePublicKeyPem, verifySignature } from "../../core/signature/public_key.ts";
 import { assert, assertEquals } from "../assert.ts";
-import { airlock } from "../cli/cli_util.ts";
-import { opensslVerify } from "../sign/helpers.ts";
-import { tempDir } from "../testbed/mod.ts";
+import { airlock, tempDir } from "../testbed/mod.ts";
+import { opensslVerify } from "../testbed/signatures.ts";
 import { rejectsWith } from "./kms_test_util.ts";
 import { installTestKms, makeTestKmsKey } from "./testkms.ts";
 

@@ -10,10 +10,9 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../assert.ts";
 import { run } from "../testbed/exec.ts";
-import { startSoftHsm, tempDir } from "../testbed/mod.ts";
+import { airlock, show, startSoftHsm, tempDir } from "../testbed/mod.ts";
 import { PUBLIC_GOOD_ROOT_INFO } from "../../core/keyless/public_good_root.ts";
 import { decodeBlobSignature } from "../../core/blob.ts";
-import { airlock, show } from "./cli_util.ts";
 
 Deno.test("airlock version: version, commit, Deno version and the embedded trusted root's date", async () => {
   await using home = await tempDir("airlock-cli-version-");

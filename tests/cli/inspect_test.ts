@@ -11,22 +11,25 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../assert.ts";
 import {
+  airlock,
   buildImage,
   buildMultiArchImage,
+  type CliResult,
   freePort,
   loadPeerSkopeoCases,
   makeUntrustedCa,
   type PeerSkopeoCase,
   pushImage,
+  pushSingle,
   rawSink,
   sha256Digest,
+  show,
   startPeerSkopeoRegistry,
   startRegistry,
   tempDir,
   type TestImage,
 } from "../testbed/mod.ts";
 import { MediaType } from "../../core/registry/types.ts";
-import { airlock, type CliResult, show } from "./cli_util.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -529,13 +532,7 @@ Deno.test("airlock inspect through the CLI", async (t) => {
     "TLS registry: untrusted fails; --cert-dir, certs.d under HOME and --tls-verify=false work",
     async () => {
       await using tls = await startRegistry({ tls: true });
-      const img = await buildImage({ seed: "tls" });
-      await pushImage(
-        img,
-        { registry: tls.host, repository: "t/tls" },
-        "v1",
-        rawSink(tls.url, undefined, tls.client),
-      );
+      const img = await pushSingle(tls, "t/tls", "v1", "tls");
       const ref = `${tls.host}/t/tls:v1`;
       await using other = await tempDir("airlock-cli-tls-");
       // --cert-dir: a flat directory with ca.crt.

@@ -12,9 +12,8 @@ import { scryptSync } from "node:crypto";
 import { join } from "node:path";
 import { secretbox } from "@noble/ciphers/salsa.js";
 import { assert, assertEquals, assertNotEquals, assertStringIncludes } from "../assert.ts";
-import { loadPeerSkopeoCases, pemToDer, tempDir } from "../testbed/mod.ts";
+import { airlock, type CliResult, loadPeerSkopeoCases, pemToDer, show, tempDir } from "../testbed/mod.ts";
 import { VERSION } from "../../core/version.ts";
-import { airlock, type CliResult, show } from "./cli_util.ts";
 
 function ok(r: CliResult, what: string): void {
   assertEquals(r.code, 0, `${what} should succeed:\n${show(r)}`);

@@ -8,8 +8,18 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
-import { buildImage, pushImage, rawSink, startRegistry, tempDir, type TestImage } from "../testbed/mod.ts";
-import { airlock, type CliResult, show } from "./cli_util.ts";
+import {
+  airlock,
+  buildImage,
+  type CliResult,
+  exists,
+  pushImage,
+  rawSink,
+  show,
+  startRegistry,
+  tempDir,
+  type TestImage,
+} from "../testbed/mod.ts";
 
 const USER = "alice";
 const PASSWORD = "Pw-9f3e1c7b-secret";
@@ -46,15 +56,6 @@ function noSecrets(r: CliResult, what: string): void {
 
 async function mode(path: string): Promise<number> {
   return (await Deno.stat(path)).mode! & 0o777;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** A fresh HOME for one scenario (so no run sees another's files). */

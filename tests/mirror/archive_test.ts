@@ -12,18 +12,21 @@ import { assert, assertEquals, assertMatch, assertRejects } from "../assert.ts";
 import { isAirlockError } from "../../core/errors.ts";
 import { RegistryClient } from "../../core/registry/client.ts";
 import { indexTar, TarWriter } from "../../core/tar.ts";
-import { startProxy, startRegistry, tempDir } from "../testbed/mod.ts";
 import {
+  airlock,
   ATTACHMENTS_ON,
-  makeKey,
   pushMulti,
   pushSingle,
-  readSig,
-  runCli,
+  startProxy,
+  startRegistry,
+  tempDir,
+  writeAuthFile,
   writeList,
   writeRegistriesD,
-} from "../sign/helpers.ts";
-import { endpoint, rawManifest, signAt, spawnCli, writeAuthFile } from "./helpers.ts";
+} from "../testbed/mod.ts";
+import { makeKey } from "../testbed/keys.ts";
+import { readSig, signInProcess } from "../testbed/signatures.ts";
+import { endpoint, rawManifest } from "./helpers.ts";
 
 const enc = new TextEncoder();
 
@@ -80,13 +83,18 @@ Deno.test("save → load: round trip into a third registry, cut archives, interr
   }
   const client = new RegistryClient({ tlsVerify: false });
   try {
-    await signAt([`${src.host}/proj/multi:v1`, `${src.host}/proj/single:v1`, ...extra], key, rd, client);
+    await signInProcess(
+      [`${src.host}/proj/multi:v1`, `${src.host}/proj/single:v1`, ...extra],
+      key,
+      rd,
+      client,
+    );
   } finally {
     client.close();
   }
   const validate = async (host: string, repo: string, flags: string[]) => {
     await writeList(join(tmp.path, "v.txt"), [`${host}/${repo}:v1`]);
-    return await runCli([
+    return await airlock([
       "sign",
       "validate",
       "-f",
@@ -106,7 +114,7 @@ Deno.test("save → load: round trip into a third registry, cut archives, interr
     `${src.host}/proj/single:v1`,
     ...extra,
   ]);
-  const save = await runCli(
+  const save = await airlock(
     ["save", "-f", "list.txt", "-o", "images.tar", "--tls-verify=false", "--registries.d", rd],
     { cwd: tmp.path },
   );
@@ -117,7 +125,7 @@ Deno.test("save → load: round trip into a third registry, cut archives, interr
   await t.step(
     "load into a TLS+auth registry: byte-exact, signed, validates with --exact-repository",
     async () => {
-      const r = await runCli(
+      const r = await airlock(
         [
           "load",
           "-i",
@@ -153,7 +161,7 @@ Deno.test("save → load: round trip into a third registry, cut archives, interr
   await t.step("an archive cut short is refused before anything is pushed", async () => {
     const bytes = await Deno.readFile(archive);
     await Deno.writeFile(join(tmp.path, "cut.tar"), bytes.subarray(0, Math.floor(bytes.length / 2)));
-    const r = await runCli(["load", "-i", "cut.tar", "-d", plain.host, "--tls-verify=false"], {
+    const r = await airlock(["load", "-i", "cut.tar", "-d", plain.host, "--tls-verify=false"], {
       cwd: tmp.path,
     });
     assertEquals(r.code, 1);
@@ -176,7 +184,7 @@ Deno.test("save → load: round trip into a third registry, cut archives, interr
         proxy.requests.filter((q) =>
           q.method === "PUT" && /\/blobs\/uploads\//.test(q.path) && q.status === 201
         ).length;
-      const first = await spawnCli(["load", "-i", "images.tar", "-d", proxy.host, "--tls-verify=false"], {
+      const first = await airlock(["load", "-i", "images.tar", "-d", proxy.host, "--tls-verify=false"], {
         cwd: tmp.path,
         onStart: (p) => {
           const watch = setInterval(() => {
@@ -201,14 +209,14 @@ Deno.test("save → load: round trip into a third registry, cut archives, interr
       );
       slow.remove();
       proxy.resetCounts();
-      const second = await runCli(["load", "-i", "images.tar", "-d", proxy.host, "--tls-verify=false"], {
+      const second = await airlock(["load", "-i", "images.tar", "-d", proxy.host, "--tls-verify=false"], {
         cwd: tmp.path,
       });
       assertEquals(second.code, 0, second.stdout + second.stderr);
       const after = uploads();
       // A complete load into a fresh project counts the blobs a whole load uploads.
       proxy.resetCounts();
-      const full = await runCli(
+      const full = await airlock(
         [
           "load",
           "-i",
@@ -229,7 +237,7 @@ Deno.test("save → load: round trip into a third registry, cut archives, interr
         `no blob uploaded twice: ${before} before the kill + ${after} after`,
       );
       assert(after < total, "the restart skipped what the killed load had pushed");
-      const third = await runCli(["load", "-i", "images.tar", "-d", proxy.host, "--tls-verify=false"], {
+      const third = await airlock(["load", "-i", "images.tar", "-d", proxy.host, "--tls-verify=false"], {
         cwd: tmp.path,
       });
       assertEquals(third.code, 0);

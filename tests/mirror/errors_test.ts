@@ -9,17 +9,22 @@
 import { join } from "node:path";
 import { assertEquals, assertMatch } from "../assert.ts";
 import { RegistryClient } from "../../core/registry/client.ts";
-import { flipByteRule, forbiddenRule, startProxy, startRegistry, tempDir } from "../testbed/mod.ts";
 import {
+  airlock,
   ATTACHMENTS_ON,
-  makeKey,
+  flipByteRule,
+  forbiddenRule,
   pushMulti,
   pushSingle,
-  runCli,
+  startProxy,
+  startRegistry,
+  tempDir,
   writeList,
   writeRegistriesD,
-} from "../sign/helpers.ts";
-import { endpoint, rawManifest, signAt } from "./helpers.ts";
+} from "../testbed/mod.ts";
+import { makeKey } from "../testbed/keys.ts";
+import { signInProcess } from "../testbed/signatures.ts";
+import { endpoint, rawManifest } from "./helpers.ts";
 
 Deno.test("mirror: missing image, 403 at the destination, corrupt blob → clear errors and a failed list", async (t) => {
   await using tmp = await tempDir("airlock-mirror-errors-");
@@ -33,14 +38,14 @@ Deno.test("mirror: missing image, 403 at the destination, corrupt blob → clear
   const single = await pushSingle(src, "proj/bad", "v1", "b");
   const client = new RegistryClient({ tlsVerify: false });
   try {
-    await signAt([`${src.host}/proj/good:v1`, `${src.host}/proj/bad:v1`], key, rd, client);
+    await signInProcess([`${src.host}/proj/good:v1`, `${src.host}/proj/bad:v1`], key, rd, client);
   } finally {
     client.close();
   }
   const D = endpoint(dst);
   const mirror = async (project: string, lines: string[]) => {
     await writeList(join(tmp.path, "list.txt"), lines);
-    return await runCli([
+    return await airlock([
       "mirror",
       "-f",
       "list.txt",
@@ -57,7 +62,7 @@ Deno.test("mirror: missing image, 403 at the destination, corrupt blob → clear
   };
   const validates = async (repo: string) => {
     await writeList(join(tmp.path, "v.txt"), [`${dst.host}/${repo}:v1`]);
-    const r = await runCli([
+    const r = await airlock([
       "sign",
       "validate",
       "-f",

@@ -15,20 +15,20 @@ import { RegistryClient } from "../../core/registry/client.ts";
 import { attachmentRef, writeAttachment } from "../../core/signature/attachment_store.ts";
 import { appendSignatureLayers } from "../../core/signature/attachments.ts";
 import { parseReference } from "../../core/reference.ts";
-import { startRegistry, tempDir } from "../testbed/mod.ts";
 import {
+  airlock,
   ATTACHMENTS_ON,
-  listTags,
-  makeKey,
   pushMulti,
   pushSingle,
-  readSig,
-  runCli,
-  sigTag,
+  startRegistry,
+  tempDir,
+  writeAuthFile,
   writeList,
   writeRegistriesD,
-} from "../sign/helpers.ts";
-import { endpoint, rawManifest, signAt, writeAuthFile } from "./helpers.ts";
+} from "../testbed/mod.ts";
+import { makeKey } from "../testbed/keys.ts";
+import { listTags, readSig, signInProcess, sigTag } from "../testbed/signatures.ts";
+import { endpoint, rawManifest } from "./helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -63,7 +63,7 @@ Deno.test("mirror: plain → TLS+auth registry, byte-exact with signatures; vali
       Promise.resolve(h === dst.host ? { username: "alice", password: "pw-alice" } : undefined),
   });
   try {
-    await signAt([`${src.host}/proj/multi:v1`, `${src.host}/proj/single:v1`], key, rd, srcClient);
+    await signInProcess([`${src.host}/proj/multi:v1`, `${src.host}/proj/single:v1`], key, rd, srcClient);
     // An attestation tag (.att) on the single image: any OCI manifest there travels with the image.
     const att = appendSignatureLayers(undefined, [{
       payload: enc.encode('{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}'),
@@ -75,14 +75,14 @@ Deno.test("mirror: plain → TLS+auth registry, byte-exact with signatures; vali
 
     const mirror = async (lines: string[], extra: string[] = []) => {
       await writeList(join(tmp.path, "list.txt"), lines);
-      return await runCli(
+      return await airlock(
         ["mirror", "-f", "list.txt", "--source", src.host, "--destination", dst.host, ...regFlags, ...extra],
         { cwd: tmp.path },
       );
     };
     const validate = async (lines: string[], extra: string[] = []) => {
       await writeList(join(tmp.path, "validate.txt"), lines);
-      return await runCli(
+      return await airlock(
         [
           "sign",
           "validate",
@@ -154,7 +154,7 @@ Deno.test("mirror: plain → TLS+auth registry, byte-exact with signatures; vali
     );
 
     await t.step("verify (cosign semantics) passes at the destination", async () => {
-      const r = await runCli([
+      const r = await airlock([
         "verify",
         "--key",
         key.pub,
@@ -225,12 +225,12 @@ Deno.test("mirror: plain → TLS+auth registry, byte-exact with signatures; vali
 
     await t.step("an existing destination .sig keeps its layers and gets the source's new ones", async () => {
       const other = await makeKey(tmp.path, "k2");
-      await signAt([`${dst.host}/other/single:v1`], other, rd, dstClient); // a layer only the destination has
+      await signInProcess([`${dst.host}/other/single:v1`], other, rd, dstClient); // a layer only the destination has
       const before = await readSig(D, "other/single", single.top.digest);
       assertEquals(before?.layers.length, 2);
       // A new source signature (another key) appears after the first mirror.
       const third = await makeKey(tmp.path, "k3");
-      await signAt([`${src.host}/proj/single:v1`], third, rd, srcClient);
+      await signInProcess([`${src.host}/proj/single:v1`], third, rd, srcClient);
       const srcSig = await readSig(S, "proj/single", single.top.digest);
       assertEquals(srcSig?.layers.length, 2);
       const r = await mirror([`${src.host}/proj/single ${dst.host}/other/single v1`]);

@@ -9,19 +9,24 @@ import { join } from "node:path";
 import { assert, assertEquals } from "../assert.ts";
 import { RegistryClient } from "../../core/registry/client.ts";
 import { MediaType } from "../../core/registry/types.ts";
-import { pushImage, rawSink, startProxy, startRegistry, tempDir, type TestImage } from "../testbed/mod.ts";
-import { sha256Digest } from "../testbed/util.ts";
 import {
+  airlock,
   ATTACHMENTS_ON,
-  makeKey,
+  pushImage,
   pushMulti,
   pushSingle,
-  readSig,
-  runCli,
+  rawSink,
+  sha256Digest,
+  startProxy,
+  startRegistry,
+  tempDir,
+  type TestImage,
   writeList,
   writeRegistriesD,
-} from "../sign/helpers.ts";
-import { endpoint, hasBlob, rawManifest, signAt, spawnCli } from "./helpers.ts";
+} from "../testbed/mod.ts";
+import { makeKey } from "../testbed/keys.ts";
+import { readSig, signInProcess } from "../testbed/signatures.ts";
+import { endpoint, hasBlob, rawManifest } from "./helpers.ts";
 
 const enc = new TextEncoder();
 const MiB = 1024 * 1024;
@@ -35,7 +40,7 @@ Deno.test("mirror: same registry → blobs are mounted, never read or uploaded",
   const img = await pushMulti(reg, "proj/app", "v1", "mount");
   const client = new RegistryClient({ tlsVerify: false });
   try {
-    await signAt([`${reg.host}/proj/app:v1`], key, rd, client);
+    await signInProcess([`${reg.host}/proj/app:v1`], key, rd, client);
   } finally {
     client.close();
   }
@@ -49,7 +54,7 @@ Deno.test("mirror: same registry → blobs are mounted, never read or uploaded",
   }
   await writeList(join(tmp.path, "list.txt"), [`${proxy.host}/proj/app ${proxy.host}/mirror/app v1`]);
   proxy.resetCounts();
-  const r = await runCli(["mirror", "-f", "list.txt", "--tls-verify=false", "--registries.d", rd], {
+  const r = await airlock(["mirror", "-f", "list.txt", "--tls-verify=false", "--registries.d", rd], {
     cwd: tmp.path,
   });
   assertEquals(r.code, 0, r.stdout + r.stderr);
@@ -101,7 +106,10 @@ Deno.test("mirror: a 64 MiB layer is streamed between registries in bounded memo
 
   const run = async (name: string) => {
     await writeList(join(tmp.path, `${name}.txt`), [`${a.host}/proj/${name} ${b.host}/copy/${name} v1`]);
-    return await spawnCli(["mirror", "-f", `${name}.txt`, "--tls-verify=false"], { cwd: tmp.path });
+    return await airlock(["mirror", "-f", `${name}.txt`, "--tls-verify=false"], {
+      cwd: tmp.path,
+      measureMemory: true,
+    });
   };
   const tiny = await run("tiny");
   assertEquals(tiny.code, 0, tiny.stderr);

@@ -1,7 +1,8 @@
 /**
  * Helpers for the `airlock serve` tests: an in-process service on a runtime port of 127.0.0.1 (the real
  * `startServer`, hence real `Deno.serve` and real HTTP), tokens made with `addToken`, a captured log, and small
- * HTTP helpers (JSON calls, waiting for a job, reading an event stream).
+ * HTTP helpers (JSON calls, waiting for a job, reading an event stream). A `airlock serve` child process is
+ * `spawnAirlock` of `tests/testbed/cli.ts`.
  *
  * @module
  */
@@ -10,8 +11,8 @@ import { HangarLogger } from "../../core/report.ts";
 import { type RunningServer, type ServeConfig, startServer } from "../../server/serve.ts";
 import { addToken } from "../../server/tokens.ts";
 import type { JobView } from "../../server/jobs.ts";
-import { ATTACHMENTS_ON, makeKey, writeRegistriesD } from "../sign/helpers.ts";
-import type { KeyFiles } from "../sign/helpers.ts";
+import { type KeyFiles, makeKey } from "../testbed/keys.ts";
+import { ATTACHMENTS_ON, writeRegistriesD } from "../testbed/mod.ts";
 
 /** A service started for a test. */
 export interface TestService extends AsyncDisposable {
@@ -157,94 +158,4 @@ export async function readSse(res: Response): Promise<SseEvent[]> {
     if (ev.data.length > 0) events.push({ id: ev.id, event: ev.event, data: JSON.parse(ev.data.join("\n")) });
   }
   return events;
-}
-
-/** A `airlock serve` child process. */
-export interface ServeProcess extends AsyncDisposable {
-  /** The child. */
-  readonly child: Deno.ChildProcess;
-  /** Everything it wrote to stderr so far. */
-  stderr(): string;
-  /** Waits until stderr matches `re` (or the process ends); returns the match. */
-  waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
-  /** Waits for the exit status. */
-  status: Promise<Deno.CommandStatus>;
-  /** Whether the process has ended (and its output was read). */
-  ended(): boolean;
-}
-
-let denoDir: string | undefined;
-
-/**
- * Starts `deno run -A cli.ts <args>` in `cwd` (HOME = `cwd`, the test process's DENO_DIR), collecting stderr.
- *
- * @example
- * ```ts
- * await using p = spawnAirlock(["serve", "--key", "k"], tmp.path);
- * ```
- */
-export async function spawnAirlock(args: string[], cwd: string): Promise<ServeProcess> {
-  if (denoDir === undefined) {
-    const out = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" })
-      .output();
-    denoDir = (JSON.parse(new TextDecoder().decode(out.stdout)) as { denoDir: string }).denoDir;
-  }
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../../cli.ts", import.meta.url).pathname, ...args],
-    cwd,
-    clearEnv: true,
-    env: { HOME: cwd, PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", DENO_DIR: denoDir, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const changed = new Set<() => void>();
-  const stdoutDone = child.stdout.pipeTo(new WritableStream());
-  const reading = (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-      text += chunk;
-      for (const f of changed) f();
-    }
-    for (const f of changed) f();
-  })();
-  let ended = false;
-  const status = child.status.then(async (s) => {
-    await reading;
-    await stdoutDone;
-    ended = true;
-    for (const f of changed) f();
-    return s;
-  });
-  return {
-    child,
-    stderr: () => text,
-    status,
-    ended: () => ended,
-    async waitFor(re, timeoutMs = 30_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (true) {
-        const m = text.match(re);
-        if (m) return m;
-        if (ended || Date.now() > deadline) throw new Error(`no ${re} in the output:\n${text}`);
-        await new Promise<void>((resolve) => {
-          const f = () => {
-            changed.delete(f);
-            clearTimeout(timer);
-            resolve();
-          };
-          const timer = setTimeout(f, Math.max(0, deadline - Date.now()));
-          changed.add(f);
-        });
-      }
-    },
-    async [Symbol.asyncDispose]() {
-      if (!ended) {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* gone */ }
-      }
-      await status;
-    },
-  };
 }

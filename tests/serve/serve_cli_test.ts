@@ -8,15 +8,26 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../assert.ts";
-import { makeCa, makeLeaf, startRegistry, tempDir } from "../testbed/mod.ts";
-import { ATTACHMENTS_ON, makeKey, pushSingle, readSig, runCli, writeRegistriesD } from "../sign/helpers.ts";
+import {
+  airlock,
+  ATTACHMENTS_ON,
+  makeCa,
+  makeLeaf,
+  pushSingle,
+  spawnAirlock,
+  startRegistry,
+  tempDir,
+  writeRegistriesD,
+} from "../testbed/mod.ts";
+import { startService } from "./helpers.ts";
+import { makeKey } from "../testbed/keys.ts";
+import { readSig } from "../testbed/signatures.ts";
 import { hashTokenHex } from "../../server/tokens.ts";
-import { spawnAirlock, startService } from "./helpers.ts";
 
 Deno.test("serve CLI: token-add prints the token once and stores its hash with mode 0600", async () => {
   await using tmp = await tempDir("airlock-serve-tokadd-");
   const file = join(tmp.path, "tokens");
-  const r = await runCli(["serve", "token-add", "--token-file", file, "builder-1"], { cwd: tmp.path });
+  const r = await airlock(["serve", "token-add", "--token-file", file, "builder-1"], { cwd: tmp.path });
   assertEquals(r.code, 0, r.stderr);
   const token = r.stdout.trim();
   assertMatch(r.stdout, /^airlock_[A-Za-z0-9_-]{43}\n$/);
@@ -24,13 +35,13 @@ Deno.test("serve CLI: token-add prints the token once and stores its hash with m
   assertEquals(await Deno.readTextFile(file), `builder-1 ${await hashTokenHex(token)}\n`);
   assertEquals((await Deno.stat(file)).mode! & 0o777, 0o600);
   // a second token is appended; a repeated name or a bad one is refused
-  const r2 = await runCli(["serve", "token-add", "--token-file", file, "builder-2"], { cwd: tmp.path });
+  const r2 = await airlock(["serve", "token-add", "--token-file", file, "builder-2"], { cwd: tmp.path });
   assertEquals(r2.code, 0, r2.stderr);
   assertEquals((await Deno.readTextFile(file)).split("\n").filter((l) => l).length, 2);
-  const dup = await runCli(["serve", "token-add", "--token-file", file, "builder-1"], { cwd: tmp.path });
+  const dup = await airlock(["serve", "token-add", "--token-file", file, "builder-1"], { cwd: tmp.path });
   assertEquals([dup.code, dup.stdout], [1, ""]);
   assertStringIncludes(dup.stderr, "builder-1 is in");
-  const bad = await runCli(["serve", "token-add", "--token-file", file, "a b"], { cwd: tmp.path });
+  const bad = await airlock(["serve", "token-add", "--token-file", file, "a b"], { cwd: tmp.path });
   assertEquals(bad.code, 1);
   assertStringIncludes(bad.stderr, "invalid token name");
 });
@@ -39,18 +50,18 @@ Deno.test("serve CLI: a non-loopback address without TLS is refused before the k
   await using tmp = await tempDir("airlock-serve-listen-");
   const base = ["serve", "--key", "missing.key", "--token-file", "missing-tokens"];
   for (const listen of ["0.0.0.0:0", "[::]:0", "192.0.2.10:8443", "example.com:8443"]) {
-    const r = await runCli([...base, "--listen", listen], { cwd: tmp.path });
+    const r = await airlock([...base, "--listen", listen], { cwd: tmp.path });
     assertEquals(r.code, 1, r.stderr);
     assertStringIncludes(r.stderr, "without TLS");
   }
-  const half = await runCli([...base, "--listen", "0.0.0.0:0", "--tls-cert", "c.pem"], { cwd: tmp.path });
+  const half = await airlock([...base, "--listen", "0.0.0.0:0", "--tls-cert", "c.pem"], { cwd: tmp.path });
   assertEquals(half.code, 1);
   assertStringIncludes(half.stderr, "--tls-cert and --tls-key go together");
-  const noKey = await runCli(["serve", "--token-file", "t"], { cwd: tmp.path });
+  const noKey = await airlock(["serve", "--token-file", "t"], { cwd: tmp.path });
   assertEquals(noKey.code, 1);
   assertStringIncludes(noKey.stderr, "--key is required");
   // on loopback the listen rule passes and the next check (the token file) speaks
-  const loop = await runCli([...base, "--listen", "127.0.0.1:0"], { cwd: tmp.path });
+  const loop = await airlock([...base, "--listen", "127.0.0.1:0"], { cwd: tmp.path });
   assertEquals(loop.code, 1);
   assertStringIncludes(loop.stderr, "token file");
 });
@@ -61,7 +72,7 @@ Deno.test("serve CLI: SIGTERM stops accepting and finishes the in-flight job", a
   const key = await makeKey(tmp.path, "svc");
   const rd = await writeRegistriesD(tmp.path, ATTACHMENTS_ON);
   const tokenFile = join(tmp.path, "tokens");
-  const add = await runCli(["serve", "token-add", "--token-file", tokenFile, "ci"], { cwd: tmp.path });
+  const add = await airlock(["serve", "token-add", "--token-file", tokenFile, "ci"], { cwd: tmp.path });
   const token = add.stdout.trim();
   const images = await Promise.all(
     Array.from({ length: 6 }, (_, i) => pushSingle(reg, `term/app${i}`, "v1", `serve-term-${i}`)),

@@ -8,17 +8,19 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals } from "../assert.ts";
-import { startRegistry, startSoftHsm, tempDir } from "../testbed/mod.ts";
 import {
+  airlock,
   ATTACHMENTS_ON,
   pushMulti,
-  readSig,
-  runCli,
-  verifyLayer,
+  softHsmPinFileKey,
+  startRegistry,
+  startSoftHsm,
+  tempDir,
   writeList,
   writeRegistriesD,
-} from "../sign/helpers.ts";
+} from "../testbed/mod.ts";
 import { startService } from "./helpers.ts";
+import { readSig, verifyLayer } from "../testbed/signatures.ts";
 
 const PIN = "731904";
 
@@ -26,11 +28,12 @@ Deno.test("serve: signing through the API with a SoftHSM2 key equals the CLI", a
   await using tmp = await tempDir("airlock-serve-hsm-");
   await using reg = await startRegistry();
   await using hsm = await startSoftHsm();
-  const token = await hsm.initToken("serve", { pin: PIN });
-  await hsm.generateKey(token, { type: "EC:prime256v1", label: "service", id: "0a" });
-  const pinFile = join(tmp.path, "pin");
-  await Deno.writeTextFile(pinFile, PIN, { mode: 0o600 });
-  const keyRef = `pkcs11:token=serve;object=service?module-path=${hsm.modulePath}&pin-source=${pinFile}`;
+  const { token, ref: keyRef } = await softHsmPinFileKey(hsm, tmp.path, {
+    token: "serve",
+    label: "service",
+    id: "0a",
+    pin: PIN,
+  });
   const publicPem = await hsm.publicKeyPem(token, "0a");
 
   await using svc = await startService({ dir: tmp.path, keyRef });
@@ -57,7 +60,7 @@ Deno.test("serve: signing through the API with a SoftHSM2 key equals the CLI", a
   // The CLI with the same key reference: nothing to add, same digests and identities.
   const rd = await writeRegistriesD(tmp.path, ATTACHMENTS_ON, "cli-registries.d");
   await writeList(join(tmp.path, "list.txt"), [image]);
-  const r = await runCli(
+  const r = await airlock(
     [
       "sign",
       "-f",

@@ -7,10 +7,10 @@
  * @module
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { startRegistry, tempDir } from "../testbed/mod.ts";
-import { pushMulti, pushSingle, readSig, verifyLayer } from "../sign/helpers.ts";
-import type { JobView } from "../../server/jobs.ts";
+import { pushMulti, pushSingle, startRegistry, tempDir } from "../testbed/mod.ts";
 import { readSse, startService } from "./helpers.ts";
+import { readSig, verifyLayer } from "../testbed/signatures.ts";
+import type { JobView } from "../../server/jobs.ts";
 
 function metric(text: string, series: string): number {
   const line = text.split("\n").find((l) => l.startsWith(series + " "));

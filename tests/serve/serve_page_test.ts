@@ -11,8 +11,7 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
-import { startProxy, startRegistry, tempDir } from "../testbed/mod.ts";
-import { pushMulti, pushSingle } from "../sign/helpers.ts";
+import { pushMulti, pushSingle, startProxy, startRegistry, tempDir } from "../testbed/mod.ts";
 import { startService } from "./helpers.ts";
 
 const CHROMIUM = "chromium";

@@ -8,10 +8,10 @@
  * @module
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../assert.ts";
-import { startRegistry, tempDir } from "../testbed/mod.ts";
-import { listTags, pushSingle } from "../sign/helpers.ts";
-import { addToken } from "../../server/tokens.ts";
+import { pushSingle, startRegistry, tempDir } from "../testbed/mod.ts";
 import { startService } from "./helpers.ts";
+import { listTags } from "../testbed/signatures.ts";
+import { addToken } from "../../server/tokens.ts";
 
 Deno.test("serve: tokens, refused fields and limits", async (t) => {
   await using tmp = await tempDir("airlock-serve-sec-");

@@ -10,21 +10,18 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
-import { startRegistry, tempDir } from "../testbed/mod.ts";
 import {
+  airlock,
   ATTACHMENTS_ON,
-  listTags,
   pushMulti,
   pushSingle,
-  readSig,
-  runCli,
-  sigTag,
-  SIMPLE_SIGNING,
-  verifyLayer,
+  startRegistry,
+  tempDir,
   writeList,
   writeRegistriesD,
-} from "../sign/helpers.ts";
+} from "../testbed/mod.ts";
 import { startService } from "./helpers.ts";
+import { listTags, readSig, sigTag, SIMPLE_SIGNING, verifyLayer } from "../testbed/signatures.ts";
 
 Deno.test("serve: signing through the API equals the CLI (file key, TLS registry)", async () => {
   await using tmp = await tempDir("airlock-serve-sign-");
@@ -85,7 +82,7 @@ Deno.test("serve: signing through the API equals the CLI (file key, TLS registry
   // The CLI with the same key and list: everything is there already, the same digests and identities.
   const rd = await writeRegistriesD(tmp.path, ATTACHMENTS_ON, "cli-registries.d");
   await writeList(join(tmp.path, "list.txt"), images);
-  const r = await runCli([
+  const r = await airlock([
     "sign",
     "-f",
     "list.txt",

@@ -10,31 +10,31 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import {
+  airlock,
+  ATTACHMENTS_ON,
+  type CliResult,
   harborNotFoundRule,
+  leaksSecret,
+  pushMulti,
+  pushSingle,
   rawSink,
+  sha256Digest as sha256,
   startProxy,
   startRegistry,
   tempDir,
   type TestImage,
+  writeList,
+  writeRegistriesD,
 } from "../testbed/mod.ts";
+import { makeKey } from "../testbed/keys.ts";
 import {
-  ATTACHMENTS_ON,
-  type CliResult,
-  leaksSecret,
   listTags,
-  makeKey,
-  pushMulti,
-  pushSingle,
   readSig,
-  runCli,
-  sha256,
   sigSnapshot,
   sigTag,
   SIMPLE_SIGNING,
   verifyLayer,
-  writeList,
-  writeRegistriesD,
-} from "./helpers.ts";
+} from "../testbed/signatures.ts";
 
 const enc = new TextEncoder();
 
@@ -47,7 +47,7 @@ Deno.test("sign CLI: signs, reads back, verifies, and honours its flags", async 
   const outputs: CliResult[] = [];
   const sign = async (listName: string, lines: string[], extra: string[] = []) => {
     await writeList(join(tmp.path, listName), lines);
-    const r = await runCli([
+    const r = await airlock([
       "sign",
       "-f",
       listName,
@@ -186,7 +186,7 @@ Deno.test("sign CLI: signs, reads back, verifies, and honours its flags", async 
     const rule = proxy.addRule(harborNotFoundRule());
     const img = await pushSingle(plain, "h/img", "v1", "cli-harbor");
     await writeList(join(tmp.path, "harbor.txt"), [`${proxy.host}/h/img:v1`]);
-    const r = await runCli([
+    const r = await airlock([
       "sign",
       "-f",
       "harbor.txt",

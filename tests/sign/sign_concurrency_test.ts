@@ -8,20 +8,18 @@
 import { join } from "node:path";
 import { parsePublicKeyPem, verifySignature } from "../../core/signature/public_key.ts";
 import { assertEquals } from "../assert.ts";
-import { startRegistry, tempDir, type TestImage } from "../testbed/mod.ts";
 import {
+  airlock,
   ATTACHMENTS_ON,
-  b64decode,
-  type KeyFiles,
-  makeKey,
   pushSingle,
-  readSig,
-  runCli,
-  SIG_ANNOTATION,
-  SIMPLE_SIGNING,
+  startRegistry,
+  tempDir,
+  type TestImage,
   writeList,
   writeRegistriesD,
-} from "./helpers.ts";
+} from "../testbed/mod.ts";
+import { type KeyFiles, makeKey } from "../testbed/keys.ts";
+import { b64decode, readSig, SIG_ANNOTATION, SIMPLE_SIGNING } from "../testbed/signatures.ts";
 
 const PROCESSES = 8;
 const RUNS = 20;
@@ -60,7 +58,7 @@ Deno.test(`sign: ${PROCESSES} concurrent signer processes on one image leave ${P
         "-o",
         `failed-${i}-${p}.txt`,
       ];
-      return runCli(args, { cwd: tmp.path });
+      return airlock(args, { cwd: tmp.path });
     }));
     times.push(performance.now() - t);
     const bad = results.findIndex((r) => r.code !== 0);

@@ -8,22 +8,24 @@
 import { join } from "node:path";
 import { RegistryClient } from "../../core/registry/client.ts";
 import { assertEquals, assertStringIncludes } from "../assert.ts";
-import { freePort, loadPeerSkopeoCases, pushImage, startRegistry, tempDir } from "../testbed/mod.ts";
-import { buildImage } from "../testbed/mod.ts";
 import {
+  airlock,
   ATTACHMENTS_ON,
+  buildImage,
   type CliResult,
+  freePort,
   leaksSecret,
-  listTags,
-  makeKey,
+  loadPeerSkopeoCases,
+  pushImage,
   pushMulti,
   pushSingle,
-  readSig,
-  runCli,
-  sigSnapshot,
+  startRegistry,
+  tempDir,
   writeList,
   writeRegistriesD,
-} from "./helpers.ts";
+} from "../testbed/mod.ts";
+import { makeKey } from "../testbed/keys.ts";
+import { listTags, readSig, sigSnapshot } from "../testbed/signatures.ts";
 
 const REPOS = ["e/signed", "e/good", "e/blocked", "e/mblocked"];
 
@@ -37,7 +39,7 @@ Deno.test("sign CLI: every bad input fails clearly and leaves existing signature
   const outputs: CliResult[] = [];
   const secrets = [key.passphrase, "airlock-wrong-passphrase-7f3a", "fixture-A-alice-passphrase"];
   const run = async (args: string[], env?: Record<string, string>) => {
-    const r = await runCli(args, { cwd: tmp.path, env });
+    const r = await airlock(args, { cwd: tmp.path, env });
     outputs.push(r);
     return r;
   };

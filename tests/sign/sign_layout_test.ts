@@ -17,10 +17,11 @@ import { assert, assertEquals, assertMatch } from "../assert.ts";
 import {
   loadPeerSkopeoCases,
   PEER_SKOPEO_STORAGE,
+  sha256Digest as sha256,
   startPeerSkopeoRegistry,
   tempDir,
 } from "../testbed/mod.ts";
-import { readSig, sha256, SIG_ANNOTATION, SIMPLE_SIGNING, verifyLayer } from "./helpers.ts";
+import { readSig, SIG_ANNOTATION, SIMPLE_SIGNING, verifyLayer } from "../testbed/signatures.ts";
 
 const dec = new TextDecoder();
 const NOW = 1_800_000_123;

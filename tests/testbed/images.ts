@@ -384,3 +384,62 @@ export function rawSink(baseUrl: string, headers?: HeadersInit, client?: Deno.Ht
     },
   };
 }
+
+/** A registry to push to: its `host:port`, base URL and (with TLS) the HTTP client trusting its CA. */
+export interface PushTarget {
+  readonly host: string;
+  readonly url: string;
+  readonly client?: Deno.HttpClient;
+}
+
+/** Pushes `img` to `repo:tag` of `reg` with plain `fetch`; returns it. */
+export async function pushTo(
+  reg: PushTarget,
+  repo: string,
+  tag: string | undefined,
+  img: TestImage,
+): Promise<TestImage> {
+  await pushImage(
+    img,
+    { registry: reg.host, repository: repo },
+    tag,
+    rawSink(reg.url, undefined, reg.client),
+  );
+  return img;
+}
+
+/**
+ * Builds a single-arch image (seeded) and pushes it to `repo:tag` with plain `fetch`; returns it.
+ *
+ * @example
+ * ```ts
+ * const img = await pushSingle(reg, "a/single", "v1", "seed-1");
+ * ```
+ */
+export async function pushSingle(
+  reg: PushTarget,
+  repo: string,
+  tag: string | undefined,
+  seed: string,
+  platform = "linux/amd64",
+): Promise<TestImage> {
+  return await pushTo(reg, repo, tag, await buildImage({ seed, platform }));
+}
+
+/**
+ * Builds a multi-arch image (seeded) and pushes it to `repo:tag` with plain `fetch`; returns it.
+ *
+ * @example
+ * ```ts
+ * const img = await pushMulti(reg, "a/multi", "v1", "seed-2", { format: "docker" });
+ * ```
+ */
+export async function pushMulti(
+  reg: PushTarget,
+  repo: string,
+  tag: string | undefined,
+  seed: string,
+  opts: { platforms?: string[]; omitPlatform?: number[]; format?: "oci" | "docker" } = {},
+): Promise<TestImage> {
+  return await pushTo(reg, repo, tag, await buildMultiArchImage({ seed, ...opts }));
+}

@@ -1,6 +1,8 @@
 /**
  * The test bed: real registries (`docker-registry`), TLS certificates, a token server, a misbehaving proxy (a
- * fake, for fault injection), in-memory test images and the shared fixtures. Import from here in tests.
+ * fake, for fault injection), in-memory test images, the shared fixtures, running the real CLI (`cli.ts`) and
+ * the files it reads (`files.ts`). Import from here in tests and benchmarks; `keys.ts` and `signatures.ts` (which
+ * use airlock's own key generator, verifier and signer) are imported directly.
  *
  * @example
  * ```ts
@@ -25,3 +27,5 @@ export * from "./fake_kms/vault.ts";
 export * from "./fake_kms/aws.ts";
 export * from "./fake_kms/gcp.ts";
 export * from "./fake_kms/azure.ts";
+export * from "./cli.ts";
+export * from "./files.ts";

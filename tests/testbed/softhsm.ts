@@ -226,3 +226,35 @@ function ecSpkiFromHex(paramsHex: string, pointHex: string): Uint8Array {
     tlv(0x03, new Uint8Array([0]), point),
   );
 }
+
+/** A key on a fresh token whose PIN is read from a file, as `--key pkcs11:…?pin-source=FILE` names it. */
+export interface SoftHsmPinFileKey {
+  /** The token. */
+  readonly token: SoftHsmToken;
+  /** The PIN file (mode 0600, no trailing newline). */
+  readonly pinFile: string;
+  /** `pkcs11:token=…;object=…?module-path=…&pin-source=…`. */
+  readonly ref: string;
+}
+
+/**
+ * Initialises token `token` with user PIN `pin`, generates an ECDSA P-256 key `label`/`id` on it and writes the
+ * PIN to `<dir>/pin`; returns the key reference with `pin-source`.
+ *
+ * @example
+ * ```ts
+ * const { ref } = await softHsmPinFileKey(hsm, tmp.path, { token: "e2e", label: "signer", id: "07", pin: "1234" });
+ * ```
+ */
+export async function softHsmPinFileKey(
+  hsm: SoftHsm,
+  dir: string,
+  o: { token: string; label: string; id: string; pin: string },
+): Promise<SoftHsmPinFileKey> {
+  const token = await hsm.initToken(o.token, { pin: o.pin });
+  await hsm.generateKey(token, { type: "EC:prime256v1", label: o.label, id: o.id });
+  const pinFile = join(dir, "pin");
+  await Deno.writeTextFile(pinFile, o.pin, { mode: 0o600 });
+  const ref = `pkcs11:token=${o.token};object=${o.label}?module-path=${hsm.modulePath}&pin-source=${pinFile}`;
+  return { token, pinFile, ref };
+}

@@ -7,15 +7,16 @@
  * --os ""`, hangar's "no filtering") because it would need the missing config blob.
  */
 import { join } from "node:path";
-import { airlock, show } from "../cli/cli_util.ts";
-import { assertEquals, assertStringIncludes } from "../assert.ts";
 import {
+  airlock,
   fixturePath,
   loadContainersImageFixture,
+  show,
   startStaticRegistry,
   type StaticContent,
   tempDir,
 } from "../testbed/mod.ts";
+import { assertEquals, assertStringIncludes } from "../assert.ts";
 
 const dir = (...p: string[]) => fixturePath("vectors", "containers-image", ...p);
 

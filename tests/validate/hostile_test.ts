@@ -17,14 +17,20 @@ import {
   startRegistry,
   tempDir,
 } from "../testbed/mod.ts";
-import { payload, pushSig, rawKey, SIG_ANNOTATION, signedLayer } from "./helpers.ts";
+import { makeSigner } from "../testbed/keys.ts";
+import {
+  cosignPayloadBytes as payload,
+  pushSig,
+  SIG_ANNOTATION,
+  signedLayer,
+} from "../testbed/signatures.ts";
 
 const enc = new TextEncoder();
 
 Deno.test("hostile .sig tags are rejected with clear reasons", async () => {
   await using reg = await startRegistry();
   await using tmp = await tempDir("airlock-validate-hostile-");
-  const key = await rawKey(tmp.path, "k");
+  const key = await makeSigner(tmp.path, "k");
   const sink = rawSink(reg.url);
   const images: Record<string, string> = {};
   const names = ["many", "huge", "b64", "dup", "unknown", "otherdigest", "notoci", "ok"];
@@ -81,7 +87,7 @@ Deno.test("hostile .sig tags are rejected with clear reasons", async () => {
     const report = await validateImages(resolveImageList(parseImageList(names.map(id).join("\n"))), {
       client,
       registriesD: builtinDefaultConfig(),
-      policy: hangarValidatePolicy({ keyPath: key.pubPath }),
+      policy: hangarValidatePolicy({ keyPath: key.pub }),
       jobs: 4,
       timeoutMs: 60_000,
     });
@@ -118,7 +124,7 @@ Deno.test("hostile .sig tags are rejected with clear reasons", async () => {
 Deno.test("a corrupted payload blob in transit is rejected, not accepted", async () => {
   await using reg = await startRegistry();
   await using tmp = await tempDir("airlock-validate-flip-");
-  const key = await rawKey(tmp.path, "k");
+  const key = await makeSigner(tmp.path, "k");
   const img = await buildImage({ seed: "flip" });
   const digest = await pushImage(img, { registry: reg.host, repository: "f/img" }, "v1", rawSink(reg.url));
   const p = payload(`${reg.host}/f/img:v1`, digest);
@@ -132,7 +138,7 @@ Deno.test("a corrupted payload blob in transit is rejected, not accepted", async
     const opts = {
       client,
       registriesD: builtinDefaultConfig(),
-      policy: hangarValidatePolicy({ keyPath: key.pubPath }),
+      policy: hangarValidatePolicy({ keyPath: key.pub }),
       jobs: 1,
       timeoutMs: 60_000,
     };

@@ -6,19 +6,22 @@
  */
 import { join } from "node:path";
 import { generateKeyPair } from "../../backends/keygen.ts";
-import { airlock, type CliResult, show } from "../cli/cli_util.ts";
-import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 import {
+  airlock,
   buildImage,
   buildMultiArchImage,
+  type CliResult,
+  exists,
   pushImage,
   rawSink,
   sha256Digest,
+  show,
   startRegistry,
   tempDir,
   type TestRegistry,
 } from "../testbed/mod.ts";
-import { sigTag } from "./helpers.ts";
+import { sigTag } from "../testbed/signatures.ts";
+import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 
 const ATTACHMENTS_ON = "default-docker:\n  use-sigstore-attachments: true\n";
 const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
@@ -348,15 +351,6 @@ async function pushMirror(env: Env, from: string, to: string, top: string): Prom
   }
   await copyManifest(top, "v1");
   return [true];
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 Deno.test("validate: pre-flight errors are hangar's texts, before any network call", async () => {

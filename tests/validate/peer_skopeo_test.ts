@@ -13,14 +13,15 @@
  * from airlock's text before comparing.
  */
 import { join } from "node:path";
-import { airlock, show } from "../cli/cli_util.ts";
-import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 import {
+  airlock,
   loadPeerSkopeoCases,
   type PeerSkopeoCheck,
+  show,
   startPeerSkopeoRegistry,
   tempDir,
 } from "../testbed/mod.ts";
+import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 
 interface JsonTarget {
   status: string;

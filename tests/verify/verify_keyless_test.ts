@@ -20,11 +20,13 @@ import {
   loadContainersImageFixture,
   putStaticBlob,
   putStaticManifest,
+  show,
   startStaticRegistry,
   type StaticContent,
   tempDir,
 } from "../testbed/mod.ts";
-import { assertCleanFailure, show, verify } from "./helpers.ts";
+import { putStaticSignatureTag } from "../testbed/signatures.ts";
+import { assertCleanFailure, verify } from "./helpers.ts";
 
 const CI = (name: string) => fixturePath("vectors", "containers-image", name);
 const PUBLIC_GOOD = fixturePath("vectors", "public-good-trusted_root.json");
@@ -210,26 +212,11 @@ async function loadTampered(
 ): Promise<void> {
   const manifest = await Deno.readFile(CI("dir-img-cosign-key-rekor-valid-manifest.json"));
   const digest = await putStaticManifest(content, repo, manifest, { tag: "v1" });
-  const blob = await putStaticBlob(content, repo, sig.payload);
-  const config = enc.encode(
-    `{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":["${blob}"]}}`,
-  );
-  const configDigest = await putStaticBlob(content, repo, config);
-  await putStaticManifest(content, repo, {
-    schemaVersion: 2,
-    mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: {
-      mediaType: "application/vnd.oci.image.config.v1+json",
-      digest: configDigest,
-      size: config.length,
-    },
-    layers: [{
-      mediaType: sig.mimeType,
-      digest: blob,
-      size: sig.payload.length,
-      annotations: { ...sig.annotations, ...annotations },
-    }],
-  }, { tag: digest.replace(":", "-") + ".sig" });
+  await putStaticSignatureTag(content, repo, digest.replace(":", "-") + ".sig", {
+    mediaType: sig.mimeType,
+    payload: sig.payload,
+    annotations: { ...sig.annotations, ...annotations },
+  });
 }
 
 /** A cosign v3 style signature bundle (v0.3, DSSE, in-toto v1, public key, no tlog entry) for `hex`. */

@@ -9,10 +9,11 @@ import { assert, assertEquals } from "../assert.ts";
 import {
   loadPeerSkopeoCases,
   type PeerSkopeoCase,
+  show,
   startPeerSkopeoRegistry,
   tempDir,
 } from "../testbed/mod.ts";
-import { assertCleanFailure, assertNoCrash, cosignHeader, show, verify } from "./helpers.ts";
+import { assertCleanFailure, assertNoCrash, cosignHeader, verify } from "./helpers.ts";
 
 /** A cosign check of cases.json (the fields these tests read). */
 interface CosignCheck {

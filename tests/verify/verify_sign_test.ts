@@ -8,18 +8,19 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals } from "../assert.ts";
-import { startRegistry, tempDir } from "../testbed/mod.ts";
 import {
+  airlock,
   ATTACHMENTS_ON,
-  makeKey,
   pushMulti,
   pushSingle,
-  runCli,
+  show,
+  startRegistry,
+  tempDir,
   writeList,
   writeRegistriesD,
-} from "../sign/helpers.ts";
-import { airlock } from "../cli/cli_util.ts";
-import { assertCleanFailure, assertNoCrash, cosignHeader, show, verify } from "./helpers.ts";
+} from "../testbed/mod.ts";
+import { assertCleanFailure, assertNoCrash, cosignHeader, verify } from "./helpers.ts";
+import { makeKey } from "../testbed/keys.ts";
 
 interface Printed {
   critical: {
@@ -38,7 +39,7 @@ Deno.test("verify: airlock's own signatures (index, platforms, annotations, wron
   const [k1, k2] = await Promise.all([makeKey(tmp.path, "k1"), makeKey(tmp.path, "k2")]);
   const rd = await writeRegistriesD(tmp.path, ATTACHMENTS_ON);
   await writeList(join(tmp.path, "list.txt"), [`${reg.host}/rt/multi:v1`, `${reg.host}/rt/single:v1`]);
-  const s = await runCli([
+  const s = await airlock([
     "sign",
     "-f",
     "list.txt",

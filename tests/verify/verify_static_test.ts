@@ -12,20 +12,14 @@ import {
   loadContainersImageFixture,
   putStaticBlob,
   putStaticManifest,
+  show,
   startStaticRegistry,
   type StaticContent,
   tempDir,
 } from "../testbed/mod.ts";
-import {
-  assertCleanFailure,
-  assertNoCrash,
-  cosignHeader,
-  cosignPayload,
-  makeSigner,
-  show,
-  type TestSigner,
-  verify,
-} from "./helpers.ts";
+import { makeSigner, type TestSigner } from "../testbed/keys.ts";
+import { cosignPayload, ociManifest } from "../testbed/signatures.ts";
+import { assertCleanFailure, assertNoCrash, cosignHeader, verify } from "./helpers.ts";
 
 const CI = (name: string) => fixturePath("vectors", "containers-image", name);
 const enc = new TextEncoder();
@@ -175,17 +169,12 @@ class Hostile {
 
   /** An image (a manifest whose blobs are absent) in `repo`, tagged v1; returns its digest. */
   image(repo: string): Promise<string> {
-    return putStaticManifest(this.content, repo, {
-      schemaVersion: 2,
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
-      config: {
-        mediaType: "application/vnd.oci.image.config.v1+json",
-        digest: "sha256:" + "0".repeat(64),
-        size: 2,
-      },
-      layers: [],
-      annotations: { repo },
-    }, { tag: "v1" });
+    return putStaticManifest(
+      this.content,
+      repo,
+      ociManifest({ digest: "sha256:" + "0".repeat(64), size: 2 }, [], { annotations: { repo } }),
+      { tag: "v1" },
+    );
   }
 
   /** A signed layer for `payload` (stored as a blob). */
@@ -205,16 +194,15 @@ class Hostile {
 
   /** Stores the `.sig` manifest of `digest` with these layers. */
   async sig(repo: string, digest: string, layers: Layer[]): Promise<void> {
-    await putStaticManifest(this.content, repo, {
-      schemaVersion: 2,
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
-      config: {
-        mediaType: "application/vnd.oci.image.config.v1+json",
-        digest: "sha256:" + "1".repeat(64),
-        size: 2,
-      },
-      layers: layers.map((l) => ({ mediaType: l.mediaType ?? SIMPLE_SIGNING, ...l })),
-    }, { tag: digest.replace(":", "-") + ".sig" });
+    await putStaticManifest(
+      this.content,
+      repo,
+      ociManifest(
+        { digest: "sha256:" + "1".repeat(64), size: 2 },
+        layers.map((l) => ({ mediaType: l.mediaType ?? SIMPLE_SIGNING, ...l })),
+      ),
+      { tag: digest.replace(":", "-") + ".sig" },
+    );
   }
 }
 

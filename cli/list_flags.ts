@@ -1,0 +1,334 @@
+/**
+ * What the image-list commands (`sign`, `sign validate`, `mirror`, `save`, `load`) share, as hangar has it: the
+ * list flags (`-f`, `-a`, `--os`, `--registry`, `--project`), the worker flags (`-j`, `--timeout`), the failed
+ * list (`-o`) and how a run ends with it, the progress bar and the `--output json` summary.
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import { parseGoDuration, parseGoInt } from "../core/encoding/go_values.ts";
+import { loadImageList, type ResolvedImageLine, resolveImageList } from "../core/image_list.ts";
+import { DEFAULT_ARCH_LIST, DEFAULT_OS_LIST, parseCsvList, type PlatformFilter } from "../core/platform.ts";
+import { formatDuration } from "../core/pool.ts";
+import { errorJson, type Logger, removeStaleFailedList, writeFailedList } from "../core/report.ts";
+import type { AirlockError } from "../core/errors.ts";
+import type { RegistryClient } from "../core/registry/client.ts";
+import {
+  clientFor,
+  collect,
+  interruptSignal,
+  type RegistryFlags,
+  usageError,
+  writeStdout,
+} from "./common.ts";
+
+/** `-f`, `-a`, `--os` (see {@linkcode addImageListFlags}). */
+export interface ImageListFlags {
+  file?: string;
+  arch?: string[];
+  os?: string[];
+}
+
+/** `--registry`, `--project` (see {@linkcode addOverrideFlags}). */
+export interface OverrideFlags {
+  registry?: string;
+  project?: string;
+}
+
+/** `-j`, `--timeout` (see {@linkcode addWorkerFlags}). */
+export interface WorkerFlags {
+  jobs: string;
+  timeout: string;
+}
+
+/** `-o, --failed` (see {@linkcode addFailedListFlag}). */
+export interface FailedListFlags {
+  failed: string;
+}
+
+/**
+ * Adds `-f, --file`, `-a, --arch` and `--os`.
+ *
+ * @example
+ * ```ts
+ * addImageListFlags(program.command("sign"));
+ * ```
+ */
+export function addImageListFlags(cmd: Command, fileHelp = "image list file"): Command {
+  return cmd
+    .option("-f, --file <file>", fileHelp)
+    .option("-a, --arch <list>", "architecture list of images (default: amd64,arm64)", collect)
+    .option("--os <list>", "OS list of images (default: linux)", collect);
+}
+
+/**
+ * Adds `--registry` and `--project`, which override those of every image in the list.
+ *
+ * @example
+ * ```ts
+ * addOverrideFlags(cmd);
+ * ```
+ */
+export function addOverrideFlags(cmd: Command): Command {
+  return cmd
+    .option("--registry <host>", "override the registry of every image in the list")
+    .option("--project <name>", "override the project of every image in the list");
+}
+
+/**
+ * Adds `-o, --failed FILE` (default `<command>-failed.txt`); `short: false` leaves `-o` to another flag.
+ *
+ * @example
+ * ```ts
+ * addFailedListFlag(cmd, "sign"); // -o, --failed <file>  (default: "sign-failed.txt")
+ * ```
+ */
+export function addFailedListFlag(cmd: Command, command: string, options: { short?: boolean } = {}): Command {
+  return cmd.option(
+    `${options.short === false ? "" : "-o, "}--failed <file>`,
+    `file name of the ${command} failed image list`,
+    `${command}-failed.txt`,
+  );
+}
+
+/**
+ * Adds `-j, --jobs N` (default 1) and `--timeout DURATION` (default 10m, per image).
+ *
+ * @example
+ * ```ts
+ * addWorkerFlags(cmd, { work: "sign images", working: "signing" });
+ * ```
+ */
+export function addWorkerFlags(cmd: Command, words: { work: string; working: string }): Command {
+  return cmd
+    .option("-j, --jobs <n>", `worker number, ${words.work} in parallel (1-20)`, "1")
+    .option("--timeout <duration>", `timeout for ${words.working} each image (all of its work)`, "10m");
+}
+
+/**
+ * Adds `--output json` (a machine-readable summary on stdout).
+ *
+ * @example
+ * ```ts
+ * addJsonOutputFlag(cmd);
+ * ```
+ */
+export function addJsonOutputFlag(cmd: Command): Command {
+  return cmd.option("--output <format>", "machine-readable summary on stdout: json");
+}
+
+/**
+ * Pre-flight: the image list file must be named.
+ *
+ * @throws {AirlockError} `INVALID_ARGUMENT` without `--file`.
+ *
+ * @example
+ * ```ts
+ * const file = requireListFile(flags);
+ * ```
+ */
+export function requireListFile(flags: ImageListFlags): string {
+  if (!flags.file) {
+    throw usageError("image list file not provided, use '--file' option to specify the image list file");
+  }
+  return flags.file;
+}
+
+/**
+ * Pre-flight: `--output` may only be `json`.
+ *
+ * @example
+ * ```ts
+ * checkJsonOutput(flags.output);
+ * ```
+ */
+export function checkJsonOutput(output: string | undefined): void {
+  if (output !== undefined && output !== "json") {
+    throw usageError(`unsupported --output "${output}": only json is supported`);
+  }
+}
+
+/** The worker settings of a run. */
+export interface Workers {
+  /** Images worked on at once (1–20). */
+  readonly jobs: number;
+  /** Deadline per image, in ms. */
+  readonly timeoutMs: number;
+}
+
+/**
+ * Parses `-j` (1–20, Go integer syntax) and `--timeout` (Go duration).
+ *
+ * @throws {AirlockError} `INVALID_ARGUMENT` for a bad value.
+ *
+ * @example
+ * ```ts
+ * const { jobs, timeoutMs } = parseWorkerFlags(flags);
+ * ```
+ */
+export function parseWorkerFlags(flags: WorkerFlags): Workers {
+  const jobs = parseGoInt(flags.jobs);
+  if (jobs < 1 || jobs > 20) throw usageError(`invalid worker number ${jobs}: --jobs must be 1-20`);
+  return { jobs, timeoutMs: parseGoDuration(flags.timeout) };
+}
+
+/**
+ * Parses `-a` and `--os` into the platform filter (defaults: amd64,arm64 and linux).
+ *
+ * @example
+ * ```ts
+ * const platforms = parsePlatformFlags(flags);
+ * ```
+ */
+export function parsePlatformFlags(flags: ImageListFlags): PlatformFilter {
+  return {
+    arch: parseCsvList(flags.arch ?? [], DEFAULT_ARCH_LIST, "--arch"),
+    os: parseCsvList(flags.os ?? [], DEFAULT_OS_LIST, "--os"),
+    variant: [],
+  };
+}
+
+/**
+ * Reads the image list file and resolves its lines, with `--registry` and `--project` applied.
+ *
+ * @example
+ * ```ts
+ * const images = await readImageList(file, flags);
+ * ```
+ */
+export async function readImageList(file: string, flags: OverrideFlags): Promise<ResolvedImageLine[]> {
+  return resolveImageList(await loadImageList(file), { registry: flags.registry, project: flags.project });
+}
+
+/**
+ * Logs the run's settings as hangar does: the arch and OS lists, and with `--debug` the workers.
+ *
+ * @example
+ * ```ts
+ * logRunSettings(log, platforms, workers);
+ * ```
+ */
+export function logRunSettings(log: Logger, platforms: PlatformFilter, workers?: Workers): void {
+  log.info(`Arch List: [${platforms.arch.join(",")}]`);
+  log.info(`OS List: [${platforms.os.join(",")}]`);
+  if (workers) log.debug(`Jobs: ${workers.jobs}, timeout per image: ${formatDuration(workers.timeoutMs)}`);
+}
+
+/**
+ * Runs a list pipeline with the registry client of `flags` and the Ctrl-C signal (see `interruptSignal`); both
+ * are released when it ends.
+ *
+ * @example
+ * ```ts
+ * const report = await withClient(flags, log, (client, signal) => validateImages(images, { client, signal, … }));
+ * ```
+ */
+export async function withClient<T>(
+  flags: RegistryFlags,
+  log: Logger,
+  run: (client: RegistryClient, signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const client = clientFor(flags);
+  const interrupt = interruptSignal(log);
+  try {
+    return await run(client, interrupt.signal);
+  } finally {
+    interrupt.dispose();
+    client.close();
+  }
+}
+
+/**
+ * A progress bar on stderr for interactive runs, `undefined` when stderr is not a terminal. Call `end` after the
+ * run to finish its line.
+ *
+ * @example
+ * ```ts
+ * const progress = progressBar();
+ * await run({ onProgress: progress?.update });
+ * progress?.end();
+ * ```
+ */
+export function progressBar():
+  | { update: (done: number, total: number) => void; end: () => void }
+  | undefined {
+  if (!Deno.stderr.isTerminal()) return undefined;
+  const enc = new TextEncoder();
+  return {
+    update: (done, total) => {
+      const width = 30;
+      const filled = Math.round((done / Math.max(total, 1)) * width);
+      Deno.stderr.writeSync(
+        enc.encode(`\r[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${done}/${total}`),
+      );
+    },
+    end: () => Deno.stderr.writeSync(enc.encode("\n")),
+  };
+}
+
+/**
+ * How a list run ends, as hangar ends it: with failures, the `<title> failed image list` error line, the failed
+ * list written, a `FATA` line and exit code 1; without, a failed list of an earlier run removed, `Done` and 0.
+ *
+ * @example
+ * ```ts
+ * return await endListRun(log, report.failed, flags.failed, { title: "Sign", fatal: "some images failed to sign" });
+ * ```
+ */
+export async function endListRun(
+  log: Logger,
+  failed: readonly string[],
+  failedFile: string,
+  words: { title: string; fatal: string; quote?: (s: string) => string },
+): Promise<number> {
+  if (failed.length > 0) {
+    const quote = words.quote ?? ((s: string) => `"${s}"`);
+    log.error(`${words.title} failed image list: \n${failed.join("\n")}`);
+    await writeFailedList(failedFile, failed);
+    log.info(`Failed image list exported to ${quote(failedFile)}`);
+    log.fatal(words.fatal);
+    return 1;
+  }
+  await removeStaleFailedList(failedFile);
+  log.info("Done");
+  return 0;
+}
+
+/** One line of a sign or validate report, as the JSON summary reads it. */
+interface ReportLine<T> {
+  readonly id: number;
+  readonly line: string;
+  readonly status: string;
+  readonly result?: { readonly reference: string; readonly digest: string; readonly targets: readonly T[] };
+  readonly error?: AirlockError;
+}
+
+/**
+ * Writes the `--output json` document to stdout: one entry per list line, in list order (its targets under
+ * `targetsKey`, each mapped by `target`), then the number of lines in each of `statuses`.
+ *
+ * @example
+ * ```ts
+ * writeJsonSummary(report.lines, "signed", targetJson, ["signed", "unchanged", "skipped", "failed", "ignored"]);
+ * ```
+ */
+export function writeJsonSummary<T>(
+  lines: readonly ReportLine<T>[],
+  targetsKey: string,
+  target: (t: T) => unknown,
+  statuses: readonly string[],
+): void {
+  const summary = {
+    images: lines.map((l) => ({
+      id: l.id,
+      line: l.line,
+      reference: l.result?.reference ?? null,
+      status: l.status,
+      digest: l.result?.digest ?? null,
+      [targetsKey]: (l.result?.targets ?? []).map(target),
+      error: errorJson(l.error),
+    })),
+    summary: Object.fromEntries(statuses.map((s) => [s, lines.filter((l) => l.status === s).length])),
+  };
+  writeStdout(JSON.stringify(summary, null, 2) + "\n");
+}
