@@ -216,8 +216,8 @@ export class Signer {
         layerDigest,
         label: `signature of ${target.identity}`,
       };
-      await this.#writer.appendTo(append, stored, false, signal);
-      const p: PendingLayer = { ...append, target, spanMs: performance.now() - readAt };
+      const manifestDigest = await this.#writer.appendTo(append, stored, false, signal);
+      const p: PendingLayer = { ...append, target, spanMs: performance.now() - readAt, manifestDigest };
       o.logger?.debug(`Signed [${target.identity}] ${target.digest}`);
       return { signed: { ...target, status: "signed" as const, layerDigest: p.layerDigest }, pending: p };
     });

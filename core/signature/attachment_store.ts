@@ -95,7 +95,8 @@ export async function attachmentState(
 }
 
 /**
- * Writes an appended state: the new layer blobs and the config blob (in parallel), then the manifest at the tag.
+ * Writes an appended state: the new layer blobs and the config blob (in parallel), then the manifest at the tag;
+ * returns the digest of the manifest written.
  * Layer blobs whose digest is in `uploaded` are not sent again (the signer uploads its payload blob before it
  * reads the tag for the final time, to keep the read-modify-write window short).
  *
@@ -110,12 +111,12 @@ export async function writeAttachment(
   result: AppendResult,
   signal?: AbortSignal,
   uploaded: ReadonlySet<string> = new Set(),
-): Promise<void> {
+): Promise<string> {
   await Promise.all([
     ...result.layersToUpload
       .filter((l) => !uploaded.has(l.digest))
       .map((l) => client.uploadBlob(ref, l.bytes, { digest: l.digest, signal })),
     client.uploadBlob(ref, result.configBytes, { digest: result.configDigest, signal }),
   ]);
-  await client.putManifest(ref, result.manifestBytes, MediaType.ociManifest, { signal });
+  return await client.putManifest(ref, result.manifestBytes, MediaType.ociManifest, { signal });
 }

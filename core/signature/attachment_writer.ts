@@ -23,6 +23,7 @@ import {
   writeAttachment,
 } from "./attachment_store.ts";
 import { sha256Digest } from "../encoding/digest.ts";
+import { MediaType } from "../registry/types.ts";
 import { KeyedLock } from "../keyed_lock.ts";
 
 /** A layer to append, and where. */
@@ -45,6 +46,11 @@ export interface AttachmentAppend {
 export interface PendingAppend extends AttachmentAppend {
   /** Milliseconds from reading the tag to having written it: how long a concurrent writer could interfere. */
   readonly spanMs: number;
+  /**
+   * The digest of the manifest written. While the tag still points at it, the layer is there: the confirmation
+   * then costs a `HEAD` instead of reading and parsing the manifest.
+   */
+  readonly manifestDigest?: string;
 }
 
 /** Options of {@linkcode AttachmentWriter}. */
@@ -105,24 +111,24 @@ export class AttachmentWriter {
     return this.locked(a.repo, a.digest, a.suffix, async () => {
       const t0 = performance.now();
       const stored = await readAttachment(this.#client, a.repo, a.digest, { suffix: a.suffix, signal });
-      await this.appendTo(a, stored, false, signal);
-      return { ...a, spanMs: performance.now() - t0 };
+      const manifestDigest = await this.appendTo(a, stored, false, signal);
+      return { ...a, spanMs: performance.now() - t0, manifestDigest };
     });
   }
 
   /**
    * PUTs `stored` (just read) plus the layer; `payloadUploaded` when its blob is in the registry already. The
-   * caller holds the tag's lock.
+   * caller holds the tag's lock. Returns the digest of the manifest written.
    */
   async appendTo(
     a: AttachmentAppend,
     stored: StoredAttachment | undefined,
     payloadUploaded = false,
     signal?: AbortSignal,
-  ): Promise<void> {
+  ): Promise<string> {
     const c = this.#client;
     const state = stored ? await attachmentState(c, stored, signal) : undefined;
-    await writeAttachment(
+    return await writeAttachment(
       c,
       attachmentRef(a.repo, a.digest, a.suffix),
       appendSignatureLayers(state, [a.layer]),
@@ -154,27 +160,49 @@ export class AttachmentWriter {
       await sleep(Math.max(base, 3 * this.#maxSpanMs) + Math.random() * base, signal);
       const lost: PendingAppend[] = [];
       await Promise.all(pending.map(async (p) => {
-        const stored = await readAttachment(this.#client, p.repo, p.digest, { suffix: p.suffix, signal });
-        if (!holdsLayer(stored, p)) lost.push(p);
+        if (!(await this.#holds(p, signal))) lost.push(p);
       }));
       pending = [];
       for (const p of lost) {
         this.#o.logger?.debug(`${capitalise(p.label)} was overwritten by a concurrent writer; adding again`);
         pending.push({
           ...p,
-          spanMs: await this.locked(p.repo, p.digest, p.suffix, () => this.#repair(p, signal)),
+          ...(await this.locked(p.repo, p.digest, p.suffix, () => this.#repair(p, signal))),
         });
       }
     }
   }
 
-  /** Appends `p.layer` to the current state of its tag (to repair a lost write); returns the read-to-write span. */
-  async #repair(p: PendingAppend, signal?: AbortSignal): Promise<number> {
+  /**
+   * Whether the tag still holds `p.layer`. When the tag still points at the manifest we wrote (one `HEAD`), it
+   * does; otherwise the manifest now there is read and searched.
+   */
+  async #holds(p: PendingAppend, signal?: AbortSignal): Promise<boolean> {
+    if (p.manifestDigest !== undefined) {
+      const ref = attachmentRef(p.repo, p.digest, p.suffix);
+      const now = await this.#client.headManifest(ref, { accept: [MediaType.ociManifest], signal });
+      if (now?.digest === p.manifestDigest) return true;
+      if (now === undefined) return false;
+    }
+    const stored = await readAttachment(this.#client, p.repo, p.digest, { suffix: p.suffix, signal });
+    return holdsLayer(stored, p);
+  }
+
+  /**
+   * Appends `p.layer` to the current state of its tag (to repair a lost write); returns the read-to-write span
+   * and the digest of the manifest now at the tag.
+   */
+  async #repair(
+    p: PendingAppend,
+    signal?: AbortSignal,
+  ): Promise<{ spanMs: number; manifestDigest?: string }> {
     const t0 = performance.now();
     const stored = await readAttachment(this.#client, p.repo, p.digest, { suffix: p.suffix, signal });
-    if (holdsLayer(stored, p)) return performance.now() - t0;
-    await this.appendTo(p, stored, true, signal);
-    return performance.now() - t0;
+    if (holdsLayer(stored, p)) {
+      return { spanMs: performance.now() - t0, manifestDigest: stored?.manifestDigest };
+    }
+    const manifestDigest = await this.appendTo(p, stored, true, signal);
+    return { spanMs: performance.now() - t0, manifestDigest };
   }
 
   /** Runs `fn` after every earlier append to the same tag through this writer has finished. */
