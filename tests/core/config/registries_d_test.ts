@@ -12,9 +12,13 @@ import {
   useSigstoreAttachments,
 } from "../../../core/config/registries_d.ts";
 
+// Every temporary directory of this file lives under one root, removed when the test module unloads.
+const TMP_ROOT = Deno.makeTempDirSync({ prefix: "airlock-test-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(TMP_ROOT, { recursive: true }));
+
 /** Writes `files` into a fresh directory and loads it as an explicit `--registries.d`. */
 async function load(files: Record<string, string>): Promise<{ dir: string; config: RegistriesDConfig }> {
-  const dir = await Deno.makeTempDir({ prefix: "airlock-regd-" });
+  const dir = await Deno.makeTempDir({ dir: TMP_ROOT, prefix: "airlock-regd-" });
   for (const [name, text] of Object.entries(files)) await Deno.writeTextFile(`${dir}/${name}`, text);
   return { dir, config: await loadRegistriesD({ dir }) };
 }
@@ -222,7 +226,7 @@ Deno.test("registries.d: files are merged; default-docker in one file, namespace
 });
 
 Deno.test("registries.d: default-docker defined in two files is an error naming both", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "airlock-regd-" });
+  const dir = await Deno.makeTempDir({ dir: TMP_ROOT, prefix: "airlock-regd-" });
   await Deno.writeTextFile(`${dir}/b.yaml`, "default-docker:\n  use-sigstore-attachments: false\n");
   await Deno.writeTextFile(`${dir}/a.yaml`, "default-docker:\n  lookaside: file:///x\n");
   const err = await assertRejects(() => loadRegistriesD({ dir }), AirlockError);
@@ -234,7 +238,7 @@ Deno.test("registries.d: default-docker defined in two files is an error naming 
 });
 
 Deno.test("registries.d: the same docker namespace in two files is an error naming both", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "airlock-regd-" });
+  const dir = await Deno.makeTempDir({ dir: TMP_ROOT, prefix: "airlock-regd-" });
   await Deno.writeTextFile(
     `${dir}/a.yaml`,
     "docker:\n  reg.example.com:\n    use-sigstore-attachments: true\n",
@@ -274,7 +278,7 @@ Deno.test("registries.d: a file that does not parse, or a wrong type, is an erro
       "docker:\n  a: 1\n  a: 2\n",
     ]
   ) {
-    const dir = await Deno.makeTempDir({ prefix: "airlock-regd-" });
+    const dir = await Deno.makeTempDir({ dir: TMP_ROOT, prefix: "airlock-regd-" });
     await Deno.writeTextFile(`${dir}/bad.yaml`, text);
     const err = await assertRejects(() => loadRegistriesD({ dir }), AirlockError);
     assertEquals(err.code, "CONFIG_INVALID");
@@ -307,8 +311,8 @@ docker:
 });
 
 Deno.test("registries.d: $HOME/.config/containers/registries.d is used if it exists, even empty", async () => {
-  const home = await Deno.makeTempDir({ prefix: "airlock-home-" });
-  const systemDir = await Deno.makeTempDir({ prefix: "airlock-etc-" });
+  const home = await Deno.makeTempDir({ dir: TMP_ROOT, prefix: "airlock-home-" });
+  const systemDir = await Deno.makeTempDir({ dir: TMP_ROOT, prefix: "airlock-etc-" });
   await Deno.writeTextFile(`${systemDir}/default.yaml`, HANGAR_DEFAULT_YAML);
   await Deno.mkdir(`${home}/.config/containers/registries.d`, { recursive: true });
   const user = await loadRegistriesD({ env: { HOME: home }, systemDir });
@@ -326,15 +330,15 @@ Deno.test("registries.d: $HOME/.config/containers/registries.d is used if it exi
 });
 
 Deno.test("registries.d: an empty system directory means nothing configured (false)", async () => {
-  const home = await Deno.makeTempDir({ prefix: "airlock-home-" });
-  const systemDir = await Deno.makeTempDir({ prefix: "airlock-etc-" });
+  const home = await Deno.makeTempDir({ dir: TMP_ROOT, prefix: "airlock-home-" });
+  const systemDir = await Deno.makeTempDir({ dir: TMP_ROOT, prefix: "airlock-etc-" });
   const config = await loadRegistriesD({ home, systemDir });
   assertEquals(config.builtinDefault, false);
   assertEquals(useSigstoreAttachments(config, ref("reg.example.com", "a", "1")), { value: false });
 });
 
 Deno.test("registries.d: no directory at all means hangar's shipped default, and says so", async () => {
-  const home = await Deno.makeTempDir({ prefix: "airlock-home-" });
+  const home = await Deno.makeTempDir({ dir: TMP_ROOT, prefix: "airlock-home-" });
   const config = await loadRegistriesD({ home, systemDir: `${home}/no-such-etc` });
   assertEquals(config.builtinDefault, true);
   assertEquals(config.directory, undefined);
@@ -344,20 +348,20 @@ Deno.test("registries.d: no directory at all means hangar's shipped default, and
 });
 
 Deno.test("registries.d: an explicit directory that does not exist is an error", async () => {
-  const home = await Deno.makeTempDir({ prefix: "airlock-home-" });
+  const home = await Deno.makeTempDir({ dir: TMP_ROOT, prefix: "airlock-home-" });
   const err = await assertRejects(() => loadRegistriesD({ dir: `${home}/missing` }), AirlockError);
   assertEquals(err.code, "INVALID_ARGUMENT");
   assertStringIncludes(err.message, `${home}/missing`);
 });
 
 Deno.test("registries.d: an explicit directory overrides the default locations", async () => {
-  const home = await Deno.makeTempDir({ prefix: "airlock-home-" });
+  const home = await Deno.makeTempDir({ dir: TMP_ROOT, prefix: "airlock-home-" });
   await Deno.mkdir(`${home}/.config/containers/registries.d`, { recursive: true });
   await Deno.writeTextFile(
     `${home}/.config/containers/registries.d/a.yaml`,
     "default-docker:\n  use-sigstore-attachments: true\n",
   );
-  const explicit = await Deno.makeTempDir({ prefix: "airlock-regd-" });
+  const explicit = await Deno.makeTempDir({ dir: TMP_ROOT, prefix: "airlock-regd-" });
   const config = await loadRegistriesD({ dir: explicit, home });
   assertEquals(config.directory, explicit);
   assertEquals(useSigstoreAttachments(config, ref("a.io", "b", "c")).value, false);

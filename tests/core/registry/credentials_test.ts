@@ -9,6 +9,10 @@ import {
   logoutAll,
 } from "../../../core/registry/credentials.ts";
 
+// Every temporary directory of this file lives under one root, removed when the test module unloads.
+const TMP_ROOT = Deno.makeTempDirSync({ prefix: "airlock-test-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(TMP_ROOT, { recursive: true }));
+
 const b64 = (s: string) => btoa(s);
 
 /** A sandbox: a home, a runtime dir, a bin dir with a real credential helper on PATH, and a helper store. */
@@ -45,7 +49,7 @@ esac
 `;
 
 async function sandbox(): Promise<Sandbox> {
-  const root = await Deno.makeTempDir({ prefix: "airlock-creds-" });
+  const root = await Deno.makeTempDir({ dir: TMP_ROOT, prefix: "airlock-creds-" });
   const s = {
     home: `${root}/home`,
     runtime: `${root}/run`,
