@@ -2,8 +2,9 @@
  * Appending one layer to a sigstore attachment tag (`sha256-<hex>.sig` or `.att`) so that it is never lost:
  * read the tag, append after every existing layer (foreign ones kept), PUT, then — after a short random delay —
  * read the tag again and append once more whenever a concurrent writer (another process) overwrote it. The
- * registry offers no conditional PUT, so this is how two writers appending to one tag at once both end up in it.
- * Inside one process, appends to one tag are serialised by a lock.
+ * registry offers no conditional PUT, so this is how two writers on different hosts appending to one tag at once
+ * both end up in it. Inside one process, appends to one tag are serialised by a lock; among the processes of one
+ * host, by a lock file ({@linkcode HostLock}), so there no write can be lost at all.
  *
  * `sign` (`.sig` layers) and `attest` (`.att` layers) share this machinery.
  *
@@ -25,6 +26,7 @@ import {
 import { sha256Digest } from "../encoding/digest.ts";
 import { MediaType } from "../registry/types.ts";
 import { KeyedLock } from "../keyed_lock.ts";
+import { HostLock } from "../host_lock.ts";
 
 /** A layer to append, and where. */
 export interface AttachmentAppend {
@@ -62,6 +64,11 @@ export interface AttachmentWriterOptions {
   readonly confirmDelayMs?: number;
   /** Debug lines; default none. */
   readonly logger?: Logger;
+  /**
+   * The lock shared with other processes of this host; default a {@linkcode HostLock} in the default lock
+   * directory (a warning is logged, once, when that cannot be used).
+   */
+  readonly hostLock?: HostLock;
 }
 
 /**
@@ -89,6 +96,7 @@ export class AttachmentWriter {
   readonly #client: RegistryClient;
   readonly #o: AttachmentWriterOptions;
   readonly #locks = new KeyedLock();
+  readonly #hostLock: HostLock;
   /** The longest read-to-write span seen in this run: the load every concurrent writer is likely under too. */
   #maxSpanMs = 0;
 
@@ -101,6 +109,12 @@ export class AttachmentWriter {
   constructor(client: RegistryClient, options: AttachmentWriterOptions = {}) {
     this.#client = client;
     this.#o = options;
+    this.#hostLock = options.hostLock ?? new HostLock({
+      onUnavailable: (reason) =>
+        options.logger?.warn(
+          `Cannot use the ${reason}; concurrent airlock processes on this host are coordinated only by re-reading`,
+        ),
+    });
   }
 
   /**
@@ -205,7 +219,10 @@ export class AttachmentWriter {
     return { spanMs: performance.now() - t0, manifestDigest };
   }
 
-  /** Runs `fn` after every earlier append to the same tag through this writer has finished. */
+  /**
+   * Runs `fn` after every earlier append to the same tag through this writer has finished, holding the tag's
+   * host-wide lock. `fn` must not call `locked` itself.
+   */
   async locked<T>(
     repo: Reference,
     digest: string,
@@ -213,7 +230,7 @@ export class AttachmentWriter {
     fn: () => Promise<T>,
   ): Promise<T> {
     const key = `${repo.registry}/${repo.repository}@${digest}.${suffix ?? "sig"}`;
-    return await this.#locks.run(key, fn);
+    return await this.#locks.run(key, () => this.#hostLock.run(key, fn));
   }
 }
 

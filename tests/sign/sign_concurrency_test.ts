@@ -1,7 +1,9 @@
 /**
  * No lost signatures under concurrency (DESIGN.md): N `airlock sign` processes, each with its own key, signing
  * the same image at the same moment must leave N signatures in its `.sig` tag. 8 processes per run, 20 runs
- * (a fresh image each run) against one real registry; every run must keep all 8.
+ * (a fresh image each run) against one real registry; every run must keep all 8. The processes share this host's
+ * lock directory, as any airlock runs of one user on one machine do; how writers on different hosts repair each
+ * other's lost layers is tested deterministically in tests/core/signature/attachment_writer_test.ts.
  *
  * @module
  */
