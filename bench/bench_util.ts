@@ -148,7 +148,9 @@ export function printTable(head: string[], rows: string[][]): void {
 
 /**
  * The table of a floor-vs-airlock benchmark: per job count, the floor's and airlock's seconds and `unit` per
- * second (over `count` items), their ratio, airlock's peak memory and exit code.
+ * second (over `count` items), their ratio, airlock's peak memory and exit code. When a second floor is given
+ * (`reads`: the floor plus the reads airlock is required to make), its seconds and airlock's ratio to it are
+ * printed too.
  *
  * @example
  * ```ts
@@ -158,19 +160,23 @@ export function printTable(head: string[], rows: string[][]): void {
  * ```
  */
 export function floorTable(unit: string): {
-  add(jobs: number, count: number, floor: number, run: MeasuredRun): void;
+  add(jobs: number, count: number, floor: number, run: MeasuredRun, reads?: number): void;
   print(): void;
 } {
   const rows: string[][] = [];
+  let withReads = false;
   return {
-    add(jobs, count, floor, run) {
+    add(jobs, count, floor, run, reads) {
+      withReads ||= reads !== undefined;
       rows.push([
         String(jobs),
         floor.toFixed(2),
         (count / floor).toFixed(1),
+        ...(reads === undefined ? [] : [reads.toFixed(2)]),
         run.seconds.toFixed(2),
         (count / run.seconds).toFixed(1),
         (run.seconds / floor).toFixed(2),
+        ...(reads === undefined ? [] : [(run.seconds / reads).toFixed(2)]),
         run.peakMiB.toFixed(0),
         String(run.code),
       ]);
@@ -181,9 +187,11 @@ export function floorTable(unit: string): {
           "jobs",
           "floor s",
           `floor ${unit}`,
+          ...(withReads ? ["floor+reads s"] : []),
           "airlock s",
           `airlock ${unit}`,
           "airlock/floor",
+          ...(withReads ? ["airlock/(floor+reads)"] : []),
           "peak MiB",
           "exit",
         ],

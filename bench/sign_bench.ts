@@ -2,8 +2,11 @@
  * Signing benchmark (`deno task bench`): signs N multi-arch images (index + 2 platforms = 3N signatures) in a local
  * registry with `-j 1`, `-j 4` and `-j 8`, and prints wall time, signatures per second and peak memory next to
  * the floor measured in the same run: a bare loop doing only the HTTP requests one signature needs when none exists
- * yet (GET `.sig` → 404, two monolithic blob uploads, PUT manifest; spec/testbed.md §6). Prints figures; asserts
- * nothing. `BENCH_IMAGES` sets N (default 200).
+ * yet (GET `.sig` → 404, two monolithic blob uploads, PUT manifest; spec/testbed.md §6). A second floor adds the
+ * reads airlock cannot skip: the image's index (one `GET` per image, to learn what to sign) and the confirmation
+ * re-read of each written `.sig` tag (one `HEAD`, which the issue requires against concurrent writers on other
+ * hosts); on this registry every request costs a few milliseconds of its CPU under load, so these reads are not
+ * free. Prints figures; asserts nothing. `BENCH_IMAGES` sets N (default 200).
  *
  * @module
  */
@@ -35,7 +38,8 @@ try {
   const table = floorTable("sig/s");
   for (const j of JOBS) {
     const floor = await floorLoop(registry.url, `floor/j${j}`, 3 * N, j);
-    table.add(j, 3 * N, floor, await measureSign(work, `list-j${j}.txt`, j));
+    const reads = await floorLoop(registry.url, `floor-reads/j${j}`, 3 * N, j, `bench/j${j}`);
+    table.add(j, 3 * N, floor, await measureSign(work, `list-j${j}.txt`, j), reads);
   }
   table.print();
   console.log("airlock's time includes process start and key decryption (scrypt N=65536).");
@@ -43,8 +47,18 @@ try {
   await Deno.remove(work, { recursive: true });
 }
 
-/** The floor: only the requests a first signature needs, `count` times with `jobs` in flight. Returns seconds. */
-async function floorLoop(base: string, prefix: string, count: number, jobs: number): Promise<number> {
+/**
+ * The floor: only the requests a first signature needs, `count` times with `jobs` in flight. With `images` (the
+ * repositories airlock signs, `<images>/img<k>:v1`), also the reads airlock must make: the image's index once per
+ * three signatures and a `HEAD` of each tag written. Returns seconds.
+ */
+async function floorLoop(
+  base: string,
+  prefix: string,
+  count: number,
+  jobs: number,
+  images?: string,
+): Promise<number> {
   const enc = new TextEncoder();
   const upload = async (repo: string, bytes: Uint8Array<ArrayBuffer>) => {
     const digest = "sha256:" + hex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
@@ -68,6 +82,13 @@ async function floorLoop(base: string, prefix: string, count: number, jobs: numb
     const repo = `${prefix}/img${Math.floor(i / 3)}`;
     const fake = hex(crypto.getRandomValues(new Uint8Array(32)));
     const tag = `sha256-${fake}.sig`;
+    if (images !== undefined && i % 3 === 0) {
+      const index = await fetch(`${base}/v2/${images}/img${i / 3}/manifests/v1`, {
+        headers: { accept: "application/vnd.oci.image.index.v1+json" },
+      });
+      await index.body?.cancel();
+      if (index.status !== 200) throw new Error(`index: ${index.status}`);
+    }
     const get = await fetch(`${base}/v2/${repo}/manifests/${tag}`, {
       headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
     });
@@ -91,6 +112,14 @@ async function floorLoop(base: string, prefix: string, count: number, jobs: numb
     });
     await put.body?.cancel();
     if (put.status !== 201) throw new Error(`manifest put: ${put.status}`);
+    if (images !== undefined) {
+      const head = await fetch(`${base}/v2/${repo}/manifests/${tag}`, {
+        method: "HEAD",
+        headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
+      });
+      await head.body?.cancel();
+      if (head.status !== 200) throw new Error(`confirmation HEAD: ${head.status}`);
+    }
   });
   return (performance.now() - t0) / 1000;
 }
