@@ -99,7 +99,11 @@ export {
   type AttachmentWriterOptions,
   type PendingAppend,
 } from "./core/signature/attachment_writer.ts";
-export type { NewAttachmentLayer } from "./core/signature/attachments.ts";
+export type {
+  AttachmentHistory,
+  AttachmentImageConfig,
+  NewAttachmentLayer,
+} from "./core/signature/attachments.ts";
 export type { CosignClaims } from "./core/signature/payload.ts";
 export {
   findReferrerBundles,
@@ -152,3 +156,74 @@ export {
   saveImages,
   type SaveOptions,
 } from "./core/archive.ts";
+
+// types that the API above refers to
+export { COSIGN_KEY_PEM_TYPE, type EncryptedKeyPemType, SIGSTORE_KEY_PEM_TYPE } from "./backends/file.ts";
+export type { GeneratedKeyPair, GenerateKeyPairOptions, KeyPairPaths } from "./backends/keygen.ts";
+export type { ArchiveImage, SaveReport } from "./core/archive.ts";
+export type {
+  HangarPolicyOptions,
+  PolicyDecision,
+  PolicyFulcio,
+  PolicyImage,
+  PolicyPki,
+  PolicyReferenceMatch,
+  PolicyRequirement,
+  SignedByKeyType,
+  SignedByRequirement,
+  SigstoreSignedRequirement,
+  UntrustedSignature,
+} from "./core/config/policy.ts";
+export type {
+  ConfigSource,
+  LoadRegistriesDOptions,
+  NamespaceConfig,
+  RegistriesDConfig,
+  ScopedNamespace,
+} from "./core/config/registries_d.ts";
+export type { CopiedAttachment } from "./core/copy.ts";
+export { HostLock } from "./core/host_lock.ts";
+export type { ImageLineKind } from "./core/image_list.ts";
+export type { InspectLayer, PlatformChoice } from "./core/inspect.ts";
+export type { CosignLayer, DsseEnvelopeJson } from "./core/keyless/bundle.ts";
+export type { SubjectAlternativeName } from "./core/keyless/certificate.ts";
+export type { RekorEntryInfo } from "./core/keyless/rekor.ts";
+export type { BundleEntity, VerifiedContent } from "./core/keyless/verify.ts";
+export type { CopyRunOptions, LineCopyResult, MirrorListOverrides } from "./core/mirror.ts";
+export type { PlatformLike } from "./core/platform.ts";
+export type { BlobStream, OpenBlobOptions } from "./core/registry/blob_stream.ts";
+export type {
+  BlobStreamUploadOptions,
+  BlobUploadOptions,
+  UploadedBlob,
+} from "./core/registry/blob_upload.ts";
+export type { ManifestReadOptions, RequestOptions } from "./core/registry/client.ts";
+export type {
+  CredentialMatch,
+  CredentialOptions,
+  CredentialSource,
+  Env,
+  LoginOptions,
+  RepositoryCredentialLookup,
+} from "./core/registry/credentials.ts";
+export type { ListTagsOptions, ReferrersOptions } from "./core/registry/listing.ts";
+export type { Transport, TransportRequest, TransportResponse } from "./core/registry/transport.ts";
+export type { LogFields, LogLevel } from "./core/report.ts";
+export type { LineSignResult, PendingLayer, SignedTarget, WrittenImage } from "./core/sign.ts";
+export type {
+  AttachmentConfig,
+  AttachmentLayer,
+  AttachmentManifest,
+  AttachmentState,
+} from "./core/signature/attachments.ts";
+export type { SimpleSigningPayload, SimpleSigningPayloadInput } from "./core/signature/payload.ts";
+export type { EcCurve, KeyAlgorithm } from "./core/signature/public_key.ts";
+export type { TargetSelection } from "./core/targets.ts";
+export type {
+  ImageValidateResult,
+  LineValidateResult,
+  ValidatedTarget,
+  ValidateOptions,
+  ValidateReport,
+  ValidateRunOptions,
+} from "./core/validate.ts";

@@ -77,7 +77,7 @@ export interface ImageSignResult {
 }
 
 /** A write that still has to be confirmed (the layer must survive concurrent writers). */
-interface PendingLayer extends PendingAppend {
+export interface PendingLayer extends PendingAppend {
   readonly target: Target;
 }
 
