@@ -15,8 +15,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sha256Digest } from "./encoding/digest.ts";
 
+/** Hex digits of a key's SHA-256 that name its lock file. */
+const BUCKET_DIGITS = 3;
+
 /** How many lock files keys are spread over. */
-export const LOCK_BUCKETS = 4096;
+export const LOCK_BUCKETS: number = 16 ** BUCKET_DIGITS;
 
 /** Options of {@linkcode HostLock}. */
 export interface HostLockOptions {
@@ -82,23 +85,17 @@ export class HostLock {
   }
 }
 
-/** The lock file name (without `.lock`) of a key: 3 hex digits of its SHA-256, one of {@linkcode LOCK_BUCKETS}. */
+/** The lock file name (without `.lock`) of a key: the first hex digits of its SHA-256, one of {@linkcode LOCK_BUCKETS}. */
 function bucketOf(key: string): string {
-  return sha256Digest(new TextEncoder().encode(key)).slice("sha256:".length, "sha256:".length + 3);
+  const hex = sha256Digest(new TextEncoder().encode(key)).slice("sha256:".length);
+  return hex.slice(0, BUCKET_DIGITS);
 }
 
 /** The lock directory used when none is given: `$AIRLOCK_LOCK_DIR`, `$XDG_RUNTIME_DIR/airlock`, or a temp one. */
 export function defaultLockDir(): string {
-  const env = (name: string) => {
-    try {
-      return Deno.env.get(name) || undefined;
-    } catch {
-      return undefined;
-    }
-  };
-  const own = env("AIRLOCK_LOCK_DIR");
+  const own = Deno.env.get("AIRLOCK_LOCK_DIR");
   if (own) return own;
-  const runtime = env("XDG_RUNTIME_DIR");
+  const runtime = Deno.env.get("XDG_RUNTIME_DIR");
   if (runtime) return join(runtime, "airlock");
   return join(tmpdir(), `airlock-${Deno.uid() ?? "user"}`);
 }
