@@ -163,7 +163,7 @@ export interface AttestOptions {
   readonly type?: string;
   /** The clock, unix seconds (the `custom` predicate's timestamp). */
   readonly now?: () => number;
-  /** Delay before the written `.att` tag is re-read (default 150 ms; see {@linkcode AttachmentWriter}). */
+  /** Shortest wait before the written `.att` tag is re-read (see {@linkcode AttachmentWriter}). */
   readonly confirmDelayMs?: number;
   /** Debug lines. */
   readonly logger?: Logger;

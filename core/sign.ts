@@ -22,7 +22,12 @@ import {
   type NewAttachmentLayer,
 } from "./signature/attachments.ts";
 import { readAttachment } from "./signature/attachment_store.ts";
-import { AttachmentWriter, FRESH_READ_MS, type PendingAppend } from "./signature/attachment_writer.ts";
+import {
+  AttachmentWriter,
+  type AttachmentWriterOptions,
+  FRESH_READ_MS,
+  type PendingAppend,
+} from "./signature/attachment_writer.ts";
 import { buildSimpleSigningPayload } from "./signature/payload.ts";
 import { sha256Digest } from "./encoding/digest.ts";
 import { base64Encode } from "./encoding/base64.ts";
@@ -47,10 +52,7 @@ export interface SignOptions {
   readonly annotations?: Readonly<Record<string, string>>;
   /** The clock, in unix seconds (payload timestamps). */
   readonly now?: () => number;
-  /**
-   * Wait before re-reading a written `.sig` tag to check that no concurrent writer lost our layer; a random
-   * extra of up to the same amount is added. Default 250 ms.
-   */
+  /** Shortest wait before a written `.sig` tag is re-read (see {@linkcode AttachmentWriterOptions.confirmDelayMs}). */
   readonly confirmDelayMs?: number;
   /** Log lines; default none. */
   readonly logger?: Logger;
@@ -186,6 +188,7 @@ export class Signer {
     return await this.#writer.locked(repo, target.digest, undefined, async () => {
       let readAt = performance.now();
       let stored = await readAttachment(o.client, repo, target.digest, { signal });
+      const readDone = performance.now();
       if (stored && !o.force) {
         const found = await this.#findEqual(repo, target, stored.layers, signal);
         if (found) return { signed: { ...target, status: "present" as const, layerDigest: found } };
@@ -204,8 +207,9 @@ export class Signer {
       const layerDigest = sha256Digest(payload);
       // A concurrent writer's layer can only be lost between our last read of the tag and our PUT. The equality
       // check above (one blob per existing signature) can take long on a busy host: then read the tag again, so
-      // that only the uploads and the PUT stand between read and write. A fresh 404 costs no second read.
-      if (performance.now() - readAt > FRESH_READ_MS) {
+      // that only the uploads and the PUT stand between read and write. A 404 (no check) costs no second read,
+      // however long the registry took to answer it.
+      if (performance.now() - readDone > FRESH_READ_MS) {
         readAt = performance.now();
         stored = await readAttachment(o.client, repo, target.digest, { signal });
       }

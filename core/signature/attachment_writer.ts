@@ -58,8 +58,9 @@ export interface PendingAppend extends AttachmentAppend {
 /** Options of {@linkcode AttachmentWriter}. */
 export interface AttachmentWriterOptions {
   /**
-   * Wait before re-reading a written tag to check that no concurrent writer lost our layer; a random extra of up
-   * to the same amount is added. Default 250 ms.
+   * The shortest wait before re-reading a written tag to check that no concurrent writer lost our layer; the wait
+   * is longer when the writes took long (see {@linkcode confirmWaitMs}), and a random extra of up to this amount
+   * is added. Default 100 ms.
    */
   readonly confirmDelayMs?: number;
   /** Debug lines; default none. */
@@ -72,10 +73,32 @@ export interface AttachmentWriterOptions {
 }
 
 /**
- * How old (ms) a read of an attachment tag may be when we append to it; older reads are repeated first. It bounds
- * the read-to-write window of every writer, which the confirmation waits outlast.
+ * How long (ms) after the answer to a read of an attachment tag our own work (checking existing signatures,
+ * signing) may take before we write; beyond that the tag is read again first. It keeps the read-to-write window
+ * of every writer down to its requests, which the confirmation waits outlast.
  */
 export const FRESH_READ_MS = 50;
+
+/** The default shortest confirmation wait, in ms ({@linkcode AttachmentWriterOptions.confirmDelayMs}). */
+export const CONFIRM_DELAY_MS = 100;
+
+/** How many times the read-to-write span of a write the confirmation waits (before its random extra). */
+export const CONFIRM_SPAN_FACTOR = 1.5;
+
+/**
+ * How long to wait before re-reading tags just written: a writer that read a tag before our PUT landed can
+ * overwrite it until its own read-to-write span has passed. Its span is not known, but it works against the same
+ * registry under the same load as our writes of the moment, so theirs is estimated by ours:
+ * {@linkcode CONFIRM_SPAN_FACTOR} times the longest span of `pending`, and never less than `baseMs`.
+ *
+ * @example
+ * ```ts
+ * confirmWaitMs([{ spanMs: 40 }, { spanMs: 90 }], 100); // 135
+ * ```
+ */
+export function confirmWaitMs(pending: readonly Pick<PendingAppend, "spanMs">[], baseMs: number): number {
+  return Math.max(baseMs, CONFIRM_SPAN_FACTOR * Math.max(0, ...pending.map((p) => p.spanMs)));
+}
 
 /**
  * Appends layers to attachment tags without losing concurrent writers' layers.
@@ -97,8 +120,6 @@ export class AttachmentWriter {
   readonly #o: AttachmentWriterOptions;
   readonly #locks = new KeyedLock();
   readonly #hostLock: HostLock;
-  /** The longest read-to-write span seen in this run: the load every concurrent writer is likely under too. */
-  #maxSpanMs = 0;
 
   /**
    * Creates a writer; its locks serialise appends to one tag made through it.
@@ -159,7 +180,7 @@ export class AttachmentWriter {
    */
   async confirm<P extends PendingAppend>(written: readonly P[], signal?: AbortSignal): Promise<void> {
     let pending: PendingAppend[] = [...written];
-    const base = this.#o.confirmDelayMs ?? 250;
+    const base = this.#o.confirmDelayMs ?? CONFIRM_DELAY_MS;
     for (let round = 0; pending.length > 0; round++) {
       if (round >= 8) {
         throw new AirlockError(
@@ -167,11 +188,7 @@ export class AttachmentWriter {
           `${pending[0].label} kept being overwritten by concurrent writers`,
         );
       }
-      // A writer that read the tag before our PUT can still overwrite it for about as long as its own
-      // read-to-write span. Ours — the longest seen in this run, as load varies — is the best estimate of
-      // theirs, so wait well beyond it.
-      this.#maxSpanMs = Math.max(this.#maxSpanMs, ...pending.map((p) => p.spanMs));
-      await sleep(Math.max(base, 3 * this.#maxSpanMs) + Math.random() * base, signal);
+      await sleep(confirmWaitMs(pending, base) + Math.random() * base, signal);
       const lost: PendingAppend[] = [];
       await Promise.all(pending.map(async (p) => {
         if (!(await this.#holds(p, signal))) lost.push(p);

@@ -1,7 +1,7 @@
 /**
  * The attachment writer against a real registry: a stale write by a writer on "another host" (its own lock
  * directory) that drops a layer is found by the confirmation and repaired; writers sharing a lock directory never
- * drop each other's layers even when both read before either writes.
+ * drop each other's layers even when both read before either writes; the confirmation waits follow the spans.
  *
  * @module
  */
@@ -12,6 +12,7 @@ import { readAttachment } from "../../../core/signature/attachment_store.ts";
 import {
   type AttachmentAppend,
   AttachmentWriter,
+  confirmWaitMs,
   holdsLayer,
 } from "../../../core/signature/attachment_writer.ts";
 import { ANNOTATION_SIGNATURE } from "../../../core/signature/attachments.ts";
@@ -83,4 +84,13 @@ Deno.test("attachment writer: 6 writers of one host, started together, each keep
   );
   assertEquals(appends.filter((p) => !holdsLayer(final, p)).map((p) => p.label), []);
   assertEquals(final?.layers.length, 6);
+});
+
+Deno.test("attachment writer: the confirmation waits 1.5 times the slowest read-to-write span, never less than the base", () => {
+  // Unloaded registry: spans well under the base, so the base decides.
+  assertEquals(confirmWaitMs([{ spanMs: 12 }, { spanMs: 30 }], 100), 100);
+  // Loaded registry: the slowest write of the batch decides (1.5 × 400 ms).
+  assertEquals(confirmWaitMs([{ spanMs: 120 }, { spanMs: 400 }, { spanMs: 250 }], 100), 600);
+  // Nothing written: only the base.
+  assertEquals(confirmWaitMs([], 100), 100);
 });

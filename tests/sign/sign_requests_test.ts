@@ -1,0 +1,100 @@
+/**
+ * The requests signing makes, as a proxy in front of a real registry sees them: for a first signature exactly
+ * what the issue allows (read the image and its config, one `GET` of the `.sig` tag, two monolithic `POST` +
+ * `PUT` uploads, one `PUT` of the `.sig` manifest, one confirmation `HEAD`), even when the registry is slow to
+ * answer the `.sig` read; for a re-run only reads (the payload blob, to compare). The image manifest is never
+ * written.
+ *
+ * @module
+ */
+import { openKey } from "../../backends/key_backend.ts";
+import { builtinDefaultConfig } from "../../core/config/registries_d.ts";
+import { parseImageList, resolveImageList } from "../../core/image_list.ts";
+import { RegistryClient } from "../../core/registry/client.ts";
+import { signImages } from "../../core/sign.ts";
+import { assertEquals } from "../assert.ts";
+import { makeKey } from "../testbed/keys.ts";
+import { buildImage, pushImage, rawSink, startProxy, startRegistry, tempDir } from "../testbed/mod.ts";
+
+/** Longer than `FRESH_READ_MS` (50 ms): a slow answer must not by itself cause a second read. */
+const SLOW_MS = 150;
+
+Deno.test("sign: a first signature costs exactly GET .sig, 2 × (POST + PUT), PUT .sig, HEAD .sig; a re-run only reads", async () => {
+  await using tmp = await tempDir("airlock-sign-requests-");
+  await using reg = await startRegistry();
+  await using proxy = await startProxy(reg.url);
+  const img = await buildImage({ seed: "requests" });
+  const repo = "req/app";
+  await pushImage(img, { registry: reg.host, repository: repo }, "v1", rawSink(reg.url));
+  const sigPath = `/v2/${repo}/manifests/sha256-${img.top.digest.slice("sha256:".length)}.sig`;
+  // The registry answers the read of the (absent) .sig tag slowly.
+  const slow = proxy.addRule({
+    method: "GET",
+    path: sigPath,
+    action: {
+      kind: "rewrite",
+      fn: async (res) => {
+        await new Promise((r) => setTimeout(r, SLOW_MS));
+        return res;
+      },
+    },
+  });
+
+  const files = await makeKey(tmp.path, "k", "pw");
+  const key = await openKey(files.key, { passphrase: "pw", env: () => undefined });
+  const client = new RegistryClient({ tlsVerify: false });
+  try {
+    const sign = () =>
+      signImages(resolveImageList(parseImageList(`${proxy.host}/${repo}:v1`)), {
+        client,
+        key,
+        registriesD: builtinDefaultConfig(),
+        jobs: 1,
+        timeoutMs: 60_000,
+        confirmDelayMs: 10,
+      });
+    // What the proxy saw, as "METHOD what" for the requests of this repository (the ping is not counted).
+    const seen = (from: number) =>
+      proxy.requests.slice(from).filter((r) => r.path.startsWith(`/v2/${repo}/`)).map((r) => {
+        const what = r.path === sigPath
+          ? ".sig"
+          : r.path === `/v2/${repo}/manifests/v1`
+          ? "image"
+          : r.path.startsWith(`/v2/${repo}/blobs/uploads/`)
+          ? "upload"
+          : r.path.startsWith(`/v2/${repo}/blobs/`)
+          ? "blob"
+          : r.path;
+        return `${r.method} ${what} ${r.status}`;
+      });
+
+    const first = await sign();
+    assertEquals(first.lines.map((l) => l.status), ["signed"]);
+    assertEquals(
+      slow.applied,
+      1,
+      "the .sig tag was read once, though the answer took longer than FRESH_READ_MS",
+    );
+    const firstRun = seen(0);
+    // The image and its config (the platform filter needs it), then the .sig tag.
+    assertEquals(firstRun.slice(0, 3), ["GET image 200", "GET blob 200", "GET .sig 404"]);
+    // The two blobs go up in parallel, so their requests may interleave; each is one POST and one PUT.
+    assertEquals(firstRun.slice(3, 7).sort(), [
+      "POST upload 202",
+      "POST upload 202",
+      "PUT upload 201",
+      "PUT upload 201",
+    ]);
+    assertEquals(firstRun.slice(7), ["PUT .sig 201", "HEAD .sig 200"]);
+
+    // A re-run finds the equal signature: it reads the image, its config, the tag and the payload blob, and
+    // writes nothing.
+    const mark = proxy.requests.length;
+    const second = await sign();
+    assertEquals(second.lines.map((l) => l.status), ["unchanged"]);
+    assertEquals(seen(mark), ["GET image 200", "GET blob 200", "GET .sig 200", "GET blob 200"]);
+  } finally {
+    client.close();
+    await key.close();
+  }
+});
