@@ -22,12 +22,7 @@ import {
   type NewAttachmentLayer,
 } from "./signature/attachments.ts";
 import { readAttachment } from "./signature/attachment_store.ts";
-import {
-  AttachmentWriter,
-  type AttachmentWriterOptions,
-  FRESH_READ_MS,
-  type PendingAppend,
-} from "./signature/attachment_writer.ts";
+import { AttachmentWriter, FRESH_READ_MS, type PendingAppend } from "./signature/attachment_writer.ts";
 import { buildSimpleSigningPayload } from "./signature/payload.ts";
 import { sha256Digest } from "./encoding/digest.ts";
 import { base64Encode } from "./encoding/base64.ts";
@@ -52,7 +47,7 @@ export interface SignOptions {
   readonly annotations?: Readonly<Record<string, string>>;
   /** The clock, in unix seconds (payload timestamps). */
   readonly now?: () => number;
-  /** Shortest wait before a written `.sig` tag is re-read (see {@linkcode AttachmentWriterOptions.confirmDelayMs}). */
+  /** Shortest wait before a written `.sig` tag is re-read (`confirmDelayMs` of {@linkcode AttachmentWriter}). */
   readonly confirmDelayMs?: number;
   /** Log lines; default none. */
   readonly logger?: Logger;
