@@ -185,7 +185,11 @@ export class ImageCopier {
   readonly #locks = new KeyedLock();
   readonly #noReferrers = new Set<string>();
 
-  /** @param options source, destination, filter and policies of the run */
+  /**
+   * Creates a copier for one run, with empty {@linkcode ImageCopier.stats}.
+   *
+   * @param options source, destination, filter and policies of the run
+   */
   constructor(options: CopyOptions) {
     this.#o = options;
   }

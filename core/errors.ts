@@ -92,6 +92,8 @@ export class AirlockError extends Error {
   readonly code: ErrorCode;
 
   /**
+   * Creates an error of kind `code`.
+   *
    * @param code the kind of failure
    * @param message what failed, for people
    * @param options `cause`: the underlying error, kept for `--debug`

@@ -99,7 +99,11 @@ export class HangarLogger implements Logger {
   readonly level: LogLevel;
   readonly #opts: LoggerOptions;
 
-  /** @param options sinks, level and layout options */
+  /**
+   * Creates a logger; `level` defaults to `info`.
+   *
+   * @param options sinks, level and layout options
+   */
   constructor(options: LoggerOptions) {
     this.#opts = options;
     this.level = options.level ?? "info";

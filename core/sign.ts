@@ -75,6 +75,7 @@ export interface ImageSignResult {
 
 /** A write that still has to be confirmed (the layer must survive concurrent writers). */
 export interface PendingLayer extends PendingAppend {
+  /** The manifest the layer signs. */
   readonly target: Target;
 }
 

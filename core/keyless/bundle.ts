@@ -36,13 +36,17 @@ export interface CosignLayer {
   readonly mediaType: string;
   /** The blob: the signed payload, or the DSSE envelope JSON. */
   readonly payload: Uint8Array;
+  /** The layer annotations (`dev.cosignproject.cosign/signature`, `dev.sigstore.cosign/certificate`, …). */
   readonly annotations: Readonly<Record<string, string>>;
 }
 
 /** A DSSE envelope as JSON (`payload` and `sig` base64). */
 export interface DsseEnvelopeJson {
+  /** Media type of the payload, e.g. `application/vnd.in-toto+json`; part of what is signed (PAE). */
   readonly payloadType: string;
+  /** The payload bytes (for attestations an in-toto statement), base64. */
   readonly payload: string;
+  /** The signatures over the PAE of type and payload: `sig` base64, `keyid` an optional key hint. */
   readonly signatures: readonly { readonly keyid?: string; readonly sig: string }[];
 }
 

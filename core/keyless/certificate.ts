@@ -46,15 +46,21 @@ export interface CertificateIdentity {
   readonly issuer?: string;
   /** OIDC issuer from `1.3.6.1.4.1.57264.1.8`. */
   readonly issuerV2?: string;
-  /** GitHub workflow extensions `.1.2`–`.1.6`, raw values. */
+  /** GitHub workflow trigger, the event name such as `push` (`.1.2`), raw value. */
   readonly githubWorkflowTrigger?: string;
+  /** GitHub workflow commit SHA (`.1.3`), raw value. */
   readonly githubWorkflowSha?: string;
+  /** GitHub workflow name (`.1.4`), raw value. */
   readonly githubWorkflowName?: string;
+  /** GitHub workflow repository, `owner/name` (`.1.5`), raw value. */
   readonly githubWorkflowRepository?: string;
+  /** GitHub workflow git ref, e.g. `refs/heads/main` (`.1.6`), raw value. */
   readonly githubWorkflowRef?: string;
   /** Every Fulcio extension (`1.3.6.1.4.1.57264.1.*`) by OID: raw text for `.1.1`–`.1.6`, decoded UTF8String for `.1.8`+. */
   readonly fulcioExtensions: Readonly<Record<string, string>>;
+  /** Start of the certificate's validity period. */
   readonly notBefore: Date;
+  /** End of the certificate's validity period (Fulcio issues 10-minute certificates). */
   readonly notAfter: Date;
   /** The SubjectPublicKeyInfo, DER. */
   readonly spki: Uint8Array;

@@ -10,13 +10,17 @@ import { IN_TOTO_PAYLOAD_TYPE } from "./bundle.ts";
 
 /** An in-toto statement (v0.1 or v1), as far as airlock reads it. */
 export interface InTotoStatement {
+  /** The statement type URI, e.g. `https://in-toto.io/Statement/v1`. */
   readonly _type: string;
+  /** The artifacts the statement is about: optional name, digests by algorithm (`{ sha256: hex }`). */
   readonly subject: readonly {
     readonly name?: string;
     readonly digest: Readonly<Record<string, string>>;
     readonly annotations?: Readonly<Record<string, unknown>>;
   }[];
+  /** URI naming the kind of predicate, e.g. `https://slsa.dev/provenance/v1`. */
   readonly predicateType: string;
+  /** The predicate itself, as parsed JSON; its shape depends on `predicateType`. */
   readonly predicate?: unknown;
 }
 

@@ -32,12 +32,15 @@ export interface RekorBundleAnnotation {
 
 /** A verified log entry. */
 export interface RekorEntryInfo {
+  /** The entry's index in the log. */
   readonly logIndex: number;
+  /** When the log integrated the entry (its `integratedTime`, whole seconds). */
   readonly integratedTime: Date;
   /** Lowercase hex log ID. */
   readonly logId: string;
   /** Entry kind and version, from the body (`hashedrekord` / `0.0.1`, `dsse`, `intoto`, `rekord`). */
   readonly kind: string;
+  /** Entry `apiVersion`, from the body (e.g. `0.0.1`). */
   readonly version: string;
 }
 

@@ -69,11 +69,15 @@ export interface IdentityPolicy {
   readonly issuer?: string;
   /** Go RE2 pattern, unanchored, tested against the OIDC issuer. */
   readonly issuerRegExp?: string;
-  /** Exact values of the GitHub workflow extensions (`1.3.6.1.4.1.57264.1.2`–`.6`). */
+  /** Exact workflow trigger (`1.3.6.1.4.1.57264.1.2`, `--certificate-github-workflow-trigger`). */
   readonly githubWorkflowTrigger?: string;
+  /** Exact workflow commit SHA (`.1.3`, `--certificate-github-workflow-sha`). */
   readonly githubWorkflowSha?: string;
+  /** Exact workflow name (`.1.4`, `--certificate-github-workflow-name`). */
   readonly githubWorkflowName?: string;
+  /** Exact workflow repository (`.1.5`, `--certificate-github-workflow-repository`). */
   readonly githubWorkflowRepository?: string;
+  /** Exact workflow git ref (`.1.6`, `--certificate-github-workflow-ref`). */
   readonly githubWorkflowRef?: string;
 }
 
@@ -81,6 +85,7 @@ export interface IdentityPolicy {
 export interface VerifyKeylessOptions {
   /** The trusted root; default the embedded public-good snapshot. */
   readonly trustedRoot?: SigstoreTrustedRoot;
+  /** Who must have signed (certificate SAN, OIDC issuer, GitHub workflow values). */
   readonly identity: IdentityPolicy;
   /**
    * `--insecure-ignore-tlog`: no transparency-log entry is required (entries present are still verified). The
@@ -119,6 +124,7 @@ export type VerifiedContent =
 
 /** The outcome of a successful verification. */
 export interface VerificationResult {
+  /** What was signed: a message payload or a DSSE envelope with its payload. */
   readonly content: VerifiedContent;
   /** The certificate's signer (keyless only). */
   readonly signer?: CertificateIdentity;

@@ -148,7 +148,11 @@ export class RegistryClient {
   readonly #http: Requester;
   readonly #maxManifestBytes: number;
 
-  /** @param options TLS, credentials, timeouts, retries, limits; all optional */
+  /**
+   * Creates a client. Defaults: TLS verified, 60 s request timeout, 4 MiB manifest limit.
+   *
+   * @param options TLS, credentials, timeouts, retries, limits; all optional
+   */
   constructor(options: RegistryClientOptions = {}) {
     this.#http = new Requester({
       tlsVerify: options.tlsVerify ?? true,

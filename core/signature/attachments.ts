@@ -132,35 +132,51 @@ export interface AttachmentManifest {
   mediaType: string;
   /** `""` is written as nothing. */
   artifactType: string;
+  /** The config blob; replaced by a descriptor of the new config on every append. */
   config: Descriptor;
   /** `null` = Go nil slice (written as `null`). */
   layers: Descriptor[] | null;
+  /** OCI 1.1 `subject`: kept as read, written only when present. */
   subject?: Descriptor;
+  /** Manifest annotations: kept as read, left out when absent or empty. */
   annotations?: Record<string, string>;
 }
 
 /** image-spec `ImageConfig` (the `config` member of an image config); every field is omitempty. */
 export interface AttachmentImageConfig {
+  /** The user (and group) the container process runs as. */
   User?: string;
   /** `map[string]struct{}`: only the keys survive. */
   ExposedPorts?: string[];
+  /** Environment variables, as `NAME=value` entries. */
   Env?: string[];
+  /** The command run when the container starts, as argv. */
   Entrypoint?: string[];
+  /** Default arguments to the entrypoint (the command itself when there is no entrypoint). */
   Cmd?: string[];
   /** `map[string]struct{}`: only the keys survive. */
   Volumes?: string[];
+  /** The working directory of the container process. */
   WorkingDir?: string;
+  /** Image labels; written with keys sorted, as Go encodes maps. */
   Labels?: Record<string, string>;
+  /** The signal that stops the container, e.g. `SIGTERM`. */
   StopSignal?: string;
+  /** Deprecated, Windows only: `Cmd`/`Entrypoint` are already escaped. Written only when `true`. */
   ArgsEscaped?: boolean;
 }
 
 /** image-spec `History`. `created` is kept in Go's RFC 3339 output form. */
 export interface AttachmentHistory {
+  /** When the layer was created (Go `RFC3339Nano` output form). */
   created?: string;
+  /** The command that created the layer. */
   created_by?: string;
+  /** Who created the layer. */
   author?: string;
+  /** A free-text comment on the layer. */
   comment?: string;
+  /** `true` when the step made no filesystem layer (no `rootfs.diff_ids` entry). Written only when `true`. */
   empty_layer?: boolean;
 }
 
@@ -171,20 +187,31 @@ export interface AttachmentHistory {
 export interface AttachmentConfig {
   /** RFC 3339 in Go's `RFC3339Nano` output form (`0001-01-01T00:00:00Z`). */
   created?: string;
+  /** The name and/or email of whoever created the image. */
   author?: string;
+  /** CPU architecture (Go `GOARCH` value); always written, `""` in a fresh `.sig` config. */
   architecture: string;
+  /** Operating system (Go `GOOS` value); always written, `""` in a fresh `.sig` config. */
   os: string;
+  /** Operating system version (Windows images). */
   "os.version"?: string;
+  /** Required operating system features (Windows images). */
   "os.features"?: string[];
+  /** CPU variant, e.g. `v8` for `arm64`. */
   variant?: string;
+  /** Container runtime defaults; always written (`{}` when empty). */
   config: AttachmentImageConfig;
+  /** `type` is `"layers"`; `diff_ids` gets each appended payload's digest (`null` = Go nil slice). */
   rootfs: { type: string; diff_ids: string[] | null };
+  /** Build history, kept as read; left out when empty. */
   history?: AttachmentHistory[];
 }
 
 /** The current content of a `.sig` tag: its manifest and config. */
 export interface AttachmentState {
+  /** The manifest at the `.sig` tag. */
   readonly manifest: AttachmentManifest;
+  /** The config blob the manifest points at. */
   readonly config: AttachmentConfig;
 }
 
@@ -754,9 +781,16 @@ export function appendSignatureLayers(
 export interface AttachmentLayer {
   /** Position in the manifest's `layers`. */
   readonly index: number;
+  /**
+   * {@linkcode SIMPLE_SIGNING_MEDIA_TYPE} for signatures, {@linkcode DSSE_ENVELOPE_MEDIA_TYPE} for attestations,
+   * anything else for other attachments.
+   */
   readonly mediaType: string;
+  /** `algorithm:hex` digest of the layer blob, as the descriptor states it. */
   readonly digest: string;
+  /** Size of the layer blob in bytes, as the descriptor states it. */
   readonly size: number;
+  /** Every layer annotation (a copy; `{}` when there are none). */
   readonly annotations: Readonly<Record<string, string>>;
   /**
    * `true` when the media type is {@linkcode SIMPLE_SIGNING_MEDIA_TYPE}: containers/image evaluates only these;
