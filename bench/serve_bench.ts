@@ -101,7 +101,7 @@ try {
     rows,
   );
   console.log(
-    "job latency includes the signer's confirmation wait (≥150 ms after the write, to catch concurrent writers).",
+    "job latency includes the signer's confirmation wait (≥100 ms after the write, to catch writers on other hosts).",
   );
   server.child.kill("SIGTERM");
   await server.status;
