@@ -36,7 +36,7 @@
 import { AirlockError } from "../core/errors.ts";
 import { base64Decode, base64Encode } from "../core/encoding/base64.ts";
 import { DER, derEncode, derOid } from "../core/encoding/der.ts";
-import { OID, parsePublicKeyPem, type PublicKey, publicKeyToPem } from "../core/signature/public_key.ts";
+import { OID, parsePublicKeyPem, type PublicKey, publicKeyFromSpki } from "../core/signature/public_key.ts";
 import type { KeyBackend } from "./key_backend.ts";
 import {
   endpointUrl,
@@ -308,7 +308,7 @@ export async function openVaultKey(ref: string, options: VaultKeyOptions = {}): 
           `${ref}: Vault answered no Ed25519 public key for version ${version}`,
         );
       }
-      key = parsePublicKeyPem(publicKeyToPem({ algorithm: "ed25519", spki: ed25519Spki(raw) }));
+      key = publicKeyFromSpki(ed25519Spki(raw));
     } else {
       key = parsePublicKeyPem(pub);
     }

@@ -20,8 +20,9 @@
  *
  * @module
  */
-import { AirlockError, type ErrorCode } from "../core/errors.ts";
+import { AirlockError } from "../core/errors.ts";
 import { FetchTransport, NodeTransport, type Transport } from "../core/registry/transport.ts";
+import { defaultEnv } from "./passphrase.ts";
 
 /** Reads an environment variable; `undefined` when unset (or when env access is not permitted). */
 export type EnvLookup = (name: string) => string | undefined;
@@ -36,14 +37,7 @@ export type EnvLookup = (name: string) => string | undefined;
  * ```
  */
 export function envLookup(options: { env?: EnvLookup } = {}): EnvLookup {
-  if (options.env) return options.env;
-  return (name) => {
-    try {
-      return Deno.env.get(name);
-    } catch {
-      return undefined;
-    }
-  };
+  return options.env ?? defaultEnv;
 }
 
 /**
@@ -400,25 +394,6 @@ export class KmsHttpClient {
   close(): void {
     this.#transport.close();
   }
-}
-
-/**
- * The error code for an HTTP status of a key service when the answer itself says nothing more specific:
- * 401 → `KEY_AUTH_FAILED`, 403 → `KEY_ACCESS_DENIED`, 404 → `KEY_NOT_FOUND`, else `KEY_BACKEND`.
- *
- * @example
- * ```ts
- * throw new AirlockError(codeForStatus(res.status), `Azure Key Vault: ${message}`);
- * ```
- */
-export function codeForStatus(status: number): ErrorCode {
-  return status === 401
-    ? "KEY_AUTH_FAILED"
-    : status === 403
-    ? "KEY_ACCESS_DENIED"
-    : status === 404
-    ? "KEY_NOT_FOUND"
-    : "KEY_BACKEND";
 }
 
 /**

@@ -89,7 +89,16 @@ export async function readPassphraseFile(path: string): Promise<Uint8Array> {
   return line;
 }
 
-function defaultEnv(name: string): string | undefined {
+/**
+ * `Deno.env.get`, with a missing `--allow-env` permission counted as "not set": the default `env` option of the
+ * key backends.
+ *
+ * @example
+ * ```ts
+ * const fromEnv = (options.env ?? defaultEnv)(PASSPHRASE_ENV);
+ * ```
+ */
+export function defaultEnv(name: string): string | undefined {
   try {
     return Deno.env.get(name);
   } catch {
@@ -97,7 +106,15 @@ function defaultEnv(name: string): string | undefined {
   }
 }
 
-function defaultIsTerminal(): boolean {
+/**
+ * `Deno.stdin.isTerminal()`, `false` when it cannot be asked: the default `isTerminal` option of the key backends.
+ *
+ * @example
+ * ```ts
+ * if ((options.isTerminal ?? defaultIsTerminal)()) await terminalPrompt("PIN: ");
+ * ```
+ */
+export function defaultIsTerminal(): boolean {
   try {
     return Deno.stdin.isTerminal();
   } catch {

@@ -42,6 +42,7 @@ import {
 } from "../core/signature/public_key.ts";
 import { type KeyBackend, pluginName } from "./key_backend.ts";
 import { sha256 } from "./kms_key.ts";
+import { defaultEnv } from "./passphrase.ts";
 
 /** Executable name prefix: `sigstore-kms-NAME` serves `NAME://…`. */
 export const PLUGIN_PREFIX = "sigstore-kms-";
@@ -114,14 +115,6 @@ export function parsePluginRef(ref: string): PluginRef {
     throw new AirlockError("INVALID_ARGUMENT", `"${ref}" is not a KMS plugin reference (NAME://KEY)`);
   }
   return { name, executable: PLUGIN_PREFIX + name, keyResourceId: ref.slice(name.length + 3) };
-}
-
-function defaultEnv(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined;
-  }
 }
 
 /**

@@ -22,7 +22,7 @@
  *
  * @module
  */
-import { CKR, ckrDescription, ckrName } from "./constants.ts";
+import { CKR, ckrDescription, ckrName, CKU } from "./constants.ts";
 
 /** A failed Cryptoki call: which function, and its `CK_RV`. */
 export class CryptokiError extends Error {
@@ -340,7 +340,7 @@ export class Cryptoki {
    * path (PIN pad). `CKR_USER_ALREADY_LOGGED_IN` counts as success (the login is
    * per application, shared by all its sessions).
    */
-  login(session: Handle, pin: Uint8Array | null, userType = 1): void {
+  login(session: Handle, pin: Uint8Array | null, userType: number = CKU.USER): void {
     const rv = Number(this.#fn.C_Login.call(session, BigInt(userType), pin, BigInt(pin?.byteLength ?? 0)));
     if (rv === CKR.USER_ALREADY_LOGGED_IN) return;
     this.#check("C_Login", rv);

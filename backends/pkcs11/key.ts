@@ -47,13 +47,19 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { AirlockError } from "../../core/errors.ts";
 import { DER, derEncode, derOid, oidToString, readDer, readDerOne } from "../../core/encoding/der.ts";
-import { ecdsaRawToDer, OID, type PublicKey, publicKeyFromSpki } from "../../core/signature/public_key.ts";
+import {
+  curveFromOid,
+  ecdsaRawToDer,
+  OID,
+  type PublicKey,
+  publicKeyFromSpki,
+} from "../../core/signature/public_key.ts";
 import { encodePem } from "../../core/encoding/pem.ts";
 import type { KeyBackend } from "../key_backend.ts";
-import { readPassphraseFile, terminalPrompt } from "../passphrase.ts";
+import { sha256 } from "../kms_key.ts";
+import { defaultEnv, defaultIsTerminal, readPassphraseFile, terminalPrompt } from "../passphrase.ts";
 import { CKA, CKC, CKF, CKK, CKM, CKO, CKR } from "./constants.ts";
 import {
   attrBool,
@@ -258,22 +264,6 @@ function findSlot(ck: Cryptoki, uri: Pkcs11Uri): { slot: Handle; token: TokenInf
   return found[0];
 }
 
-function defaultEnv(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined;
-  }
-}
-
-function defaultIsTerminal(): boolean {
-  try {
-    return Deno.stdin.isTerminal();
-  } catch {
-    return false;
-  }
-}
-
 /** The PIN bytes, or `undefined` when the token needs none and none was given. */
 async function resolvePin(
   uri: Pkcs11Uri,
@@ -360,11 +350,15 @@ function keyTemplate(cls: number, uri: Pkcs11Uri, id?: Uint8Array): Attribute[] 
   return t;
 }
 
+/** Byte length of a coordinate (and of `r`, `s`) on each curve. */
+const CURVE_SIZE = { "P-256": 32, "P-384": 48, "P-521": 66 } as const;
+
 /** SPKI DER of an EC public key from `CKA_EC_PARAMS` and `CKA_EC_POINT`. */
 function ecSpki(params: Uint8Array, point: Uint8Array): Uint8Array {
   const oid = oidToString(readDerOne(params, DER.OID).value);
-  const size = oid === OID.P256 ? 32 : oid === OID.P384 ? 48 : oid === OID.P521 ? 66 : 0;
-  if (size === 0) throw new AirlockError("KEY_UNSUPPORTED", `unsupported elliptic curve ${oid}`);
+  const curve = curveFromOid(oid);
+  if (!curve) throw new AirlockError("KEY_UNSUPPORTED", `unsupported elliptic curve ${oid}`);
+  const size = CURVE_SIZE[curve];
   // CKA_EC_POINT is a DER OCTET STRING around the uncompressed point; a few modules return the bare point.
   const raw = point.length === 1 + 2 * size && point[0] === 4
     ? point
@@ -455,34 +449,17 @@ function readPublicSpki(
 // ---------------------------------------------------------------------------------------------------------------
 // The backend
 
-/** SHA-256 DigestInfo prefix (PKCS#1 v1.5), for tokens without `CKM_SHA256_RSA_PKCS`. */
-const SHA256_DIGEST_INFO = new Uint8Array([
-  0x30,
-  0x31,
-  0x30,
-  0x0d,
-  0x06,
-  0x09,
-  0x60,
-  0x86,
-  0x48,
-  0x01,
-  0x65,
-  0x03,
-  0x04,
-  0x02,
-  0x01,
-  0x05,
-  0x00,
-  0x04,
-  0x20,
-]);
+/** The OID of SHA-256 (`id-sha256`), named in a PKCS#1 v1.5 DigestInfo. */
+const OID_SHA256 = "2.16.840.1.101.3.4.2.1";
 
-function sha256(data: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash("sha256").update(data).digest());
+/** The DER DigestInfo of a SHA-256 digest (PKCS#1 v1.5), for tokens without `CKM_SHA256_RSA_PKCS`. */
+function sha256DigestInfo(digest: Uint8Array): Uint8Array {
+  return derEncode(
+    DER.SEQUENCE,
+    derEncode(DER.SEQUENCE, derOid(OID_SHA256), derEncode(DER.NULL)),
+    derEncode(DER.OCTET_STRING, digest),
+  );
 }
-
-const CURVE_SIZE = { "P-256": 32, "P-384": 48, "P-521": 66 } as const;
 
 class TokenKey implements Pkcs11Key {
   readonly key: PublicKey;
@@ -531,11 +508,7 @@ class TokenKey implements Pkcs11Key {
   #input(message: Uint8Array): [number, Uint8Array] {
     if (this.key.algorithm === "ecdsa") return [CKM.ECDSA, sha256(message)];
     if (this.#rsaMechanism === CKM.SHA256_RSA_PKCS) return [CKM.SHA256_RSA_PKCS, message];
-    const digest = sha256(message);
-    const di = new Uint8Array(SHA256_DIGEST_INFO.length + digest.length);
-    di.set(SHA256_DIGEST_INFO);
-    di.set(digest, SHA256_DIGEST_INFO.length);
-    return [CKM.RSA_PKCS, di];
+    return [CKM.RSA_PKCS, sha256DigestInfo(sha256(message))];
   }
 
   #output(sig: Uint8Array): Uint8Array {
@@ -698,20 +671,13 @@ function findPrivateKey(ck: Cryptoki, session: Handle, uri: Pkcs11Uri, token: To
  * await key.close();
  * ```
  */
-export function openPkcs11Key(ref: string, options: Pkcs11Options = {}): Promise<Pkcs11Key> {
-  let uri: Pkcs11Uri;
-  try {
-    uri = parsePkcs11Uri(ref, { env: options.env });
-  } catch (e) {
-    return Promise.reject(e);
-  }
+export async function openPkcs11Key(ref: string, options: Pkcs11Options = {}): Promise<Pkcs11Key> {
+  const uri = parsePkcs11Uri(ref, { env: options.env });
   const sessions = options.sessions ?? 1;
   if (!Number.isInteger(sessions) || sessions < 1 || sessions > 64) {
-    return Promise.reject(
-      new AirlockError("INVALID_ARGUMENT", `PKCS#11 sessions must be 1-64, not ${sessions}`),
-    );
+    throw new AirlockError("INVALID_ARGUMENT", `PKCS#11 sessions must be 1-64, not ${sessions}`);
   }
-  return withModule(uri, async (m) => {
+  return await withModule(uri, async (m) => {
     const { slot, token, session, loggedIn } = await openSessionAndLogin(m, uri, options, false);
     const pool: Handle[] = [];
     try {
@@ -776,80 +742,74 @@ export interface GeneratedPkcs11Key {
  * const { publicPem } = await generatePkcs11KeyPair("pkcs11:token=test;object=release?module-path=/usr/lib/softhsm/libsofthsm2.so", { pin: "1234" });
  * ```
  */
-export function generatePkcs11KeyPair(ref: string, options: Pkcs11Options = {}): Promise<GeneratedPkcs11Key> {
-  let uri: Pkcs11Uri;
+export async function generatePkcs11KeyPair(
+  ref: string,
+  options: Pkcs11Options = {},
+): Promise<GeneratedPkcs11Key> {
+  const uri = parsePkcs11Uri(ref, { env: options.env });
+  const m = await acquireModule(uri.modulePath!);
+  let opened: Awaited<ReturnType<typeof openSessionAndLogin>>;
   try {
-    uri = parsePkcs11Uri(ref, { env: options.env });
+    opened = await openSessionAndLogin(m, uri, options, true);
   } catch (e) {
-    return Promise.reject(e);
+    releaseModule(m);
+    throw e;
   }
-  return (async () => {
-    const m = await acquireModule(uri.modulePath!);
-    let opened: Awaited<ReturnType<typeof openSessionAndLogin>>;
-    try {
-      opened = await openSessionAndLogin(m, uri, options, true);
-    } catch (e) {
-      releaseModule(m);
-      throw e;
-    }
-    const { slot, token, session, loggedIn } = opened;
-    try {
-      const ck = m.ck;
-      const existing = [
-        ...(uri.object !== undefined
-          ? ck.findObjects(session, keyTemplate(CKO.PRIVATE_KEY, { object: uri.object }))
-          : []),
-        ...(uri.id !== undefined
-          ? ck.findObjects(session, keyTemplate(CKO.PRIVATE_KEY, { id: uri.id }))
-          : []),
-      ];
-      if (existing.length > 0) {
-        throw new AirlockError(
-          "KEY_EXISTS",
-          `a private key with ${keyName(uri)} exists on PKCS#11 token "${token.label}" already`,
-        );
-      }
-      const id = uri.id ?? crypto.getRandomValues(new Uint8Array(16));
-      const common = (cls: number): Attribute[] => [
-        attrUlong(CKA.CLASS, cls),
-        attrUlong(CKA.KEY_TYPE, CKK.EC),
-        attrBool(CKA.TOKEN, true),
-        attrBytes(CKA.ID, id),
-        ...(uri.object !== undefined ? [attrBytes(CKA.LABEL, new TextEncoder().encode(uri.object))] : []),
-      ];
-      const [pub] = ck.generateKeyPair(
-        session,
-        CKM.EC_KEY_PAIR_GEN,
-        [...common(CKO.PUBLIC_KEY), attrBool(CKA.VERIFY, true), attrBytes(CKA.EC_PARAMS, derOid(OID.P256))],
-        [
-          ...common(CKO.PRIVATE_KEY),
-          attrBool(CKA.PRIVATE, true),
-          attrBool(CKA.SENSITIVE, true),
-          attrBool(CKA.EXTRACTABLE, false),
-          attrBool(CKA.SIGN, true),
-        ],
+  const { slot, token, session, loggedIn } = opened;
+  try {
+    const ck = m.ck;
+    const existing = [
+      ...(uri.object !== undefined
+        ? ck.findObjects(session, keyTemplate(CKO.PRIVATE_KEY, { object: uri.object }))
+        : []),
+      ...(uri.id !== undefined ? ck.findObjects(session, keyTemplate(CKO.PRIVATE_KEY, { id: uri.id })) : []),
+    ];
+    if (existing.length > 0) {
+      throw new AirlockError(
+        "KEY_EXISTS",
+        `a private key with ${keyName(uri)} exists on PKCS#11 token "${token.label}" already`,
       );
-      const a = ck.getAttributes(session, pub, [CKA.EC_PARAMS, CKA.EC_POINT]);
-      const spki = ecSpki(a.get(CKA.EC_PARAMS)!, a.get(CKA.EC_POINT)!);
-      publicKeyFromSpki(spki);
-      return { publicPem: encodePem("PUBLIC KEY", spki), id, label: uri.object };
-    } catch (e) {
-      if (e instanceof AirlockError) throw e;
-      if (e instanceof CryptokiError && e.rv === CKR.USER_NOT_LOGGED_IN) {
-        throw new AirlockError(
-          "KEY_PASSPHRASE",
-          `generating a key on PKCS#11 token "${token.label}" needs a login: give the PIN`,
-          { cause: e },
-        );
-      }
-      throw backendError(`generating a key on PKCS#11 token "${token.label}": ${(e as Error).message}`, e);
-    } finally {
-      try {
-        if (loggedIn) logout(m, session, slot);
-        m.ck.closeSession(session);
-      } finally {
-        releaseModule(m);
-      }
     }
-  })();
+    const id = uri.id ?? crypto.getRandomValues(new Uint8Array(16));
+    const common = (cls: number): Attribute[] => [
+      attrUlong(CKA.CLASS, cls),
+      attrUlong(CKA.KEY_TYPE, CKK.EC),
+      attrBool(CKA.TOKEN, true),
+      attrBytes(CKA.ID, id),
+      ...(uri.object !== undefined ? [attrBytes(CKA.LABEL, new TextEncoder().encode(uri.object))] : []),
+    ];
+    const [pub] = ck.generateKeyPair(
+      session,
+      CKM.EC_KEY_PAIR_GEN,
+      [...common(CKO.PUBLIC_KEY), attrBool(CKA.VERIFY, true), attrBytes(CKA.EC_PARAMS, derOid(OID.P256))],
+      [
+        ...common(CKO.PRIVATE_KEY),
+        attrBool(CKA.PRIVATE, true),
+        attrBool(CKA.SENSITIVE, true),
+        attrBool(CKA.EXTRACTABLE, false),
+        attrBool(CKA.SIGN, true),
+      ],
+    );
+    const a = ck.getAttributes(session, pub, [CKA.EC_PARAMS, CKA.EC_POINT]);
+    const spki = ecSpki(a.get(CKA.EC_PARAMS)!, a.get(CKA.EC_POINT)!);
+    publicKeyFromSpki(spki);
+    return { publicPem: encodePem("PUBLIC KEY", spki), id, label: uri.object };
+  } catch (e) {
+    if (e instanceof AirlockError) throw e;
+    if (e instanceof CryptokiError && e.rv === CKR.USER_NOT_LOGGED_IN) {
+      throw new AirlockError(
+        "KEY_PASSPHRASE",
+        `generating a key on PKCS#11 token "${token.label}" needs a login: give the PIN`,
+        { cause: e },
+      );
+    }
+    throw backendError(`generating a key on PKCS#11 token "${token.label}": ${(e as Error).message}`, e);
+  } finally {
+    try {
+      if (loggedIn) logout(m, session, slot);
+      m.ck.closeSession(session);
+    } finally {
+      releaseModule(m);
+    }
+  }
 }

@@ -30,6 +30,7 @@
  * @module
  */
 import { AirlockError } from "../../core/errors.ts";
+import { defaultEnv } from "../passphrase.ts";
 
 /** The scheme prefix of PKCS#11 key references. */
 export const PKCS11_SCHEME = "pkcs11:";
@@ -124,14 +125,6 @@ export interface ParsePkcs11UriOptions {
   env?: (name: string) => string | undefined;
 }
 
-function defaultEnv(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Parses a `pkcs11:` key reference (see the module doc). The module path falls back to
  * `COSIGN_PKCS11_MODULE_PATH`. Errors: `INVALID_ARGUMENT` (`invalid PKCS#11 URI: …`); messages never
@@ -164,19 +157,11 @@ export function parsePkcs11Uri(ref: string, options: ParsePkcs11UriOptions = {})
     once(name, "path");
     switch (name) {
       case "token":
-        uri.token = decodeText(raw, name);
-        break;
       case "manufacturer":
-        uri.manufacturer = decodeText(raw, name);
-        break;
       case "model":
-        uri.model = decodeText(raw, name);
-        break;
       case "serial":
-        uri.serial = decodeText(raw, name);
-        break;
       case "object":
-        uri.object = decodeText(raw, name);
+        uri[name] = decodeText(raw, name);
         break;
       case "id":
         uri.id = percentDecode(raw, name);

@@ -34,6 +34,7 @@ Deno.test("airlock sign --key pkcs11:… and --key testkms://… write signature
     pin: PIN,
   });
   const bin = join(tmp.path, "bin");
+  const path = `${bin}:${Deno.env.get("PATH")}`;
   await installTestKms(bin);
   const kmsRef = await makeTestKmsKey(tmp.path, bin);
 
@@ -44,19 +45,14 @@ Deno.test("airlock sign --key pkcs11:… and --key testkms://… write signature
   // the public keys, exported by the backends themselves
   const pems: string[] = [];
   for (const ref of [pkcs11Ref, kmsRef]) {
-    const key = await openKey(ref, {
-      env: (n) => n === "PATH" ? `${bin}:${Deno.env.get("PATH")}` : undefined,
-    });
+    const key = await openKey(ref, { env: (n) => n === "PATH" ? path : undefined });
     pems.push(await key.publicKey());
     await key.close();
   }
   assertEquals(pems[0], await hsm.publicKeyPem(token, "07"));
 
   for (const [i, ref] of [pkcs11Ref, kmsRef].entries()) {
-    const r = await cliSignList(tmp.path, ref, rd, i, {
-      ...hsm.env,
-      PATH: `${bin}:${Deno.env.get("PATH")}`,
-    });
+    const r = await cliSignList(tmp.path, ref, rd, i, { ...hsm.env, PATH: path });
     assert(!r.stderr.includes(PIN) && !r.stdout.includes(PIN), "the PIN was printed");
   }
 

@@ -17,6 +17,7 @@
  * @module
  */
 import {
+  b64,
   type FakeKeyKind,
   type FakeServer,
   type FakeSigningKey,
@@ -58,9 +59,7 @@ export interface FakeAzureKeyVault extends FakeServer {
 }
 
 function b64url(bytes: Uint8Array): string {
-  let bin = "";
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  return b64(bytes).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
 /**

@@ -27,27 +27,9 @@ export interface FakeSigningKey {
   signMessage(message: Uint8Array): Uint8Array;
 }
 
-const SHA256_DIGEST_INFO = [
-  0x30,
-  0x31,
-  0x30,
-  0x0d,
-  0x06,
-  0x09,
-  0x60,
-  0x86,
-  0x48,
-  0x01,
-  0x65,
-  0x03,
-  0x04,
-  0x02,
-  0x01,
-  0x05,
-  0x00,
-  0x04,
-  0x20,
-];
+/** The DER prefix of a SHA-256 DigestInfo, as RFC 8017 §9.2 (note 1) writes it: the fakes' own copy. */
+const SHA256_DIGEST_INFO = "30 31 30 0d 06 09 60 86 48 01 65 03 04 02 01 05 00 04 20".split(" ")
+  .map((h) => parseInt(h, 16));
 
 function fromB64url(s: string): Uint8Array {
   const std = s.replaceAll("-", "+").replaceAll("_", "/");
