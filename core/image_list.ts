@@ -23,7 +23,7 @@
  *
  * @module
  */
-import { AirlockError, errorMessage, isAirlockError } from "./errors.ts";
+import { AirlockError, errorMessage, isAirlockError, toAirlockError } from "./errors.ts";
 import { parseReference, type Reference } from "./reference.ts";
 import { goQuote } from "./encoding/go_quote.ts";
 
@@ -309,10 +309,7 @@ export function resolveImageList(
     try {
       return { status: "ok", line, reference: resolveImageLine(line, overrides) };
     } catch (e) {
-      const error = isAirlockError(e)
-        ? e
-        : new AirlockError("INVALID_REFERENCE", errorMessage(e), { cause: e });
-      return { status: "invalid", line, error };
+      return { status: "invalid", line, error: toAirlockError(e, "INVALID_REFERENCE") };
     }
   });
 }

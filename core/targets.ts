@@ -86,12 +86,7 @@ export async function selectTargets(
       : [];
     return { top, targets, entryErrors: [] };
   }
-  if (isSchema1MediaType(top.mediaType)) {
-    throw new AirlockError(
-      "UNSUPPORTED_MEDIA_TYPE",
-      `unsupported to sign for deprecated image MIME type "${top.mediaType}"`,
-    );
-  }
+  // Docker schema 1 never gets here: getManifest refuses it (UNSUPPORTED_MEDIA_TYPE).
   throw new AirlockError("UNSUPPORTED_MEDIA_TYPE", `unsupported MIME type "${top.mediaType}"`);
 }
 

@@ -306,9 +306,7 @@ function parseSignedBy(node: JsonNode): SignedByRequirement {
     }
   }, CODE);
   if (t !== "signedBy") throw unexpectedType(t);
-  const signedIdentity: PolicyReferenceMatch = identity === undefined || identity.kind === "null"
-    ? { type: "matchRepoDigestOrExact" }
-    : parseReferenceMatch(identity);
+  const signedIdentity = signedIdentityOf(identity);
   const n = Number(got.keyPath) + Number(got.keyPaths) + Number(got.keyData);
   if (n === 0) {
     throw bad("Exactly one of keyPath, keyPaths and keyData must be specified, none of them present");
@@ -376,27 +374,12 @@ function parseSigstoreSigned(node: JsonNode): SigstoreSignedRequirement {
     }
   }, CODE);
   if (t !== "sigstoreSigned") throw unexpectedType(t);
-  const signedIdentity: PolicyReferenceMatch = identity === undefined || identity.kind === "null"
-    ? { type: "matchRepoDigestOrExact" }
-    : parseReferenceMatch(identity);
-  if (v.keyPaths !== undefined && (v.keyPaths === null || v.keyPaths.length === 0)) {
-    throw bad(`"keyPaths" contains no entries`);
-  }
-  if (v.keyDatas !== undefined && (v.keyDatas === null || v.keyDatas.length === 0)) {
-    throw bad(`"keyDatas" contains no entries`);
-  }
-  if (
-    v.rekorPublicKeyPaths !== undefined &&
-    (v.rekorPublicKeyPaths === null || v.rekorPublicKeyPaths.length === 0)
-  ) {
-    throw bad(`"rekorPublickeyPaths" contains no entries`);
-  }
-  if (
-    v.rekorPublicKeyDatas !== undefined &&
-    (v.rekorPublicKeyDatas === null || v.rekorPublicKeyDatas.length === 0)
-  ) {
-    throw bad(`"rekorPublickeyDatas" contains no entries`);
-  }
+  const signedIdentity = signedIdentityOf(identity);
+  // containers/image's option names, spelling included.
+  requireEntries(v.keyPaths, "keyPaths");
+  requireEntries(v.keyDatas, "keyDatas");
+  requireEntries(v.rekorPublicKeyPaths, "rekorPublickeyPaths");
+  requireEntries(v.rekorPublicKeyDatas, "rekorPublickeyDatas");
   const keyPath = v.keyPath || undefined;
   const keyPaths = v.keyPaths ?? undefined;
   const keyData = v.keyData ?? undefined;
@@ -443,6 +426,18 @@ function parseSigstoreSigned(node: JsonNode): SigstoreSignedRequirement {
   };
   for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
   return out as unknown as SigstoreSignedRequirement;
+}
+
+/** A requirement's `signedIdentity`: `matchRepoDigestOrExact` when absent or `null`. */
+function signedIdentityOf(identity: JsonNode | undefined): PolicyReferenceMatch {
+  return identity === undefined || identity.kind === "null"
+    ? { type: "matchRepoDigestOrExact" }
+    : parseReferenceMatch(identity);
+}
+
+/** A list option that is present must have entries (`null` counts as empty). */
+function requireEntries(list: readonly unknown[] | null | undefined, name: string): void {
+  if (list !== undefined && (list === null || list.length === 0)) throw bad(`"${name}" contains no entries`);
 }
 
 function parseFulcio(node: JsonNode): PolicyFulcio {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { AirlockError } from "../errors.ts";
+import { AirlockError, errorMessage } from "../errors.ts";
 import type { Reference } from "../reference.ts";
 
 /** The system-wide registries.d directory containers/image reads when the per-user one does not exist. */
@@ -324,7 +324,7 @@ async function loadDirectory(dir: string): Promise<RegistriesDConfig> {
       if (entry.name.endsWith(".yaml")) names.push(entry.name);
     }
   } catch (e) {
-    throw new AirlockError("IO_ERROR", `reading registries.d directory "${dir}": ${messageOf(e)}`, {
+    throw new AirlockError("IO_ERROR", `reading registries.d directory "${dir}": ${errorMessage(e)}`, {
       cause: e,
     });
   }
@@ -336,7 +336,7 @@ async function loadDirectory(dir: string): Promise<RegistriesDConfig> {
       files.push([path, await Deno.readTextFile(path)]);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) continue; // removed since the listing, as containers/image allows
-      throw new AirlockError("IO_ERROR", `reading ${path}: ${messageOf(e)}`, { cause: e });
+      throw new AirlockError("IO_ERROR", `reading ${path}: ${errorMessage(e)}`, { cause: e });
     }
   }
   return await parseRegistriesD(files, dir);
@@ -360,7 +360,7 @@ function parseFile(yaml: YamlModule, path: string, text: string): ParsedFile {
   try {
     root = doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
-    throw invalid(messageOf(e));
+    throw invalid(errorMessage(e));
   }
   const result: ParsedFile = { docker: new Map() };
   if (root === null || root === undefined) return result;
@@ -442,7 +442,7 @@ async function pathExists(path: string): Promise<boolean> {
     return true;
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return false;
-    throw new AirlockError("IO_ERROR", `checking ${path}: ${messageOf(e)}`, { cause: e });
+    throw new AirlockError("IO_ERROR", `checking ${path}: ${errorMessage(e)}`, { cause: e });
   }
 }
 
@@ -456,8 +456,4 @@ function readEnv(
 
 function joinPath(dir: string, name: string): string {
   return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
-}
-
-function messageOf(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

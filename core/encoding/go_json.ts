@@ -169,6 +169,18 @@ function quoteChar(c: string): string {
   return "'" + q.slice(1, -1) + "'";
 }
 
+/** The one-character escapes of JSON strings and what they stand for. */
+const SIMPLE_ESCAPES: Readonly<Record<string, string>> = {
+  '"': '"',
+  "\\": "\\",
+  "/": "/",
+  b: "\b",
+  f: "\f",
+  n: "\n",
+  r: "\r",
+  t: "\t",
+};
+
 class TreeParser {
   private pos = 0;
   constructor(private readonly s: string, private readonly code: ErrorCode) {}
@@ -226,59 +238,52 @@ class TreeParser {
   }
 
   private object(): JsonNode {
-    this.pos++;
     const entries: { key: string; value: JsonNode }[] = [];
-    this.ws();
-    if (this.s[this.pos] === "}") {
-      this.pos++;
-      return { kind: "object", entries };
-    }
-    for (;;) {
-      if (this.s[this.pos] !== '"') this.fail("looking for beginning of object key string");
-      const key = this.string();
-      this.ws();
-      if (this.s[this.pos] !== ":") this.fail("after object key");
-      this.pos++;
-      this.ws();
-      entries.push({ key, value: this.value("looking for beginning of value") });
-      this.ws();
-      const c = this.s[this.pos];
-      if (c === ",") {
+    if (this.open("}")) {
+      do {
+        if (this.s[this.pos] !== '"') this.fail("looking for beginning of object key string");
+        const key = this.string();
+        this.ws();
+        if (this.s[this.pos] !== ":") this.fail("after object key");
         this.pos++;
         this.ws();
-        continue;
-      }
-      if (c === "}") {
-        this.pos++;
-        return { kind: "object", entries };
-      }
-      this.fail("after object key:value pair");
+        entries.push({ key, value: this.value("looking for beginning of value") });
+      } while (this.more("}", "after object key:value pair"));
     }
+    return { kind: "object", entries };
   }
 
   private array(): JsonNode {
-    this.pos++;
     const items: JsonNode[] = [];
+    if (this.open("]")) {
+      do {
+        items.push(this.value("looking for beginning of value"));
+      } while (this.more("]", "after array element"));
+    }
+    return { kind: "array", items };
+  }
+
+  /** Past the opening bracket: `false` (and past `close`) when the object or array is empty. */
+  private open(close: string): boolean {
+    this.pos++;
     this.ws();
-    if (this.s[this.pos] === "]") {
+    if (this.s[this.pos] !== close) return true;
+    this.pos++;
+    return false;
+  }
+
+  /** After a member or element: `true` past a `,`, `false` past `close`; anything else fails with `context`. */
+  private more(close: string, context: string): boolean {
+    this.ws();
+    const c = this.s[this.pos];
+    if (c === ",") {
       this.pos++;
-      return { kind: "array", items };
-    }
-    for (;;) {
-      items.push(this.value("looking for beginning of value"));
       this.ws();
-      const c = this.s[this.pos];
-      if (c === ",") {
-        this.pos++;
-        this.ws();
-        continue;
-      }
-      if (c === "]") {
-        this.pos++;
-        return { kind: "array", items };
-      }
-      this.fail("after array element");
+      return true;
     }
+    if (c !== close) this.fail(context);
+    this.pos++;
+    return false;
   }
 
   private string(): string {
@@ -298,18 +303,8 @@ class TreeParser {
       }
       this.pos++;
       const e = this.s[this.pos];
-      const simple: Record<string, string> = {
-        '"': '"',
-        "\\": "\\",
-        "/": "/",
-        b: "\b",
-        f: "\f",
-        n: "\n",
-        r: "\r",
-        t: "\t",
-      };
-      if (e !== undefined && e in simple) {
-        out += simple[e];
+      if (e !== undefined && Object.hasOwn(SIMPLE_ESCAPES, e)) {
+        out += SIMPLE_ESCAPES[e];
         this.pos++;
         continue;
       }
@@ -365,11 +360,6 @@ class TreeParser {
   }
 }
 
-/** Go's name for the JSON kind of a node, as used in `json: cannot unmarshal <kind> into …`. */
-function goKind(node: JsonNode): string {
-  return node.kind === "bool" ? "bool" : node.kind;
-}
-
 /**
  * Converts a {@linkcode JsonNode} to a plain value as Go decodes into `any`: objects keep the last of duplicated
  * keys, numbers become `number` (float64).
@@ -383,14 +373,7 @@ export function jsonNodeToValue(node: JsonNode): unknown {
   switch (node.kind) {
     case "object": {
       const o: Record<string, unknown> = {};
-      for (const e of node.entries) {
-        Object.defineProperty(o, e.key, {
-          value: jsonNodeToValue(e.value),
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
-      }
+      for (const e of node.entries) setOwn(o, e.key, jsonNodeToValue(e.value));
       return o;
     }
     case "array":
@@ -420,7 +403,8 @@ export function goTypeError(
   field: string | undefined,
   code: ErrorCode,
 ): AirlockError {
-  const kind = typeof node === "string" ? node : goKind(node);
+  // The node kinds are Go's names for JSON kinds (`json: cannot unmarshal <kind> into …`).
+  const kind = typeof node === "string" ? node : node.kind;
   const where = field === undefined ? "Go value" : `Go struct field ${field}`;
   return new AirlockError(code, `json: cannot unmarshal ${kind} into ${where} of type ${goType}`);
 }
@@ -564,13 +548,11 @@ export function goMap<V>(
   if (node.kind === "null") return undefined;
   if (node.kind !== "object") throw goTypeError(node, goType, path, code);
   const out: Record<string, V> = {};
-  for (const e of node.entries) {
-    Object.defineProperty(out, e.key, {
-      value: item(e.value, path),
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
-  }
+  for (const e of node.entries) setOwn(out, e.key, item(e.value, path));
   return out;
+}
+
+/** Sets an own, enumerable member, even one named `__proto__` (plain assignment would set the prototype). */
+function setOwn<V>(o: Record<string, V>, key: string, value: V): void {
+  Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
 }

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { base64Encode } from "../encoding/base64.ts";
 import { AirlockError } from "../errors.ts";
 import type { Credential, CredentialLookup } from "./types.ts";
 import { parseErrorDocument } from "./errors.ts";
@@ -144,6 +145,8 @@ interface RegistryState {
   /** While the first request is in flight, others wait on this. */
   gate?: Promise<void>;
   openGate?: () => void;
+  /** The `Authorization: Basic …` value, built once from the registry's credentials. */
+  basicHeader?: string;
 }
 
 /** What {@linkcode Authenticator.authorize} decided for one request. */
@@ -291,15 +294,18 @@ export class Authenticator {
     const challenge = state.challenge;
     if (!challenge) return {};
     if (challenge.scheme === "basic") {
-      const cred = await this.credentialsFor(registry);
-      if (!cred) return {};
-      if (!("username" in cred)) {
-        throw new AirlockError(
-          "UNAUTHORIZED",
-          `registry ${registry} asks for Basic authentication but its stored credential is an identity token`,
-        );
+      if (state.basicHeader === undefined) {
+        const cred = await this.credentialsFor(registry);
+        if (!cred) return {};
+        if (!("username" in cred)) {
+          throw new AirlockError(
+            "UNAUTHORIZED",
+            `registry ${registry} asks for Basic authentication but its stored credential is an identity token`,
+          );
+        }
+        state.basicHeader = basicHeader(cred.username, cred.password);
       }
-      return { header: basicHeader(cred.username, cred.password) };
+      return { header: state.basicHeader };
     }
     if (challenge.scheme === "bearer") {
       const realm = challenge.params.realm;
@@ -427,10 +433,7 @@ export class Authenticator {
  * ```
  */
 export function basicHeader(username: string, password: string): string {
-  const bytes = new TextEncoder().encode(`${username}:${password}`);
-  let bin = "";
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return `Basic ${btoa(bin)}`;
+  return `Basic ${base64Encode(new TextEncoder().encode(`${username}:${password}`))}`;
 }
 
 function waitOrAbort(p: Promise<void>, signal?: AbortSignal): Promise<void> {

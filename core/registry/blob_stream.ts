@@ -10,7 +10,7 @@ import type { Answer } from "./answer.ts";
 import { StreamDigest } from "./digests.ts";
 import { IdleTimer } from "./idle_timer.ts";
 import { refName, validateDigest } from "./names.ts";
-import type { Requester } from "./requester.ts";
+import type { ApiCall, Requester } from "./requester.ts";
 
 /** Chunks handed to a consumer without a BYOB reader. */
 const chunkBytes = 256 * 1024;
@@ -55,13 +55,8 @@ export async function openBlob(
   idle.arm();
   let answer: Answer;
   try {
-    const call = {
-      method: "GET",
-      actions: "pull",
-      target: `blobs/${digest}`,
-      signal: idle.signal(opts.signal),
-    };
-    answer = await http.expect(ref, { ...call, timeoutMs: 0 }, [200], what);
+    const call = { ...blobCall("GET", digest, idle.signal(opts.signal)), timeoutMs: 0 };
+    answer = await http.expect(ref, call, [200], what);
   } catch (e) {
     idle.stop();
     throw idle.explain(e);
@@ -77,6 +72,18 @@ export async function openBlob(
   }
   const stream = verifiedStream(answer, new StreamDigest(digest, opts.size), idle, what);
   return { size: Number.isFinite(declared) ? declared : opts.size, stream };
+}
+
+/**
+ * A `GET` or `HEAD` of a blob (`blobs/<digest>`, `pull`).
+ *
+ * @example
+ * ```ts
+ * const answer = await http.expect(ref, blobCall("GET", digest, signal), [200], what);
+ * ```
+ */
+export function blobCall(method: string, digest: string, signal?: AbortSignal): ApiCall {
+  return { method, actions: "pull", target: `blobs/${digest}`, signal };
 }
 
 /**

@@ -35,7 +35,7 @@
 import { AirlockError } from "../errors.ts";
 import type { Reference } from "../reference.ts";
 import { VERSION } from "../version.ts";
-import { type BlobStream, openBlob, type OpenBlobOptions } from "./blob_stream.ts";
+import { blobCall, type BlobStream, openBlob, type OpenBlobOptions } from "./blob_stream.ts";
 import {
   type BlobStreamUploadOptions,
   type BlobUploadOptions,
@@ -460,11 +460,6 @@ export class RegistryClient {
 function manifestCall(method: string, reference: string, opts: ManifestReadOptions): ApiCall {
   const headers = { accept: (opts.accept ?? defaultAccept).join(", ") };
   return { method, actions: "pull", target: `manifests/${reference}`, headers, signal: opts.signal };
-}
-
-/** A `GET` or `HEAD` of a blob. */
-function blobCall(method: string, digest: string, signal?: AbortSignal): ApiCall {
-  return { method, actions: "pull", target: `blobs/${digest}`, signal };
 }
 
 /**

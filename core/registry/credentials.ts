@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { AirlockError } from "../errors.ts";
+import { base64Encode } from "../encoding/base64.ts";
+import { AirlockError, errorMessage } from "../errors.ts";
 import type { Credential, CredentialLookup } from "./types.ts";
 
 /** The environment as a plain record (`undefined` or empty = unset). */
@@ -461,14 +462,14 @@ async function readJson(path: string): Promise<unknown> {
     text = await Deno.readTextFile(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return undefined;
-    throw new AirlockError("CREDENTIALS", `reading ${path}: ${errorText(e)}`, { cause: e });
+    throw new AirlockError("CREDENTIALS", `reading ${path}: ${errorMessage(e)}`, { cause: e });
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (e) {
     // The parser's message can quote the file's text, which may hold secrets: report a position only.
-    const m = /position (\d+)/.exec(errorText(e));
+    const m = /position (\d+)/.exec(errorMessage(e));
     const where = m ? ` at ${lineColumn(text, Number(m[1]))}` : "";
     throw new AirlockError("CREDENTIALS", `reading ${path}: invalid JSON${where}`);
   }
@@ -555,7 +556,7 @@ async function writeAuthFile(path: string, contents: Record<string, unknown>): P
     await Deno.rename(tmp, path);
   } catch (e) {
     await Deno.remove(tmp).catch(() => {});
-    throw new AirlockError("IO_ERROR", `writing ${path}: ${errorText(e)}`, { cause: e });
+    throw new AirlockError("IO_ERROR", `writing ${path}: ${errorMessage(e)}`, { cause: e });
   }
 }
 
@@ -608,7 +609,7 @@ async function runHelper(
     await writer.close();
     output = await child.output();
   } catch (e) {
-    throw new AirlockError("CREDENTIALS", `running credential helper "${name}": ${errorText(e)}`, {
+    throw new AirlockError("CREDENTIALS", `running credential helper "${name}": ${errorMessage(e)}`, {
       cause: e,
     });
   }
@@ -733,17 +734,12 @@ function lineColumn(text: string, pos: number): string {
   return `line ${line}, column ${pos - before.lastIndexOf("\n")}`;
 }
 
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
+/** Standard base64 of the UTF-8 bytes of `s`. */
 function encodeBase64(s: string): string {
-  const bytes = new TextEncoder().encode(s);
-  let bin = "";
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin);
+  return base64Encode(new TextEncoder().encode(s));
 }
 
+/** Lenient (`atob`) base64, as auth files hold it: unpadded values are accepted. */
 function decodeBase64(s: string): Uint8Array {
   const bin = atob(s);
   const out = new Uint8Array(bin.length);

@@ -61,10 +61,12 @@ export function verifyDigest(
   header: string | null,
   what: string,
 ): string {
-  if (requested) checkDigest(bytes, requested, what);
+  const digest = requested ? checkDigest(bytes, requested, what) : digestOf(bytes);
   const announced = header?.trim();
-  if (announced && digestRe.test(announced)) {
-    const actual = digestOf(bytes, algorithmOf(announced));
+  if (announced && announced !== digest && digestRe.test(announced)) {
+    // The bytes are hashed once more only when the registry announces another algorithm.
+    const algorithm = algorithmOf(announced);
+    const actual = algorithm === algorithmOf(digest) ? digest : digestOf(bytes, algorithm);
     if (actual !== announced) {
       throw new AirlockError(
         "DIGEST_MISMATCH",
@@ -72,7 +74,7 @@ export function verifyDigest(
       );
     }
   }
-  return requested ?? digestOf(bytes);
+  return digest;
 }
 
 /**
