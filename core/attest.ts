@@ -28,6 +28,8 @@ import {
   ANNOTATION_PREDICATE_TYPE,
   ANNOTATION_SIGNATURE,
   DSSE_ENVELOPE_MEDIA_TYPE,
+  dssePae,
+  IN_TOTO_PAYLOAD_TYPE,
 } from "./signature/attachments.ts";
 import { AttachmentWriter } from "./signature/attachment_writer.ts";
 import { goJsonString } from "./encoding/go_json.ts";
@@ -38,8 +40,6 @@ import { goMarshalAny } from "./verify.ts";
 
 /** The in-toto statement type cosign v2 `attest` writes. */
 export const IN_TOTO_STATEMENT_V01 = "https://in-toto.io/Statement/v0.1";
-/** DSSE payload type of in-toto statements. */
-export const IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json";
 
 /** What {@linkcode buildInTotoStatement} needs. */
 export interface StatementInput {
@@ -112,23 +112,6 @@ export function buildInTotoStatement(input: StatementInput): Uint8Array {
       `"subject":[{"name":${goJsonString(input.name)},"digest":{"sha256":${goJsonString(hex)}}}],` +
       `"predicate":${predicate}}`,
   );
-}
-
-/**
- * The DSSE pre-authentication encoding: `"DSSEv1" SP len(type) SP type SP len(payload) SP payload`.
- *
- * @example
- * ```ts
- * const signed = await key.sign(dssePreAuth(IN_TOTO_PAYLOAD_TYPE, statement));
- * ```
- */
-export function dssePreAuth(payloadType: string, payload: Uint8Array): Uint8Array {
-  const type = new TextEncoder().encode(payloadType);
-  const head = new TextEncoder().encode(`DSSEv1 ${type.length} ${payloadType} ${payload.length} `);
-  const out = new Uint8Array(head.length + payload.length);
-  out.set(head);
-  out.set(payload, head.length);
-  return out;
 }
 
 /**
@@ -220,7 +203,7 @@ export async function attestImage(reference: Reference | string, opts: AttestOpt
     timestamp: opts.now?.() ?? Date.now() / 1000,
   });
   // 3. The DSSE envelope, its signature checked with the key's own public half before anything is written.
-  const pae = dssePreAuth(IN_TOTO_PAYLOAD_TYPE, statement);
+  const pae = dssePae(IN_TOTO_PAYLOAD_TYPE, statement);
   const signature = await opts.key.sign(pae);
   if (!(await verifySignature(publicKey, pae, signature))) {
     throw new AirlockError(

@@ -238,9 +238,9 @@ export class Signer {
   ): Promise<string | undefined> {
     const candidates = layers.filter((l) => l.isSignature && l.signature);
     if (candidates.length === 0) return undefined;
+    // No `digest` in the decoded layers: getBlob has checked each payload against it already.
     const decoded = await Promise.all(candidates.map(async (l) => ({
       mediaType: l.mediaType,
-      digest: l.digest,
       annotations: l.annotations,
       payload: await this.#o.client.getBlob(repo, l.digest, { signal }),
     })));
@@ -317,7 +317,7 @@ export async function signImages(
   const confirmations = new Map<number, Promise<void>>();
   let done = 0;
   const results = await runPool(work, o.jobs, async (item, signal) => {
-    const ref = (item as { reference: Reference }).reference;
+    const ref = item.reference;
     const fields = { IMG: item.line.id };
     log.info(`Signing [${formatReference(ref)}]`, fields);
     const written = await signer.write(ref, signal);
@@ -341,7 +341,7 @@ export async function signImages(
   const byId = new Map<number, LineSignResult>();
   await Promise.all(work.map(async (item, i) => {
     const r = results[i];
-    const ref = formatReference((item as { reference: Reference }).reference);
+    const ref = formatReference(item.reference);
     let error: unknown = r.ok ? undefined : r.error;
     if (r.ok) {
       try {

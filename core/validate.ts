@@ -259,7 +259,7 @@ export async function validateImages(
   const work = images.filter((r) => r.status === "ok");
   let done = 0;
   const results = await runPool(work, o.jobs, (item, signal) => {
-    const ref = (item as { reference: Reference }).reference;
+    const ref = item.reference;
     log.debug(`Validating [${formatReference(ref)}]`, { IMG: item.line.id });
     return validateImage(ref, options, signal);
   }, {
@@ -267,7 +267,7 @@ export async function validateImages(
     timeoutMs: o.timeoutMs,
     onSettled: (i, r) => {
       const item = work[i];
-      const ref = formatReference((item as { reference: Reference }).reference);
+      const ref = formatReference(item.reference);
       if (!r.ok) {
         log.error(`error occurred on [IMG: ${item.line.id}] [${ref}]: ${errorMessage(r.error)}`);
       } else if (r.value.status === "failed") {

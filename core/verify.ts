@@ -81,8 +81,6 @@ import { MAX_ATTACHMENT_LAYERS, MAX_PAYLOAD_BYTES } from "./signature/signature_
 export const NO_SIGNATURES_FOUND = "no signatures found";
 /** cosign's message prefix when no signature verifies (`ErrNoMatchingSignatures`, exit code 12). */
 export const NO_MATCHING_SIGNATURES = "no matching signatures";
-/** Prefix of the artifact types of sigstore bundles stored as OCI referrers (cosign v3, spec/cosign.md §2.8). */
-export const SIGSTORE_BUNDLE_ARTIFACT_PREFIX = "application/vnd.dev.sigstore.bundle";
 
 /** Options of {@linkcode verifyImage}: exactly one of `publicKey` and `identity`. */
 export interface VerifyOptions {

@@ -27,8 +27,6 @@ import { loadSigstore } from "./sigstore.ts";
 
 /** The bundle media type legacy layers are converted to. */
 export const BUNDLE_V01_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle+json;version=0.1";
-/** DSSE payload type of in-toto statements. */
-export const IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json";
 
 /** A cosign attachment layer with its blob (`FetchedLayer` from `signature_layers.ts` is one). */
 export interface CosignLayer {

@@ -1,12 +1,12 @@
 /**
  * DSSE envelopes and the in-toto statements they carry (cosign attestations, cosign v3 signatures): the
- * pre-authentication encoding that is signed, and the statement checks sigstore-js leaves to the caller (payload
- * type, subject digest; spec/cosign.md §3, §5.6).
+ * statement checks sigstore-js leaves to the caller (payload type, subject digest; spec/cosign.md §3, §5.6). The
+ * pre-authentication encoding that is signed, `dssePae`, is in `../signature/attachments.ts`, shared with `attest`.
  *
  * @module
  */
 import { AirlockError, errorMessage } from "../errors.ts";
-import { IN_TOTO_PAYLOAD_TYPE } from "./bundle.ts";
+import { IN_TOTO_PAYLOAD_TYPE } from "../signature/attachments.ts";
 
 /** An in-toto statement (v0.1 or v1), as far as airlock reads it. */
 export interface InTotoStatement {
@@ -22,24 +22,6 @@ export interface InTotoStatement {
   readonly predicateType: string;
   /** The predicate itself, as parsed JSON; its shape depends on `predicateType`. */
   readonly predicate?: unknown;
-}
-
-/**
- * The DSSE pre-authentication encoding: `"DSSEv1" SP len(type) SP type SP len(payload) SP payload`.
- *
- * @example
- * ```ts
- * const signed = dssePae("application/vnd.in-toto+json", payloadBytes);
- * ```
- */
-export function dssePae(payloadType: string, payload: Uint8Array): Uint8Array {
-  const enc = new TextEncoder();
-  const type = enc.encode(payloadType);
-  const head = enc.encode(`DSSEv1 ${type.length} ${payloadType} ${payload.length} `);
-  const out = new Uint8Array(head.length + payload.length);
-  out.set(head);
-  out.set(payload, head.length);
-  return out;
 }
 
 /**

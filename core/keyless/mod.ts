@@ -44,7 +44,6 @@ export {
   cosignLayerToBundle,
   cosignLayerToBundleJson,
   type DsseEnvelopeJson,
-  IN_TOTO_PAYLOAD_TYPE,
   isDsseLayer,
   parseDsseEnvelope,
   parseSigstoreBundle,
@@ -58,7 +57,6 @@ export {
 } from "./certificate.ts";
 export {
   checkInTotoSubject,
-  dssePae,
   type InTotoStatement,
   inTotoSubjectMatches,
   parseInTotoStatement,

@@ -21,7 +21,7 @@ import nodeCrypto from "node:crypto";
 import type { Bundle } from "@sigstore/bundle";
 import type { SignedEntity } from "@sigstore/verify";
 import { AirlockError, errorMessage } from "../errors.ts";
-import { ANNOTATION_BUNDLE, ANNOTATION_SIGNATURE } from "../signature/attachments.ts";
+import { ANNOTATION_BUNDLE, ANNOTATION_SIGNATURE, dssePae } from "../signature/attachments.ts";
 import { base64Decode } from "../encoding/base64.ts";
 import { parsePublicKeyPem, type PublicKey, verifySignature } from "../signature/public_key.ts";
 import {
@@ -38,7 +38,6 @@ import {
   parseCertificateIdentity,
   sigstoreGoSubject,
 } from "./certificate.ts";
-import { dssePae } from "./dsse.ts";
 import { compileGoRegExp, goRegExpMatches } from "./regexp.ts";
 import { checkRekorBody, type RekorEntryInfo, sha256Hex, verifyRekorBundle } from "./rekor.ts";
 import { loadSigstore } from "./sigstore.ts";

@@ -56,15 +56,37 @@ export const ANNOTATION_PREDICATE_TYPE = "predicateType";
 export const SIGNATURE_TAG_SUFFIX = "sig";
 /** Tag suffix of attestation attachments. */
 export const ATTESTATION_TAG_SUFFIX = "att";
-/** Tag suffix of SBOM attachments. */
-export const SBOM_TAG_SUFFIX = "sbom";
 
 /** Media type of a signature layer (the simple-signing payload). */
 export const SIMPLE_SIGNING_MEDIA_TYPE: string = MediaType.cosignSimpleSigning;
 /** Media type of an attestation layer (a DSSE envelope). */
 export const DSSE_ENVELOPE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json";
+/** DSSE payload type of in-toto statements. */
+export const IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json";
 
 const CODE: ErrorCode = "ATTACHMENT_INVALID";
+
+// ---------------------------------------------------------------------------------------------------------------
+// DSSE (attestation layers, and what keyless verification checks)
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * The DSSE pre-authentication encoding: `"DSSEv1" SP len(type) SP type SP len(payload) SP payload`.
+ *
+ * @example
+ * ```ts
+ * const signed = dssePae("application/vnd.in-toto+json", payloadBytes);
+ * ```
+ */
+export function dssePae(payloadType: string, payload: Uint8Array): Uint8Array {
+  const enc = new TextEncoder();
+  const type = enc.encode(payloadType);
+  const head = enc.encode(`DSSEv1 ${type.length} ${payloadType} ${payload.length} `);
+  const out = new Uint8Array(head.length + payload.length);
+  out.set(head);
+  out.set(payload, head.length);
+  return out;
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Tags

@@ -25,8 +25,6 @@ import { MAX_ATTACHMENT_LAYERS, MAX_PAYLOAD_BYTES } from "./signature_layers.ts"
 
 /** Prefix of the media types (and artifact types) of sigstore bundles. */
 export const SIGSTORE_BUNDLE_MEDIA_TYPE_PREFIX = "application/vnd.dev.sigstore.bundle";
-/** Referrer manifest annotation: the in-toto predicate type of a DSSE bundle (cosign `BundlePredicateType`). */
-export const ANNOTATION_BUNDLE_PREDICATE_TYPE = "dev.sigstore.bundle.predicateType";
 
 /** One sigstore bundle found as a referrer. */
 export interface ReferrerBundle {

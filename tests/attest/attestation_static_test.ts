@@ -23,6 +23,19 @@ import {
 const ISSUER = "https://github.com/login/oauth";
 const CUSTOM = "https://cosign.sigstore.dev/attestation/v1";
 
+/** The flags of a keyless check against the fixture's identity, issuer and trusted root. */
+function keylessFlags(trustedRoot: string): string[] {
+  return [
+    "--tls-verify=false",
+    "--certificate-identity",
+    "cody@soyland.com",
+    "--certificate-oidc-issuer",
+    ISSUER,
+    "--trusted-root",
+    trustedRoot,
+  ];
+}
+
 function header(name: string): string {
   return `\nVerification for ${name} --\nThe following checks were performed on each of these signatures:\n` +
     "  - The cosign claims were validated\n" +
@@ -44,15 +57,7 @@ Deno.test("verify-attestation: the cosign v3 bundle as a referrer (API), filters
   await using tmp = await tempDir("airlock-attest-static-");
   await using reg = await startStaticRegistry(content, { referrers: true });
   const ref = `${reg.host}/att/api@${fx.digest}`;
-  const keyless = [
-    "--tls-verify=false",
-    "--certificate-identity",
-    "cody@soyland.com",
-    "--certificate-oidc-issuer",
-    ISSUER,
-    "--trusted-root",
-    fx.trustedRoot,
-  ];
+  const keyless = keylessFlags(fx.trustedRoot);
   // json.Marshal of the protobuf DSSE envelope: payload, payloadType, signatures[{sig}] (keyid empty: omitted).
   assertEquals(e.signatures[0].keyid ?? "", "");
   const printed = `{"payload":"${e.payload}","payloadType":"${e.payloadType}","signatures":[{"sig":"${
@@ -179,15 +184,7 @@ Deno.test("verify-attestation: the same attestation as a legacy .att layer; tamp
   await using tmp = await tempDir("airlock-attest-static-");
   await using reg = await startStaticRegistry(content);
   const ref = `${reg.host}/att/legacy@${fx.digest}`;
-  const keyless = [
-    "--tls-verify=false",
-    "--certificate-identity",
-    "cody@soyland.com",
-    "--certificate-oidc-issuer",
-    ISSUER,
-    "--trusted-root",
-    fx.trustedRoot,
-  ];
+  const keyless = keylessFlags(fx.trustedRoot);
   let r = await run(tmp.path, ["verify-attestation", ...keyless, ref]);
   assertEquals(r.code, 0, show(r));
   // The raw layer payload (the envelope JSON as stored), one per line.

@@ -8,7 +8,7 @@
  * @module
  */
 import { join } from "node:path";
-import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "../assert.ts";
 import {
   airlock,
   ATTACHMENTS_ON,
@@ -99,7 +99,7 @@ Deno.test("sign CLI: signs, reads back, verifies, and honours its flags", async 
       (await listTags(reg, "a/multi")).sort(),
       ["v1", sigTag(amd.digest), sigTag(arm.digest), sigTag(multi.top.digest)].sort(),
     );
-    await assertRejectsStat(join(tmp.path, "sign-failed.txt"));
+    await assertRejects(() => Deno.stat(join(tmp.path, "sign-failed.txt")), Deno.errors.NotFound);
   });
 
   await t.step("a re-run adds nothing", async () => {
@@ -213,16 +213,6 @@ Deno.test("sign CLI: signs, reads back, verifies, and honours its flags", async 
     assertEquals(outputs.map((o) => leaksSecret(o, [key.passphrase])).filter(Boolean), []);
   });
 });
-
-async function assertRejectsStat(path: string): Promise<void> {
-  try {
-    await Deno.stat(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return;
-    throw e;
-  }
-  throw new Error(`${path} should not exist`);
-}
 
 /**
  * Writes a `.sig` tag for `img` as another tool could: one layer of another media type with its own annotations

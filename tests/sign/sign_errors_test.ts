@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { RegistryClient } from "../../core/registry/client.ts";
-import { assertEquals, assertStringIncludes } from "../assert.ts";
+import { assertEquals, assertRejects, assertStringIncludes } from "../assert.ts";
 import {
   airlock,
   ATTACHMENTS_ON,
@@ -122,7 +122,7 @@ Deno.test("sign CLI: every bad input fails clearly and leaves existing signature
   await t.step("a stale failed list is removed when nothing failed", async () => {
     const r = await run(signArgs("signed.txt"));
     assertEquals(r.code, 0, r.stderr);
-    await assertMissing(join(tmp.path, "sign-failed.txt"));
+    await assertRejects(() => Deno.stat(join(tmp.path, "sign-failed.txt")), Deno.errors.NotFound);
     await unchanged();
   });
 
@@ -268,13 +268,3 @@ Deno.test("sign CLI: every bad input fails clearly and leaves existing signature
     assertEquals(outputs.map((o) => leaksSecret(o, secrets)).filter(Boolean), []);
   });
 });
-
-async function assertMissing(path: string): Promise<void> {
-  try {
-    await Deno.stat(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return;
-    throw e;
-  }
-  throw new Error(`${path} should not exist`);
-}

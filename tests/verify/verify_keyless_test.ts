@@ -102,38 +102,22 @@ Deno.test("verify keyless: the real cosign keyless signature over HTTP, identity
   );
 
   // Rejected: another identity, an exact identity that is only a prefix, another issuer.
-  r = await verify(tmp.path, [
-    "--certificate-identity",
-    "someone@example.com",
-    "--certificate-oidc-issuer",
-    ISSUER,
-    ref,
-  ]);
-  assertCleanFailure(r, 12, "no matching signatures:\nnone of the expected identities matched");
-  r = await verify(tmp.path, [
-    "--certificate-identity",
-    "mitr@redhat.co",
-    "--certificate-oidc-issuer",
-    ISSUER,
-    ref,
-  ]);
-  assertCleanFailure(r, 12, "none of the expected identities matched");
-  r = await verify(tmp.path, [
-    "--certificate-identity",
-    "mitr@redhat.com",
-    "--certificate-oidc-issuer",
-    "https://accounts.google.com",
-    ref,
-  ]);
-  assertCleanFailure(r, 12, "expected OIDC issuer");
-  r = await verify(tmp.path, [
-    "--certificate-identity-regexp",
-    "^itr@",
-    "--certificate-oidc-issuer",
-    ISSUER,
-    ref,
-  ]);
-  assertCleanFailure(r, 12, "none of the expected identities matched");
+  for (
+    const [identityFlag, identity, issuer, message] of [
+      [
+        "--certificate-identity",
+        "someone@example.com",
+        ISSUER,
+        "no matching signatures:\nnone of the expected identities matched",
+      ],
+      ["--certificate-identity", "mitr@redhat.co", ISSUER, "none of the expected identities matched"],
+      ["--certificate-identity", "mitr@redhat.com", "https://accounts.google.com", "expected OIDC issuer"],
+      ["--certificate-identity-regexp", "^itr@", ISSUER, "none of the expected identities matched"],
+    ]
+  ) {
+    r = await verify(tmp.path, [identityFlag, identity, "--certificate-oidc-issuer", issuer, ref]);
+    assertCleanFailure(r, 12, message);
+  }
 
   // Rejected with a trusted root that lacks the Fulcio CA that issued the certificate (fulcio_v1.crt.pem).
   const root = JSON.parse(await Deno.readTextFile(PUBLIC_GOOD));
