@@ -7,7 +7,7 @@
  */
 import { type Command, InvalidArgumentError } from "commander";
 import { loadRegistriesD, type RegistriesDConfig } from "../core/config/registries_d.ts";
-import { AirlockError, type ErrorCode, errorMessage } from "../core/errors.ts";
+import { AirlockError, errorMessage } from "../core/errors.ts";
 import { parseGoBool } from "../core/encoding/go_values.ts";
 import { HangarLogger, type Logger, syncSink } from "../core/report.ts";
 import type { RegistrySettings } from "../core/registry/settings.ts";
@@ -136,15 +136,8 @@ export function usageError(message: string): AirlockError {
   return new AirlockError("INVALID_ARGUMENT", message);
 }
 
-/**
- * The logger of a command run: hangar's line layout on stdout/stderr, debug lines with `--debug`.
- *
- * @example
- * ```ts
- * const log = loggerFor(program.opts(), { allToStderr: opts.output === "json" });
- * ```
- */
-export function loggerFor(global: GlobalFlags, options: { allToStderr?: boolean } = {}): Logger {
+/** The logger of a command run: hangar's line layout on stdout/stderr, debug lines with `--debug`. */
+function loggerFor(global: GlobalFlags, options: { allToStderr?: boolean } = {}): Logger {
   return new HangarLogger({
     stdout: syncSink(Deno.stdout),
     stderr: syncSink(Deno.stderr),
@@ -155,19 +148,16 @@ export function loggerFor(global: GlobalFlags, options: { allToStderr?: boolean 
   });
 }
 
-/** Exit codes by error kind: 1 for every failure, as hangar; 2 for usage errors, as most CLIs. */
-const EXIT_CODES: Partial<Record<ErrorCode, number>> = {};
-
 /**
- * The exit code for an error that ends a command.
+ * The exit code for an error that ends a command: 1 for every failure (usage errors too), as hangar.
  *
  * @example
  * ```ts
  * Deno.exit(exitCodeFor(err));
  * ```
  */
-export function exitCodeFor(err: unknown): number {
-  return err instanceof AirlockError ? EXIT_CODES[err.code] ?? 1 : 1;
+export function exitCodeFor(_err: unknown): number {
+  return 1;
 }
 
 /**

@@ -7,10 +7,11 @@
 import type { Command } from "commander";
 import { AirlockError } from "../core/errors.ts";
 import { generateKeyPair, keyPairPaths, writeKeyPair } from "../backends/keygen.ts";
-import { openKey, pluginName } from "../backends/key_backend.ts";
+import { pluginName } from "../backends/key_backend.ts";
 import { pinValueWarning } from "../backends/pkcs11/uri.ts";
 import { readPassphraseFile, terminalPrompt } from "../backends/passphrase.ts";
 import { type GlobalFlags, runCommand, writeStdout } from "./common.ts";
+import { openKeyWithWarning } from "./key_flags.ts";
 import type { Logger } from "../core/report.ts";
 
 /**
@@ -78,9 +79,7 @@ export function registerKeys(program: Command): void {
     .option("--passphrase-file <file>", "read the key passphrase from the first line of FILE")
     .action((flags: { key: string; passphraseFile?: string }, cmd: Command) =>
       runCommand(cmd.optsWithGlobals<GlobalFlags>(), async (log) => {
-        const warning = pinValueWarning(flags.key);
-        if (warning) log.warn(warning);
-        const key = await openKey(flags.key, { passphraseFile: flags.passphraseFile });
+        const key = await openKeyWithWarning(flags.key, { passphraseFile: flags.passphraseFile }, log);
         try {
           writeStdout(await key.publicKey());
         } finally {

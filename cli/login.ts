@@ -108,10 +108,7 @@ function normaliseRegistry(input: string): string {
 }
 
 async function readStdinLine(): Promise<string> {
-  const chunks: Uint8Array[] = [];
-  for await (const c of Deno.stdin.readable) chunks.push(c);
-  const text = new TextDecoder().decode(concat(chunks));
-  return text.replace(/\r?\n$/, "");
+  return (await new Response(Deno.stdin.readable).text()).replace(/\r?\n$/, "");
 }
 
 async function promptLine(message: string): Promise<string> {
@@ -119,14 +116,4 @@ async function promptLine(message: string): Promise<string> {
   const buf = new Uint8Array(1024);
   const n = await Deno.stdin.read(buf);
   return new TextDecoder().decode(buf.subarray(0, n ?? 0)).replace(/\r?\n$/, "");
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }

@@ -5,14 +5,13 @@
  * @module
  */
 import type { Command } from "commander";
-import { type CopyReport, loadMirrorList, mirrorImages, resolveMirrorList } from "../core/mirror.ts";
+import { loadMirrorList, mirrorImages, resolveMirrorList } from "../core/mirror.ts";
 import type { Logger } from "../core/report.ts";
 import {
   addRegistriesDFlag,
   addRegistryFlags,
   clientFor,
   type GlobalFlags,
-  interruptSignal,
   optionalBool,
   registriesDFor,
   type RegistryFlags,
@@ -31,6 +30,7 @@ import {
   parseWorkerFlags,
   progressBar,
   requireListFile,
+  withClient,
   type WorkerFlags,
 } from "./list_flags.ts";
 import { copySummary } from "./save_load.ts";
@@ -98,31 +98,29 @@ async function runMirror(flags: MirrorFlags, log: Logger): Promise<number> {
   const registriesD = await registriesDFor(flags["registries.d"]);
   const srcTls = flags.srcTlsVerify ?? flags.tlsVerify;
   const dstTls = flags.destTlsVerify ?? flags.tlsVerify;
-  const source = clientFor({ ...flags, tlsVerify: srcTls });
-  const destination = srcTls === dstTls ? source : clientFor({ ...flags, tlsVerify: dstTls });
-  const interrupt = interruptSignal(log);
-  let report: CopyReport;
-  try {
-    logRunSettings(log, platforms, workers);
-    const progress = progressBar();
-    report = await mirrorImages(resolved, {
-      source,
-      destination,
-      platforms,
-      filteredIndex: flags.filteredIndex,
-      removeSignatures: flags.removeSignatures,
-      registriesD,
-      ...workers,
-      signal: interrupt.signal,
-      logger: log,
-      onProgress: progress?.update,
-    });
-    progress?.end();
-  } finally {
-    interrupt.dispose();
-    source.close();
-    if (destination !== source) destination.close();
-  }
+  const report = await withClient({ ...flags, tlsVerify: srcTls }, log, async (source, signal) => {
+    const destination = srcTls === dstTls ? source : clientFor({ ...flags, tlsVerify: dstTls });
+    try {
+      logRunSettings(log, platforms, workers);
+      const progress = progressBar();
+      const copied = await mirrorImages(resolved, {
+        source,
+        destination,
+        platforms,
+        filteredIndex: flags.filteredIndex,
+        removeSignatures: flags.removeSignatures,
+        registriesD,
+        ...workers,
+        signal,
+        logger: log,
+        onProgress: progress?.update,
+      });
+      progress?.end();
+      return copied;
+    } finally {
+      if (destination !== source) destination.close();
+    }
+  });
   log.info(copySummary("Mirrored", report));
   return await endListRun(log, report.failed, flags.failed, {
     title: "Mirror",

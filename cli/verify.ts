@@ -40,15 +40,8 @@ interface VerifyFlags extends RegistryFlags, TrustFlags {
 /** cosign's exit codes (`cmd/cosign/errors/exit_codes.go`) by error code; everything else exits 1. */
 const EXIT_CODES: Readonly<Record<string, number>> = { SIGNATURE_MISSING: 10, NO_MATCHING_SIGNATURES: 12 };
 
-/**
- * The exit code cosign uses for a verification error: 10 no signatures found, 12 no matching signatures, else 1.
- *
- * @example
- * ```ts
- * Deno.exit(verifyExitCode(err));
- * ```
- */
-export function verifyExitCode(err: unknown): number {
+/** The exit code cosign uses for a verification error: 10 no signatures found, 12 no matching signatures, else 1. */
+function verifyExitCode(err: unknown): number {
   return err instanceof AirlockError ? EXIT_CODES[err.code] ?? 1 : 1;
 }
 
@@ -76,8 +69,6 @@ export function registerVerify(program: Command): void {
   )).action(cosignAction(runVerify));
 }
 
-const enc = new TextEncoder();
-
 async function runVerify(images: string[], flags: VerifyFlags, global: GlobalFlags): Promise<number> {
   let trust: Trust;
   let annotations: Record<string, string> | undefined;
@@ -98,7 +89,8 @@ async function runVerify(images: string[], flags: VerifyFlags, global: GlobalFla
     if (flags.output === "text") {
       for (const s of result.signatures) {
         if (s.signer && s.source === "sig") stderr(certificateTextLines(s.signer).join("\n") + "\n");
-        writeStdout(concat(s.payload, enc.encode("\n")));
+        writeStdout(s.payload);
+        writeStdout("\n");
       }
     } else {
       writeStdout("\n" + cosignJsonOutput(result.signatures) + "\n");
@@ -131,13 +123,6 @@ export function verificationHeader(
     s += "  - The code-signing certificate was verified using trusted certificate authority certificates\n";
   }
   return s;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 /**

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { gitCommit, renderBuildInfo } from "./gen_build_info.ts";
+import { BUILD_INFO_PATH, gitCommit, renderBuildInfo } from "./gen_build_info.ts";
 
 /** Every target a release is built for (`deno compile --target`). */
 export const COMPILE_TARGETS: readonly string[] = [
@@ -189,9 +189,8 @@ async function main(args: string[]): Promise<number> {
     }
   }
 
-  const buildInfo = new URL("../core/build_info.ts", import.meta.url);
-  const committed = await Deno.readTextFile(buildInfo);
-  const restore = () => Deno.writeTextFileSync(buildInfo, committed);
+  const committed = await Deno.readTextFile(BUILD_INFO_PATH);
+  const restore = () => Deno.writeTextFileSync(BUILD_INFO_PATH, committed);
   const onSignal = () => {
     restore();
     Deno.exit(130);
@@ -200,7 +199,7 @@ async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
     const commit = await gitCommit(new URL("..", import.meta.url));
-    await Deno.writeTextFile(buildInfo, renderBuildInfo(commit));
+    await Deno.writeTextFile(BUILD_INFO_PATH, renderBuildInfo(commit));
     console.error(`compile: commit ${commit}`);
     await Deno.mkdir("dist", { recursive: true });
     for (const target of targets) {

@@ -136,21 +136,9 @@ try {
   step("Validate every image as containers/image (podman, CRI-O) would: key, digest and identity");
   if (await airlock(work, env, ...validate) !== 0) throw new Error("validation failed");
 
+  const verify = ["verify", "--key", "cosign.pub", "--insecure-ignore-tlog", "--tls-verify=false"];
   step("Verify the multi-arch tag as cosign would (the tag resolves to the index, which airlock signs too)");
-  if (
-    await airlock(
-      work,
-      env,
-      "verify",
-      "--key",
-      "cosign.pub",
-      "--insecure-ignore-tlog",
-      "--tls-verify=false",
-      images[0],
-    ) !== 0
-  ) {
-    throw new Error("verification failed");
-  }
+  if (await airlock(work, env, ...verify, images[0]) !== 0) throw new Error("verification failed");
   console.log();
 
   step("Tamper: someone re-points demo/api:1.0 at an image nobody signed");
@@ -163,16 +151,7 @@ try {
   console.log(
     `-> sign validate exit status ${rejected} (the failed list validate-failed.txt names the image)`,
   );
-  const refused = await airlock(
-    work,
-    env,
-    "verify",
-    "--key",
-    "cosign.pub",
-    "--insecure-ignore-tlog",
-    "--tls-verify=false",
-    images[1],
-  );
+  const refused = await airlock(work, env, ...verify, images[1]);
   console.log(`-> verify exit status ${refused}`);
   if (rejected === 0 || refused === 0) throw new Error("the tampered image was accepted");
   console.log("\n\nDemo finished: the registry is stopped and its storage removed.");

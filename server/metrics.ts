@@ -107,45 +107,34 @@ export class Metrics {
     const family = (name: string, type: string, help: string, lines: string[]) => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines);
     };
-    family("airlock_signatures_total", "counter", "Signatures written to registries.", [
-      `airlock_signatures_total ${this.#signatures}`,
-    ]);
-    family(
-      "airlock_images_total",
-      "counter",
-      "Images processed, by operation and result status.",
-      series("airlock_images_total", this.#images),
-    );
-    family(
+    /** A counter family with one series per label set of `map`. */
+    const counters = (name: string, help: string, map: Map<string, number>) =>
+      family(name, "counter", help, series(name, map));
+    /** A family of one unlabelled series. */
+    const single = (name: string, type: string, help: string, value: number) =>
+      family(name, type, help, [`${name} ${value}`]);
+    single("airlock_signatures_total", "counter", "Signatures written to registries.", this.#signatures);
+    counters("airlock_images_total", "Images processed, by operation and result status.", this.#images);
+    counters(
       "airlock_failures_total",
-      "counter",
       "Images that failed, by operation (sign, validate, verify).",
-      series("airlock_failures_total", this.#failures),
+      this.#failures,
     );
-    family(
-      "airlock_jobs_total",
-      "counter",
-      "Finished jobs, by operation and final state.",
-      series("airlock_jobs_total", this.#jobs),
-    );
-    family(
+    counters("airlock_jobs_total", "Finished jobs, by operation and final state.", this.#jobs);
+    counters(
       "airlock_requests_rejected_total",
-      "counter",
       "Requests refused before any work, by reason.",
-      series("airlock_requests_rejected_total", this.#rejected),
+      this.#rejected,
     );
-    family("airlock_jobs_running", "gauge", "Jobs running now.", [`airlock_jobs_running ${g.jobsRunning}`]);
-    family("airlock_jobs_queued", "gauge", "Jobs waiting for a slot.", [
-      `airlock_jobs_queued ${g.jobsQueued}`,
-    ]);
+    single("airlock_jobs_running", "gauge", "Jobs running now.", g.jobsRunning);
+    single("airlock_jobs_queued", "gauge", "Jobs waiting for a slot.", g.jobsQueued);
     if (g.tokens !== undefined) {
-      family("airlock_tokens", "gauge", "Valid tokens in the token file.", [`airlock_tokens ${g.tokens}`]);
+      single("airlock_tokens", "gauge", "Valid tokens in the token file.", g.tokens);
     }
-    family(
+    counters(
       "airlock_http_requests_total",
-      "counter",
       "HTTP requests answered, by method, route and status.",
-      series("airlock_http_requests_total", this.#requests),
+      this.#requests,
     );
     const hist: string[] = [];
     for (const [key, h] of [...this.#latency.entries()].sort(([a], [b]) => a < b ? -1 : 1)) {

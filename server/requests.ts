@@ -155,42 +155,39 @@ export function parseJobRequest(kind: JobKind, body: unknown, limits: RequestLim
     throw bad(`unknown field ${JSON.stringify(field)}; ${kind} accepts: ${allowed.join(", ")}`);
   }
   const images = imagesField(o.images, limits);
-  const jobs = intField(o, "jobs", 1, 20, 1);
-  const timeoutMs = timeoutField(o.timeout);
+  const common = { images, jobs: intField(o, "jobs", 1, 20, 1), timeoutMs: timeoutField(o.timeout) };
+  // sign and validate: each image an image-list line, and the list's platform filter
+  const listFields = () => ({
+    lines: resolveLines(images),
+    arch: csvField(o, "arch", DEFAULT_ARCH_LIST),
+    os: csvField(o, "os", DEFAULT_OS_LIST),
+  });
   switch (kind) {
     case "sign":
       return {
         kind,
-        images,
-        jobs,
-        timeoutMs,
-        lines: resolveLines(images),
-        arch: csvField(o, "arch", DEFAULT_ARCH_LIST),
-        os: csvField(o, "os", DEFAULT_OS_LIST),
+        ...common,
+        ...listFields(),
         signIndex: boolField(o, "signIndex", true),
         force: boolField(o, "force", false),
         ...annotationsField(o.annotations),
       };
     case "validate": {
       const exact = o.exactRepository;
-      if (exact !== undefined && (typeof exact !== "string" || exact === "")) {
-        throw bad(`field "exactRepository" must be a non-empty string`);
-      }
       if (exact !== undefined) {
+        if (typeof exact !== "string" || exact === "") {
+          throw bad(`field "exactRepository" must be a non-empty string`);
+        }
         try {
-          newExactRepository(exact as string);
+          newExactRepository(exact);
         } catch (e) {
           throw bad(`field "exactRepository": ${errorMessage(e)}`);
         }
       }
       return {
         kind,
-        images,
-        jobs,
-        timeoutMs,
-        lines: resolveLines(images),
-        arch: csvField(o, "arch", DEFAULT_ARCH_LIST),
-        os: csvField(o, "os", DEFAULT_OS_LIST),
+        ...common,
+        ...listFields(),
         requireIndexSignature: boolField(o, "requireIndexSignature", false),
         ...(exact !== undefined ? { exactRepository: exact as string } : {}),
       };
@@ -198,9 +195,7 @@ export function parseJobRequest(kind: JobKind, body: unknown, limits: RequestLim
     case "verify":
       return {
         kind,
-        images,
-        jobs,
-        timeoutMs,
+        ...common,
         references: images.map((image, i) => {
           try {
             return parseReference(image);

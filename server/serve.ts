@@ -27,6 +27,7 @@ import type { RegistryClient } from "../core/registry/client.ts";
 import { clientFor, type RegistrySettings } from "../core/registry/settings.ts";
 import type { Logger } from "../core/report.ts";
 import { createApp } from "./app.ts";
+import { errorBody } from "./errors.ts";
 import { JobStore } from "./jobs.ts";
 import { Metrics } from "./metrics.ts";
 import { createOperations } from "./operations.ts";
@@ -241,13 +242,8 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
         onListen: () => {},
         onError: (e) => {
           log.error(`request failed: ${errorMessage(e)}`);
-          return new Response(
-            JSON.stringify({ error: { code: "INTERNAL", message: "internal server error" } }),
-            {
-              status: 500,
-              headers: { "content-type": "application/json" },
-            },
-          );
+          // the INTERNAL body whatever was thrown (the error itself is only logged)
+          return Response.json(errorBody(undefined), { status: 500 });
         },
       }, app.fetch);
     } catch (e) {
@@ -261,7 +257,6 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
       `airlock serve listening on ${url} (key ${displayKeyRef(config.keyRef)}, ${tokens.size} token(s))`,
     );
 
-    const keyRef = key;
     const c = client;
     let stopping: Promise<boolean> | undefined;
     const shutdown = (): Promise<boolean> =>
@@ -278,7 +273,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
         await Promise.race([closing, new Promise((r) => timer = setTimeout(r, 5_000))]);
         clearTimeout(timer);
         c.close();
-        await keyRef.close();
+        await key.close();
         log.info("shutdown complete");
         return finished;
       })();

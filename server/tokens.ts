@@ -253,7 +253,6 @@ export class TokenStore implements TokenAuthenticator {
   #text: string | undefined;
   #checkedAt = -Infinity;
   #checking: Promise<void> | undefined;
-  #readFailed = false;
 
   private constructor(path: string, o: TokenStoreOptions) {
     this.#path = path;
@@ -338,18 +337,17 @@ export class TokenStore implements TokenAuthenticator {
       text = await Deno.readTextFile(this.#path);
     } catch (e) {
       this.#checkedAt = this.#now();
-      if (!this.#readFailed) {
+      // `#text` is undefined only after a failed read: the error is logged once per outage
+      if (this.#text !== undefined) {
         this.#log.error(
           `cannot read the token file "${this.#path}": ${errorMessage(e)}; refusing every token`,
         );
       }
-      this.#readFailed = true;
       this.#entries = [];
       this.#text = undefined;
       return;
     }
     this.#checkedAt = this.#now();
-    this.#readFailed = false;
     if (text === this.#text) return;
     const parsed = parseTokenFile(text);
     for (const p of parsed.problems) this.#log.warn(`token file "${this.#path}" ${p}: line ignored`);

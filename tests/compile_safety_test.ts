@@ -237,6 +237,13 @@ Deno.test({
         { name: "softhsm2", sign: ["--key", hsmUri], pub: hsmPub, ref: hsmUri },
       ];
       const common = ["--registries.d", registriesD, "--tls-verify=false", "-j", "4"];
+      // the validate and verify runs, with a key's public half
+      const validateArgs = (pub: string, failed: string) => {
+        return ["sign", "validate", "-f", list, "-p", pub, ...common, "-o", failed];
+      };
+      const verifyArgs = (pub: string, image: string) => {
+        return ["verify", "--key", pub, "--insecure-ignore-tlog", "--tls-verify=false", image];
+      };
       for (const key of keys) {
         const signArgs = [
           "sign",
@@ -249,23 +256,13 @@ Deno.test({
         ];
         await ok(signArgs);
         await ok(signArgs); // idempotent re-run
-        const validated = await ok([
-          "sign",
-          "validate",
-          "-f",
-          list,
-          "-p",
-          key.pub,
-          ...common,
-          "-o",
-          join(data, `validate-failed-${key.name}.txt`),
-        ]);
+        const validated = await ok(validateArgs(key.pub, join(data, `validate-failed-${key.name}.txt`)));
         assert(
           !/FATA|level=error/.test(validated.stdout + validated.stderr),
           `validate (${key.name}) logged errors`,
         );
         for (const image of images) {
-          await ok(["verify", "--key", key.pub, "--insecure-ignore-tlog", "--tls-verify=false", image]);
+          await ok(verifyArgs(key.pub, image));
         }
         // sign-blob / verify-blob, as the release checksums are signed
         const blob = join(data, "SHA256SUMS");
@@ -286,27 +283,10 @@ Deno.test({
       client.close();
       for (const key of keys) {
         const failedList = join(data, `validate-failed-tampered-${key.name}.txt`);
-        const rejected = await airlock([
-          "sign",
-          "validate",
-          "-f",
-          list,
-          "-p",
-          key.pub,
-          ...common,
-          "-o",
-          failedList,
-        ]);
+        const rejected = await airlock(validateArgs(key.pub, failedList));
         assertEquals(rejected.code, 1, transcript.join("\n"));
         assertStringIncludes(await Deno.readTextFile(failedList), `${host}/demo/api:1.0`);
-        const refused = await airlock([
-          "verify",
-          "--key",
-          key.pub,
-          "--insecure-ignore-tlog",
-          "--tls-verify=false",
-          images[1],
-        ]);
+        const refused = await airlock(verifyArgs(key.pub, images[1]));
         assert(refused.code !== 0, `verify accepted the tampered image with the ${key.name} key`);
         assert(
           !/Requires \w+ access|NotCapable/.test(rejected.stderr + refused.stderr),

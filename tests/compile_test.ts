@@ -14,10 +14,9 @@ import {
   HOST_TARGET,
   outputPath,
 } from "../scripts/compile.ts";
-import { renderBuildInfo } from "../scripts/gen_build_info.ts";
+import { BUILD_INFO_PATH as BUILD_INFO, renderBuildInfo } from "../scripts/gen_build_info.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const BUILD_INFO = join(ROOT, "core/build_info.ts");
 
 /** Runs `deno task compile ARGS` with a clean environment plus `env`. */
 async function compile(args: string[], env: Record<string, string> = {}) {
