@@ -122,6 +122,11 @@ export interface TestProxy extends AsyncDisposable {
   counts(): Map<string, number>;
   /** Forgets the request log. */
   resetCounts(): void;
+  /**
+   * Resolves when every request received so far has been answered (or failed), so that `requests` holds its
+   * final status — a client killed mid-request leaves the proxy still waiting for the upstream.
+   */
+  settled(): Promise<void>;
   /** Stops listening, closes every connection. */
   stop(): Promise<void>;
 }
@@ -361,7 +366,14 @@ function createProxy(upstream: string, opts: ProxyOptions): TestProxy {
     return new Response(nullBody ? null : r.body as Uint8Array<ArrayBuffer>, { status: r.status, headers });
   };
 
-  const handler = async (req: Request, conn: Deno.ServeHandlerInfo<Deno.NetAddr>): Promise<Response> => {
+  const inFlight = new Set<Promise<Response>>();
+  const handler = (req: Request, conn: Deno.ServeHandlerInfo<Deno.NetAddr>): Promise<Response> => {
+    const p = handle(req, conn);
+    inFlight.add(p);
+    p.finally(() => inFlight.delete(p)).catch(() => {});
+    return p;
+  };
+  const handle = async (req: Request, conn: Deno.ServeHandlerInfo<Deno.NetAddr>): Promise<Response> => {
     const url = new URL(req.url);
     const info: ProxyRequestInfo = { method: req.method, path: url.pathname, url, headers: req.headers };
     const record: ProxyRequestRecord = {
@@ -495,6 +507,9 @@ function createProxy(upstream: string, opts: ProxyOptions): TestProxy {
     },
     resetCounts() {
       requests.length = 0;
+    },
+    async settled() {
+      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
     },
     stop,
     [Symbol.asyncDispose]: stop,
