@@ -4,14 +4,14 @@
  *
  *     deno run --allow-read --allow-write --allow-run scripts/gen_public_good_root.ts [trusted_root.json] [--source TEXT]
  *
- * The input defaults to the shared fixture (npm `@sigstore/tuf` 5.0.1 `seeds.json`). The recorded date is the
+ * The input defaults to the fixture in tests/fixtures (npm `@sigstore/tuf` 5.0.1 `seeds.json`). The recorded date is the
  * newest `validFor.start` in the file: the snapshot is at least that recent.
  *
  * @module
  */
 import { createHash } from "node:crypto";
 
-const DEFAULT_INPUT = new URL("../../shared/fixtures/vectors/public-good-trusted_root.json", import.meta.url);
+const DEFAULT_INPUT = new URL("../tests/fixtures/vectors/public-good-trusted_root.json", import.meta.url);
 const DEFAULT_SOURCE = "npm @sigstore/tuf 5.0.1 seeds.json (tuf-repo-cdn.sigstore.dev trusted_root.json)";
 const OUTPUT = new URL("../core/keyless/public_good_root.ts", import.meta.url);
 

@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "../assert.ts";
 import { AirlockError } from "../../core/errors.ts";
+import { FIXTURES_DIR } from "../testbed/fixtures.ts";
 import {
   COSIGN_KEY_PEM_TYPE,
   decryptKeyEnvelope,
@@ -16,7 +17,7 @@ import { decodePem, encodePem } from "../../core/encoding/pem.ts";
 import { DER, derEncode, readDer, readDerOne } from "../../core/encoding/der.ts";
 import { parsePublicKeyPem, spkiSha256Hex, verifySignature } from "../../core/signature/public_key.ts";
 
-const FIXTURES = new URL("../../../shared/fixtures/", import.meta.url).pathname;
+const FIXTURES = `${FIXTURES_DIR}/`;
 const VECTORS = `${FIXTURES}vectors/keys/`;
 const PEER = `${FIXTURES}peer-skopeo/`;
 const MSG = new TextEncoder().encode(

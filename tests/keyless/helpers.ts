@@ -1,12 +1,15 @@
 /**
- * Fixture access for the keyless tests (data under shared/fixtures, never edited).
+ * Fixture access for the keyless tests (data under tests/fixtures, never edited).
  *
  * @module
  */
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { FIXTURES_DIR } from "../testbed/fixtures.ts";
 import type { CosignLayer } from "../../core/keyless/bundle.ts";
 
-/** shared/fixtures/vectors. */
-export const VECTORS = new URL("../../../shared/fixtures/vectors/", import.meta.url);
+/** tests/fixtures/vectors (or `$AIRLOCK_FIXTURES/vectors`). */
+export const VECTORS: URL = pathToFileURL(join(FIXTURES_DIR, "vectors") + "/");
 
 /** A path under {@linkcode VECTORS}. */
 export function vector(path: string): string {

@@ -1,9 +1,9 @@
 /**
- * Paths to the shared fixtures (`/work/shared/fixtures`, beside the project root) and a registry serving a copy
- * of the peer-skopeo fixture storage.
+ * Paths to the test data (`tests/fixtures/`, see its README for where each set came from) and a registry
+ * serving a copy of the peer-skopeo fixture storage.
  *
- * The fixtures directory is found relative to this file (`../../../shared/fixtures` from `tests/testbed/`);
- * the environment variable `AIRLOCK_FIXTURES` overrides it.
+ * The fixtures directory is found relative to this file (`../fixtures` from `tests/testbed/`); the environment
+ * variable `AIRLOCK_FIXTURES` overrides it.
  *
  * @module
  */
@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { type RegistryOptions, startRegistry, type TestRegistry } from "./registry.ts";
 
 /**
- * Absolute path of the shared fixtures directory.
+ * Absolute path of the fixtures directory (`tests/fixtures`).
  *
  * @example
  * ```ts
@@ -20,7 +20,7 @@ import { type RegistryOptions, startRegistry, type TestRegistry } from "./regist
  * ```
  */
 export const FIXTURES_DIR: string = Deno.env.get("AIRLOCK_FIXTURES") ??
-  fileURLToPath(new URL("../../../shared/fixtures", import.meta.url));
+  fileURLToPath(new URL("../fixtures", import.meta.url));
 
 /** Absolute path of the peer-skopeo fixture set. */
 export const PEER_SKOPEO_DIR: string = join(FIXTURES_DIR, "peer-skopeo");
@@ -29,7 +29,7 @@ export const PEER_SKOPEO_DIR: string = join(FIXTURES_DIR, "peer-skopeo");
 export const PEER_SKOPEO_STORAGE: string = join(PEER_SKOPEO_DIR, "registry");
 
 /**
- * A path inside the shared fixtures directory.
+ * A path inside the fixtures directory.
  *
  * @example
  * ```ts

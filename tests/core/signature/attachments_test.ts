@@ -5,8 +5,8 @@
  */
 import { createHash, createPublicKey, verify as nodeVerify } from "node:crypto";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { AirlockError } from "../../../core/errors.ts";
+import { FIXTURES_DIR } from "../../testbed/fixtures.ts";
 import {
   ANNOTATION_BUNDLE,
   ANNOTATION_CERTIFICATE,
@@ -34,8 +34,7 @@ import {
 import { buildSimpleSigningPayload } from "../../../core/signature/payload.ts";
 import { assert, assertEquals, assertThrows } from "../../assert.ts";
 
-const FIXTURES = Deno.env.get("AIRLOCK_FIXTURES") ??
-  fileURLToPath(new URL("../../../../shared/fixtures", import.meta.url));
+const FIXTURES = FIXTURES_DIR;
 const PEER = join(FIXTURES, "peer-skopeo");
 const STORAGE = join(PEER, "registry", "docker", "registry", "v2");
 

@@ -4,8 +4,8 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { AirlockError } from "../../../core/errors.ts";
+import { FIXTURES_DIR } from "../../testbed/fixtures.ts";
 import {
   buildCosignPayload,
   buildSimpleSigningPayload,
@@ -19,8 +19,7 @@ import { goJsonString } from "../../../core/encoding/go_json.ts";
 import { VERSION } from "../../../core/version.ts";
 import { assert, assertEquals, assertThrows } from "../../assert.ts";
 
-const FIXTURES = Deno.env.get("AIRLOCK_FIXTURES") ??
-  fileURLToPath(new URL("../../../../shared/fixtures", import.meta.url));
+const FIXTURES = FIXTURES_DIR;
 const STORAGE = join(FIXTURES, "peer-skopeo", "registry", "docker", "registry", "v2");
 const VECTORS = join(FIXTURES, "vectors", "containers-image");
 

@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "../../assert.ts";
 import { AirlockError } from "../../../core/errors.ts";
+import { FIXTURES_DIR } from "../../testbed/fixtures.ts";
 import { base64Decode } from "../../../core/encoding/base64.ts";
 import { decodePem, encodePem } from "../../../core/encoding/pem.ts";
 import { DER, derEncode, derOid, oidToString } from "../../../core/encoding/der.ts";
@@ -13,7 +14,7 @@ import {
   verifySignature,
 } from "../../../core/signature/public_key.ts";
 
-const FIXTURES = new URL("../../../../shared/fixtures/", import.meta.url).pathname;
+const FIXTURES = `${FIXTURES_DIR}/`;
 const MSG = new TextEncoder().encode("hello");
 const b64 = (s: string): Uint8Array => base64Decode(s)!;
 
