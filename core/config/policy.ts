@@ -28,6 +28,7 @@ import { goSlice, goString, goTypeError, type JsonNode, parseJsonTree } from "..
 import { paranoidExactFields, paranoidObject } from "../encoding/paranoid_json.ts";
 import { parseSimpleSigningPayload } from "../signature/payload.ts";
 import { parsePublicKeyPem, type PublicKey, verifySignature } from "../signature/public_key.ts";
+import { validPolicyScope } from "./policy_scopes.ts";
 import { policyConfigurationIdentity, policyConfigurationNamespaces } from "./registries_d.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -212,7 +213,7 @@ export function parsePolicy(input: string | Uint8Array): Policy {
   let def: PolicyRequirement[] | undefined;
   const transports: Record<string, Record<string, PolicyRequirement[]>> = {};
   paranoidObject(root, (key) => {
-    if (key === "default") return (v) => (def = requirementList(v) ?? def);
+    if (key === "default") return (v) => (def = requirementList(v));
     if (key === "transports") return (v) => parseTransports(v, transports);
     return undefined;
   }, CODE);
@@ -220,25 +221,30 @@ export function parsePolicy(input: string | Uint8Array): Policy {
   return { default: def, transports };
 }
 
+/**
+ * `transports`: an object of transport → scope → requirement list. containers/image decodes each level with its
+ * own strict reader, so an explicit `null` is no "absent": `"transports": null` and `"docker": null` are not
+ * objects, a `null` list is an empty one, and a scope the transport refuses is an unknown key.
+ */
 function parseTransports(node: JsonNode, out: Record<string, Record<string, PolicyRequirement[]>>): void {
-  if (node.kind === "null") return;
   paranoidObject(node, (transport) => (v) => {
     const scopes: Record<string, PolicyRequirement[]> = {};
-    if (v.kind !== "null") {
-      paranoidObject(v, (scope) => (list) => {
-        // A `null` list leaves the scope empty; evaluation then refuses it, as containers/image does.
-        scopes[scope] = requirementList(list) ?? [];
-      }, CODE);
-    }
+    paranoidObject(v, (scope) => {
+      if (!validPolicyScope(transport, scope)) return undefined;
+      return (list) => (scopes[scope] = requirementList(list));
+    }, CODE);
     out[transport] = scopes;
   }, CODE);
 }
 
-function requirementList(node: JsonNode): PolicyRequirement[] | undefined {
-  if (node.kind === "null") return undefined;
-  if (node.kind !== "array") throw goTypeError(node, "[]json.RawMessage", undefined, CODE);
-  if (node.items.length === 0) throw bad("List of verification policy requirements must not be empty");
-  return node.items.map(parseRequirement);
+/** A requirement list: an array of at least one requirement (`null` decodes as an empty list). */
+function requirementList(node: JsonNode): PolicyRequirement[] {
+  if (node.kind !== "null" && node.kind !== "array") {
+    throw goTypeError(node, "[]json.RawMessage", undefined, CODE);
+  }
+  const items = node.kind === "array" ? node.items : [];
+  if (items.length === 0) throw bad("List of verification policy requirements must not be empty");
+  return items.map(parseRequirement);
 }
 
 function parseRequirement(node: JsonNode): PolicyRequirement {
@@ -428,11 +434,12 @@ function parseSigstoreSigned(node: JsonNode): SigstoreSignedRequirement {
   return out as unknown as SigstoreSignedRequirement;
 }
 
-/** A requirement's `signedIdentity`: `matchRepoDigestOrExact` when absent or `null`. */
+/**
+ * A requirement's `signedIdentity`: `matchRepoDigestOrExact` when the key is absent. An explicit `null` is kept
+ * as raw JSON by containers/image and then fails as a match of type `""`.
+ */
 function signedIdentityOf(identity: JsonNode | undefined): PolicyReferenceMatch {
-  return identity === undefined || identity.kind === "null"
-    ? { type: "matchRepoDigestOrExact" }
-    : parseReferenceMatch(identity);
+  return identity === undefined ? { type: "matchRepoDigestOrExact" } : parseReferenceMatch(identity);
 }
 
 /** A list option that is present must have entries (`null` counts as empty). */

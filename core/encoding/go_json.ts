@@ -158,7 +158,10 @@ export type JsonNode =
  * ```
  */
 export function parseJsonTree(input: string | Uint8Array, code: ErrorCode): JsonNode {
-  const text = typeof input === "string" ? input : new TextDecoder("utf-8", { fatal: false }).decode(input);
+  // ignoreBOM: a UTF-8 byte order mark is kept, so it fails as Go's decoder fails on it (Go never strips one).
+  const text = typeof input === "string"
+    ? input
+    : new TextDecoder("utf-8", { fatal: false, ignoreBOM: true }).decode(input);
   return new TreeParser(text, code).parseDocument();
 }
 
@@ -195,7 +198,10 @@ class TreeParser {
 
   private fail(context: string): never {
     if (this.pos >= this.s.length) throw new AirlockError(this.code, "unexpected end of JSON input");
-    const cp = String.fromCodePoint(this.s.codePointAt(this.pos)!);
+    let cp = String.fromCodePoint(this.s.codePointAt(this.pos)!);
+    // Go's scanner reports the first byte of a multi-byte character, printed as the rune of that byte value
+    // (a byte order mark gives 'ï').
+    if (cp.codePointAt(0)! > 0x7f) cp = String.fromCharCode(new TextEncoder().encode(cp)[0]);
     throw new AirlockError(this.code, `invalid character ${quoteChar(cp)} ${context}`);
   }
 

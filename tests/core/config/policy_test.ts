@@ -171,6 +171,96 @@ Deno.test("policy: strict parse errors carry containers/image's texts", () => {
   );
 });
 
+Deno.test("policy: an explicit null is not an absent key; policies containers/image refuses to load fail", () => {
+  // Each case was refused by skopeo 1.14.5 (containers/image 5.29.4) with `Error loading trust policy`;
+  // the texts it printed are in tests/fixtures/oracle-skopeo/policies/verdicts.json.
+  const ok = `[{"type":"insecureAcceptAnything"}]`;
+  assert(parseError(`{"default":${ok},"transports":null}`).startsWith("JSON object expected, got "));
+  assert(
+    parseError(`{"default":${ok},"transports":{"docker":null}}`).startsWith("JSON object expected, got "),
+  );
+  assert(parseError(`{"default":${ok},"transports":{"foo":null}}`).startsWith("JSON object expected, got "));
+  assertEquals(
+    parseError(`{"default":${ok},"transports":{"docker":{"x.io":null}}}`),
+    "List of verification policy requirements must not be empty",
+  );
+  assertEquals(parseError(`{"default":null}`), "List of verification policy requirements must not be empty");
+  assertEquals(
+    parseError(`{"default":[{"type":"sigstoreSigned","keyPath":"/k.pub","signedIdentity":null}]}`),
+    `Unknown policy reference match type ""`,
+  );
+  assertEquals(
+    parseError(
+      `{"default":${ok},"transports":{"docker":{"x.io":[{"type":"signedBy","keyType":"GPGKeys",` +
+        `"keyPath":"/x","signedIdentity":null}]}}}`,
+    ),
+    `Unknown policy reference match type ""`,
+  );
+  assert(
+    parseError(`{"default":[{"type":"sigstoreSigned","fulcio":null}]}`).startsWith(
+      "JSON object expected, got ",
+    ),
+  );
+  // A UTF-8 byte order mark: Go's decoder does not skip it.
+  const bom = new Uint8Array([0xef, 0xbb, 0xbf, ...enc.encode(`{"default":${ok}}`)]);
+  assertEquals(
+    assertThrows(() => parsePolicy(bom), AirlockError).message,
+    "invalid character 'ï' looking for beginning of value",
+  );
+});
+
+Deno.test("policy: scopes a transport refuses are unknown keys (containers/image ValidatePolicyConfigurationScope)", () => {
+  const ok = `[{"type":"insecureAcceptAnything"}]`;
+  const policy = (transport: string, scope: string) =>
+    `{"default":${ok},"transports":{${JSON.stringify(transport)}:{${
+      JSON.stringify(scope)
+    }:[{"type":"reject"}]}}}`;
+  const refused: [string, string][] = [
+    ["oci", "rel/path"],
+    ["oci", "/"],
+    ["oci", "/a/../b"],
+    ["oci-archive", "a.tar"],
+    ["dir", "rel"],
+    ["dir", "/a/"],
+    ["sif", "x.sif"],
+    ["docker-archive", "/x.tar"],
+    ["tarball", "/x.tar"],
+    ["docker-daemon", "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"],
+    ["atomic", "a/b/c/d"],
+    ["containers-storage", "x"],
+    ["containers-storage", "[relative]busybox"],
+    ["containers-storage", "[/var/lib/c]busybox@nope"],
+  ];
+  for (const [transport, scope] of refused) {
+    assertEquals(
+      parseError(policy(transport, scope)),
+      `Unknown key ${JSON.stringify(scope)}`,
+      `${transport} ${scope}`,
+    );
+  }
+  const accepted: [string, string][] = [
+    ["oci", "/var/images"],
+    ["oci", "/var/images:tag"],
+    ["dir", "/a/b"],
+    ["docker", "anything at all"],
+    ["docker-daemon", "busybox:latest"],
+    ["atomic", "host/ns/stream:tag"],
+    ["containers-storage", "[overlay@/var/lib/containers/storage]docker.io/library/busybox:1"],
+    [
+      "containers-storage",
+      "[/var/lib/c]busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    ],
+    ["ostree", "whatever"], // a stub transport in skopeo's build: not validated
+    ["no-such-transport", "x"],
+    ["oci", ""],
+    ["tarball", ""],
+  ];
+  for (const [transport, scope] of accepted) {
+    const p = parsePolicy(policy(transport, scope));
+    assertEquals(Object.keys(p.transports[transport]), [scope], `${transport} ${scope}`);
+  }
+});
+
 Deno.test("policy: scope resolution, most specific first, then transport default, then default", () => {
   const R = (
     n: string,
@@ -410,12 +500,13 @@ Deno.test("policy evaluation: insecureAcceptAnything, reject, signedBy, signedBa
     ),
     "Running image docker://a.io/b:v1 is rejected by policy.",
   );
-  // An empty scope list (null in policy.json) is refused at evaluation.
-  const empty = parsePolicy(
-    `{"default":[{"type":"insecureAcceptAnything"}],"transports":{"docker":{"":null}}}`,
-  );
+  // An empty scope list (only a Policy built in code can hold one; policy.json's null is refused at load) is
+  // refused at evaluation.
   assertEquals(
-    await decide(empty, image("a.io/b:v1", D1, [])),
+    await decide(
+      { default: [{ type: "insecureAcceptAnything" }], transports: { docker: { "": [] } } },
+      image("a.io/b:v1", D1, []),
+    ),
     "List of verification policy requirements must not be empty",
   );
   // Keyless is refused clearly, not passed.
