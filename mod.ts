@@ -134,6 +134,43 @@ export {
   PolicyEvaluator,
 } from "./core/config/policy.ts";
 
+// the Kubernetes admission webhook (airlock serve --admission-config)
+export {
+  type AdmissionConfigFile,
+  type AdmissionMode,
+  type AdmissionSettings,
+  loadAdmissionConfig,
+  parseAdmissionConfig,
+} from "./core/admission/config.ts";
+export {
+  type DecideOptions,
+  decideReview,
+  type DecisionRules,
+  type ReviewDecision,
+  type VerdictSource,
+} from "./core/admission/decide.ts";
+export {
+  type AdmissionAnswer,
+  type AdmissionRequest,
+  admissionResponse,
+  type JsonObject,
+  parseAdmissionReview,
+} from "./core/admission/review.ts";
+export {
+  type AdmissionEngine,
+  type AdmissionEngineOptions,
+  createAdmissionEngine,
+  type ReviewResult,
+} from "./core/admission/service.ts";
+export type { CacheStats, CheckedVerdict } from "./core/admission/verdicts.ts";
+export type { CosignModeSpec, PolicyModeSpec } from "./core/admission/config.ts";
+export type { DecisionCategory, ImageDecision } from "./core/admission/decide.ts";
+export type { Verdict } from "./core/admission/evaluate.ts";
+export type { ImageGlob } from "./core/admission/glob.ts";
+export type { ImageSlot } from "./core/admission/pod_images.ts";
+export type { AdmissionOperation, GroupVersionKind, JsonPatchOperation } from "./core/admission/review.ts";
+export { type WebhookConfigOptions, webhookConfigYaml } from "./core/admission/webhook_config.ts";
+
 // copying images: mirror, save, load
 export {
   type CopiedImage,

@@ -1,11 +1,13 @@
 /**
- * `airlock serve`: the HTTP signing and verification service (server/), and `airlock serve token-add`. The
- * service modules (hono among them) are loaded inside the actions, so other commands never load them.
+ * `airlock serve`: the HTTP signing and verification service (server/), with the Kubernetes admission webhook
+ * (`--admission-config`), `airlock serve webhook-config` and `airlock serve token-add`. The service modules (hono
+ * among them) are loaded inside the actions, so other commands never load them.
  *
  * @module
  */
 import type { Command } from "commander";
 import { parseGoDuration, parseGoInt } from "../core/encoding/go_values.ts";
+import { AirlockError, errorMessage } from "../core/errors.ts";
 import type { Logger } from "../core/report.ts";
 import {
   addRegistriesDFlag,
@@ -19,6 +21,9 @@ import {
 
 interface ServeFlags extends RegistryFlags {
   key?: string;
+  admissionConfig?: string;
+  admissionTimeout?: string;
+  clientCa?: string;
   passphraseFile?: string;
   tokenFile?: string;
   listen: string;
@@ -56,12 +61,39 @@ export function registerServe(program: Command): void {
       .option("--max-images <n>", "most images in one request", "1000")
       .option("--rate-limit <n/min>", "job requests per token per minute (N/min, N/s, N/h)", "120/min")
       .option("--jobs <n>", "jobs running at once (more are queued)", "4")
-      .option("--shutdown-timeout <duration>", "on SIGINT/SIGTERM, how long accepted jobs may run on", "60s"),
+      .option("--shutdown-timeout <duration>", "on SIGINT/SIGTERM, how long accepted jobs may run on", "60s")
+      .option(
+        "--admission-config <file>",
+        "serve the Kubernetes admission webhook (/v1/admission/validate, /mutate) with the rules in FILE; needs TLS",
+      )
+      .option(
+        "--admission-timeout <duration>",
+        "the longest a first admission verdict may take; over it the image is denied (default: the file's, 8s)",
+      )
+      .option(
+        "--client-ca <file>",
+        "admission endpoints: require a client certificate signed by this CA (PEM), e.g. the API server's",
+      ),
   ));
   serve.action((flags: ServeFlags, c: Command) => {
     const global = c.optsWithGlobals<GlobalFlags>();
     return runCommand(global, (log) => runServeCommand(flags, log), { allToStderr: true });
   });
+
+  serve.command("webhook-config")
+    .description(
+      "print the Mutating- and ValidatingWebhookConfiguration (YAML) that send pod admission reviews to airlock",
+    )
+    .option("--service <ns/name>", "the Kubernetes Service in front of airlock serve: NAMESPACE/NAME")
+    .option("--ca-bundle <file>", "the CA certificate (PEM) that signed airlock's serving certificate")
+    .option("--port <n>", "the Service port", "443")
+    .option("--name <name>", "the name of both configurations", "airlock")
+    .option("--admission-config <file>", "the admission configuration: exempt namespaces, timeout")
+    .option("--admission-timeout <duration>", "overrides the configuration's timeout")
+    .action((_flags: unknown, c: Command) => {
+      const flags = c.optsWithGlobals<GlobalFlags & WebhookConfigFlags>();
+      return runCommand(flags, (log) => runWebhookConfig(flags, log), { allToStderr: true });
+    });
 
   serve.command("token-add")
     .description("create a random token NAME, print it once, and append its hash to the token file")
@@ -80,7 +112,12 @@ function positiveInt(value: string, flag: string): number {
 }
 
 async function runServeCommand(flags: ServeFlags, log: Logger): Promise<number> {
-  if (!flags.key) throw usageError("--key is required: the service signs with the operator's key");
+  if (!flags.key && !flags.admissionConfig) {
+    throw usageError(
+      "--key is required: the service signs with the operator's key (or give --admission-config for a " +
+        "verify-only admission webhook)",
+    );
+  }
   if (!flags.tokenFile) {
     throw usageError(
       "--token-file is required (create one with: airlock serve token-add --token-file FILE NAME)",
@@ -92,6 +129,11 @@ async function runServeCommand(flags: ServeFlags, log: Logger): Promise<number> 
   if (!(shutdownTimeoutMs >= 0)) throw usageError("--shutdown-timeout must be ≥ 0");
   return await runServe({
     keyRef: flags.key,
+    admissionConfig: flags.admissionConfig,
+    admissionTimeoutMs: flags.admissionTimeout === undefined
+      ? undefined
+      : durationFlag(flags.admissionTimeout, "--admission-timeout"),
+    clientCa: flags.clientCa,
     passphraseFile: flags.passphraseFile,
     tokenFile: flags.tokenFile,
     listen: flags.listen,
@@ -107,6 +149,86 @@ async function runServeCommand(flags: ServeFlags, log: Logger): Promise<number> 
     shutdownTimeoutMs,
     logger: log,
   });
+}
+
+function durationFlag(value: string, flag: string): number {
+  let ms: number;
+  try {
+    ms = parseGoDuration(value);
+  } catch {
+    throw usageError(`invalid ${flag} ${JSON.stringify(value)}: expected a duration such as 8s`);
+  }
+  return ms;
+}
+
+interface WebhookConfigFlags {
+  service?: string;
+  caBundle?: string;
+  port: string;
+  name: string;
+  admissionConfig?: string;
+  admissionTimeout?: string;
+}
+
+async function runWebhookConfig(flags: WebhookConfigFlags, log: Logger): Promise<number> {
+  const m = /^([^/]+)\/([^/]+)$/.exec(flags.service ?? "");
+  if (!m) throw usageError("--service NAMESPACE/NAME is required (the Service in front of airlock serve)");
+  if (!flags.caBundle) {
+    throw usageError("--ca-bundle FILE is required (the CA of airlock's serving certificate)");
+  }
+  const port = parseGoInt(flags.port);
+  if (!(port >= 1 && port <= 65535)) throw usageError(`invalid --port ${flags.port}`);
+  const { checkTimeout, DEFAULT_ADMISSION_TIMEOUT_MS, parseAdmissionConfig } = await import(
+    "../core/admission/config.ts"
+  );
+  const { webhookConfigYaml } = await import("../core/admission/webhook_config.ts");
+  let exemptNamespaces: readonly string[] = [];
+  let timeoutMs = DEFAULT_ADMISSION_TIMEOUT_MS;
+  if (flags.admissionConfig) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(flags.admissionConfig);
+    } catch (e) {
+      throw new AirlockError(
+        "IO_ERROR",
+        `cannot read ${JSON.stringify(flags.admissionConfig)}: ${errorMessage(e)}`,
+      );
+    }
+    const cfg = await parseAdmissionConfig(text, flags.admissionConfig);
+    exemptNamespaces = cfg.exemptNamespaces;
+    timeoutMs = cfg.timeoutMs;
+  } else {
+    log.warn(
+      "no --admission-config: no namespace is left out of the webhooks, not even airlock's own " +
+        `(${m[1]}); pods there cannot start while airlock is down`,
+    );
+  }
+  if (flags.admissionTimeout !== undefined) {
+    timeoutMs = checkTimeout(
+      durationFlag(flags.admissionTimeout, "--admission-timeout"),
+      "--admission-timeout",
+      usageError,
+    );
+  }
+  let caBundlePem: string;
+  try {
+    caBundlePem = await Deno.readTextFile(flags.caBundle);
+  } catch (e) {
+    throw new AirlockError(
+      "IO_ERROR",
+      `cannot read the CA bundle ${JSON.stringify(flags.caBundle)}: ${errorMessage(e)}`,
+    );
+  }
+  writeStdout(webhookConfigYaml({
+    namespace: m[1],
+    service: m[2],
+    port,
+    caBundlePem,
+    exemptNamespaces,
+    timeoutMs,
+    name: flags.name,
+  }));
+  return 0;
 }
 
 async function runTokenAdd(name: string, tokenFile: string | undefined, log: Logger): Promise<number> {

@@ -77,7 +77,9 @@ export type ErrorCode =
   /** a request lacks a valid bearer token (HTTP 401) */
   | "UNAUTHENTICATED"
   /** the service is shutting down or its job queue is full (HTTP 503) */
-  | "UNAVAILABLE";
+  | "UNAVAILABLE"
+  /** the service was started without what the request needs (a job request to a service without `--key`) */
+  | "NOT_CONFIGURED";
 
 /**
  * The base class of every error airlock throws on purpose.

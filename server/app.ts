@@ -5,7 +5,7 @@
  *
  * Routes: `POST /v1/sign|validate|verify` (202 + job id), `GET /v1/jobs`, `GET /v1/jobs/{id}`,
  * `GET /v1/jobs/{id}/events` (SSE), `GET /v1/public-key`, `GET /healthz`, `GET /metrics`, `GET /openapi.json`,
- * `GET /` (HTML). Every `/v1/*` call and `/metrics` need `Authorization: Bearer TOKEN`; the page takes the token
+ * `GET /` (HTML), and with an admission configuration `POST /v1/admission/validate|mutate` (`admission.ts`). Every `/v1/*` call and `/metrics` need `Authorization: Bearer TOKEN`; the page takes the token
  * once as `/?token=…`, moves it into an HttpOnly, SameSite=Strict cookie and redirects to `/`.
  *
  * Order of checks for a job request: token (401), per-token rate limit (429), media type (415), body size
@@ -38,6 +38,7 @@ import type { Operations } from "./operations.ts";
 import { PAGE_CSP, renderJobsPage, renderLoginPage } from "./page.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import { parseJobRequest, parseJsonBody } from "./requests.ts";
+import { type AdmissionRouteOptions, type ConnectionInfo, registerAdmissionRoutes } from "./admission.ts";
 import type { TokenAuthenticator } from "./tokens.ts";
 
 /** Size limits and rates. */
@@ -52,8 +53,13 @@ export interface AppLimits {
 
 /** What the app works with. */
 export interface AppOptions {
-  /** The pipelines, bound to the operator's key and registry settings. */
-  readonly operations: Operations;
+  /**
+   * The pipelines, bound to the operator's key and registry settings; absent on a verify-only admission webhook
+   * started without `--key` (the job routes then answer 501).
+   */
+  readonly operations?: Operations;
+  /** The admission webhook endpoints (`--admission-config`). */
+  readonly admission?: Omit<AdmissionRouteOptions, "metrics" | "logger" | "now">;
   /** Checks bearer tokens. */
   readonly tokens: TokenAuthenticator;
   /** Jobs. */
@@ -74,11 +80,21 @@ export interface AppOptions {
   readonly keepAliveSeconds?: number;
 }
 
-type Env = { Variables: { tokenName: string } };
+/** The app's hono environment: the token name of an authenticated call, and what the adapter says about the connection. */
+export type AppEnv = { Variables: { tokenName: string }; Bindings: ConnectionInfo | undefined };
+type Env = AppEnv;
 
 /** The page's cookie; it holds the token itself, so it is HttpOnly and SameSite=Strict. */
 const COOKIE = "airlock_token";
 const BEARER_RE = /^Bearer[ \t]+([^\s]+)[ \t]*$/i;
+
+function noKey(): AirlockError {
+  return new AirlockError(
+    "NOT_CONFIGURED",
+    "this service was started without --key (a verify-only admission webhook): it signs, validates and " +
+      "verifies nothing for the job API",
+  );
+}
 
 /**
  * Builds the app.
@@ -129,7 +145,11 @@ export function createApp(o: AppOptions): Hono<Env> {
     c.set("tokenName", name);
     await next();
   };
-  app.use("/v1/*", authenticate);
+  // The admission endpoints answer the API server, which sends no token (`--client-ca` guards them instead).
+  app.use(
+    "/v1/*",
+    (c, next) => o.admission && c.req.path.startsWith("/v1/admission/") ? next() : authenticate(c, next),
+  );
   app.use("/metrics", authenticate);
 
   const submit = (kind: JobKind) =>
@@ -180,11 +200,13 @@ export function createApp(o: AppOptions): Hono<Env> {
           return fail(c, e, e.code === "TOO_LARGE" ? "too_large" : "invalid");
         }
         const req = request;
+        const operations = o.operations;
+        if (!operations) return fail(c, noKey(), "invalid");
         const job = o.jobs.submit({
           kind,
           submittedBy: name,
           images: req.images,
-          work: (ctx) => o.operations.run(req, ctx),
+          work: (ctx) => operations.run(req, ctx),
         });
         log.info(`job ${job.id} accepted: ${kind} of ${req.images.length} image(s) for token ${name}`);
         c.header("Location", `/v1/jobs/${job.id}`);
@@ -246,6 +268,7 @@ export function createApp(o: AppOptions): Hono<Env> {
   });
 
   app.get("/v1/public-key", async (c) => {
+    if (!o.operations) return fail(c, noKey());
     c.header("Content-Type", "application/x-pem-file");
     return c.body(await o.operations.publicKey());
   });
@@ -258,6 +281,7 @@ export function createApp(o: AppOptions): Hono<Env> {
       jobsRunning: o.jobs.running,
       jobsQueued: o.jobs.queued,
       tokens: o.tokenCount?.(),
+      admissionCache: o.admission?.engine.cacheStats,
     }));
   });
 
@@ -295,8 +319,11 @@ export function createApp(o: AppOptions): Hono<Env> {
       version: VERSION,
       renderedAt: new Date(now()).toISOString(),
       viewer,
+      decisions: o.admission?.recent.list(100),
     }));
   });
+
+  if (o.admission) registerAdmissionRoutes(app, { ...o.admission, metrics: o.metrics, logger: log, now });
 
   app.notFound((c) => fail(c, new AirlockError("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)));
 

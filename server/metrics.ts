@@ -41,6 +41,14 @@ export interface MetricGauges {
   readonly jobsQueued: number;
   /** Valid tokens in the token file, when known. */
   readonly tokens?: number;
+  /** The admission verdict cache, when the admission webhook is on. */
+  readonly admissionCache?: {
+    readonly hits: number;
+    readonly misses: number;
+    readonly resolutionHits: number;
+    readonly running: number;
+    readonly waiting: number;
+  };
 }
 
 interface Histogram {
@@ -65,6 +73,8 @@ export class Metrics {
   readonly #requests = new Map<string, number>();
   readonly #latency = new Map<string, Histogram>();
   readonly #rejected = new Map<string, number>();
+  readonly #reviews = new Map<string, number>();
+  readonly #admissionImages = new Map<string, number>();
 
   /** Counts signatures written (layers added to `.sig` tags). */
   signatures(n = 1): void {
@@ -85,6 +95,22 @@ export class Metrics {
   /** Counts a request refused before any work (`unauthenticated`, `rate_limited`, `invalid`, `too_large`). */
   rejected(reason: string): void {
     inc(this.#rejected, labels({ reason }));
+  }
+
+  /** Counts one admission review answered (`endpoint`: validate or mutate). */
+  admissionReview(endpoint: string, allowed: boolean, dryRun: boolean): void {
+    inc(
+      this.#reviews,
+      labels({ endpoint, decision: allowed ? "allowed" : "denied", dry_run: String(dryRun) }),
+    );
+  }
+
+  /**
+   * Counts one image decided in an admission review, by category (`verified`, `allowlisted`, `rejected`,
+   * `error`, `timeout`, `invalid`; `unchecked` for a review with nothing to check).
+   */
+  admissionImage(endpoint: string, category: string): void {
+    inc(this.#admissionImages, labels({ endpoint, category }));
   }
 
   /** Records one answered request. */
@@ -130,6 +156,39 @@ export class Metrics {
     single("airlock_jobs_queued", "gauge", "Jobs waiting for a slot.", g.jobsQueued);
     if (g.tokens !== undefined) {
       single("airlock_tokens", "gauge", "Valid tokens in the token file.", g.tokens);
+    }
+    counters(
+      "airlock_admission_reviews_total",
+      "Admission reviews answered, by endpoint, decision and dry run.",
+      this.#reviews,
+    );
+    counters(
+      "airlock_admission_images_total",
+      "Images decided in admission reviews, by endpoint and category.",
+      this.#admissionImages,
+    );
+    if (g.admissionCache !== undefined) {
+      const a = g.admissionCache;
+      single(
+        "airlock_admission_cache_hits_total",
+        "counter",
+        "Admission verdicts answered from the cache.",
+        a.hits,
+      );
+      single(
+        "airlock_admission_cache_misses_total",
+        "counter",
+        "Admission verdicts that needed a registry check.",
+        a.misses,
+      );
+      single(
+        "airlock_admission_tag_cache_hits_total",
+        "counter",
+        "Tag to digest resolutions answered from the cache.",
+        a.resolutionHits,
+      );
+      single("airlock_admission_checks_running", "gauge", "Image checks running now.", a.running);
+      single("airlock_admission_checks_waiting", "gauge", "Image checks waiting for a slot.", a.waiting);
     }
     counters(
       "airlock_http_requests_total",

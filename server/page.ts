@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { RecentDecision } from "./admission.ts";
 import type { ImageResult, JobView } from "./jobs.ts";
 
 /**
@@ -28,7 +29,7 @@ const STYLE = `body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;
 vertical-align:top}tr.job{background:#f3f5f8;font-weight:600}tr.image td:first-child{padding-left:2em}
 code{font-size:12px}.failed,.cancelled{color:#b00}.succeeded,.signed,.passed,.verified{color:#070}
-.error{color:#b00;white-space:pre-wrap;font-size:12px}`;
+.error{color:#b00;white-space:pre-wrap;font-size:12px}.reason{font-size:12px;white-space:pre-wrap}`;
 
 function layout(title: string, body: string): string {
   return `<!DOCTYPE html>
@@ -73,6 +74,30 @@ export interface PageInfo {
   readonly renderedAt: string;
   /** The name of the token the viewer used. */
   readonly viewer: string;
+  /** Recent admission decisions, newest first (only when the admission webhook is on). */
+  readonly decisions?: readonly RecentDecision[];
+}
+
+function decisionRow(d: RecentDecision): string {
+  const e = escapeHtml;
+  return `<tr class="decision" data-decision="${e(d.decision)}" data-uid="${e(d.uid)}">` +
+    `<td>${e(d.time)}</td><td class="${d.decision === "allowed" ? "passed" : "failed"}">${e(d.decision)}` +
+    `${d.dryRun ? " (dry run)" : ""}</td><td>${e(d.endpoint)}</td><td>${e(d.namespace)}</td>` +
+    `<td>${e(d.object)}</td><td><code class="image-name">${e(d.image)}</code></td>` +
+    `<td><code>${e(d.digest)}</code></td><td class="reason">${e(d.reason)}</td></tr>`;
+}
+
+function decisionsTable(decisions: readonly RecentDecision[]): string {
+  const rows = decisions.length === 0
+    ? `<tr class="empty"><td colspan="8">No admission reviews yet.</td></tr>`
+    : decisions.map(decisionRow).join("\n");
+  return `<h2>Admission decisions</h2>
+<p>Recent decisions of the admission webhook, newest first (${decisions.length}).</p>
+<table id="decisions"><thead><tr><th>Time</th><th>Decision</th><th>Endpoint</th><th>Namespace</th><th>Object</th>
+<th>Image</th><th>Digest</th><th>Reason</th></tr></thead>
+<tbody>
+${rows}
+</tbody></table>`;
 }
 
 /**
@@ -98,7 +123,7 @@ airlock ${e(info.version)}. <a href="/">Reload</a></p>
 <th>Progress</th></tr></thead>
 <tbody>
 ${rows}
-</tbody></table>`,
+</tbody></table>${info.decisions === undefined ? "" : "\n" + decisionsTable(info.decisions)}`,
   );
 }
 

@@ -26,6 +26,9 @@ import { AirlockError, errorMessage } from "../core/errors.ts";
 import type { RegistryClient } from "../core/registry/client.ts";
 import { clientFor, type RegistrySettings } from "../core/registry/settings.ts";
 import type { Logger } from "../core/report.ts";
+import { type AdmissionSettings, checkTimeout, loadAdmissionConfig } from "../core/admission/config.ts";
+import { type AdmissionEngine, createAdmissionEngine } from "../core/admission/service.ts";
+import { RecentDecisions } from "./admission.ts";
 import { createApp } from "./app.ts";
 import { errorBody } from "./errors.ts";
 import { JobStore } from "./jobs.ts";
@@ -35,8 +38,14 @@ import { TokenStore } from "./tokens.ts";
 
 /** Everything `airlock serve` is configured with. */
 export interface ServeConfig {
-  /** `--key REF`: any key backend. */
-  readonly keyRef: string;
+  /** `--key REF`: any key backend; optional with `admissionConfig` (a verify-only admission webhook). */
+  readonly keyRef?: string;
+  /** `--admission-config FILE`: serve the Kubernetes admission webhook with these rules (needs TLS). */
+  readonly admissionConfig?: string;
+  /** `--admission-timeout`: overrides the configuration file's `timeout`, in ms. */
+  readonly admissionTimeoutMs?: number;
+  /** `--client-ca FILE`: the admission endpoints require a client certificate chaining to this CA (PEM). */
+  readonly clientCa?: string;
   /** `--passphrase-file F` for an encrypted key file. */
   readonly passphraseFile?: string;
   /** `--token-file FILE`. */
@@ -182,9 +191,12 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
   const log = config.logger;
   const addr = parseListenAddress(config.listen);
   checkListenRules(addr, config);
+  checkAdmissionRules(config);
   const tls = config.tlsCert !== undefined && config.tlsKey !== undefined
     ? { cert: await readPem(config.tlsCert, "TLS certificate"), key: await readPem(config.tlsKey, "TLS key") }
     : undefined;
+  const clientCa = config.clientCa === undefined ? undefined : await readPem(config.clientCa, "client CA");
+  const settings = config.admissionConfig === undefined ? undefined : await loadAdmissionSettings(config);
   if (!tls && !isLoopback(addr.hostname)) {
     log.warn(
       `listening on ${addr.hostname} without TLS (--insecure-listen): tokens cross the network unencrypted`,
@@ -196,17 +208,22 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
     checkIntervalMs: config.tokenCheckIntervalMs,
   });
   const registriesD = await loadRegistriesD({ dir: config.registriesD });
-  const warning = keyRefWarning(config.keyRef);
-  if (warning) log.warn(warning);
-  const key: KeyBackend = await openKey(config.keyRef, {
-    passphraseFile: config.passphraseFile,
-    ...config.openKeyOptions,
-  });
+  let key: KeyBackend | undefined;
+  if (config.keyRef !== undefined) {
+    const warning = keyRefWarning(config.keyRef);
+    if (warning) log.warn(warning);
+    key = await openKey(config.keyRef, { passphraseFile: config.passphraseFile, ...config.openKeyOptions });
+  }
   let client: RegistryClient | undefined;
+  let engine: AdmissionEngine | undefined;
   try {
     client = clientFor(config.registry);
     const metrics = new Metrics();
-    const operations = await createOperations({ client, key, registriesD, logger: log, metrics });
+    const operations = key && await createOperations({ client, key, registriesD, logger: log, metrics });
+    if (settings) {
+      for (const w of settings.warnings) log.warn(`admission: ${w}`);
+      engine = createAdmissionEngine({ settings, client, registriesD });
+    }
     const jobs = new JobStore({
       concurrency: config.jobs,
       history: config.history ?? 200,
@@ -231,31 +248,59 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
       },
       secureCookie: tls !== undefined,
       tokenCount: () => tokens.size,
+      admission: engine && {
+        engine,
+        recent: new RecentDecisions(200),
+        requireClientCert: clientCa !== undefined,
+      },
     });
 
-    let server: Deno.HttpServer<Deno.NetAddr>;
-    try {
-      server = Deno.serve({
+    const onError = (e: unknown) => {
+      log.error(`request failed: ${errorMessage(e)}`);
+      // the INTERNAL body whatever was thrown (the error itself is only logged)
+      return Response.json(errorBody(undefined), { status: 500 });
+    };
+    let server: { readonly port: number; shutdown(): Promise<void> };
+    if (clientCa !== undefined && tls !== undefined) {
+      const { listenWithClientCa } = await import("./client_cert_listener.ts");
+      server = await listenWithClientCa({
         hostname: addr.hostname,
         port: addr.port,
-        ...(tls ?? {}),
-        onListen: () => {},
-        onError: (e) => {
-          log.error(`request failed: ${errorMessage(e)}`);
-          // the INTERNAL body whatever was thrown (the error itself is only logged)
-          return Response.json(errorBody(undefined), { status: 500 });
-        },
-      }, app.fetch);
-    } catch (e) {
-      throw new AirlockError("IO_ERROR", `cannot listen on ${config.listen}: ${errorMessage(e)}`, {
-        cause: e,
+        ...tls,
+        clientCa,
+        fetch: (req, info) => app.fetch(req, info),
+        onError,
       });
+    } else {
+      try {
+        const s = Deno.serve({
+          hostname: addr.hostname,
+          port: addr.port,
+          ...(tls ?? {}),
+          onListen: () => {},
+          onError,
+        }, (req) => app.fetch(req, { clientCertVerified: false }));
+        server = { port: s.addr.port, shutdown: () => s.shutdown() };
+      } catch (e) {
+        throw new AirlockError("IO_ERROR", `cannot listen on ${config.listen}: ${errorMessage(e)}`, {
+          cause: e,
+        });
+      }
     }
     const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-    const url = `${tls ? "https" : "http"}://${host}:${server.addr.port}`;
-    log.info(
-      `airlock serve listening on ${url} (key ${displayKeyRef(config.keyRef)}, ${tokens.size} token(s))`,
-    );
+    const url = `${tls ? "https" : "http"}://${host}:${server.port}`;
+    const keyText = config.keyRef === undefined ? "no key" : `key ${displayKeyRef(config.keyRef)}`;
+    log.info(`airlock serve listening on ${url} (${keyText}, ${tokens.size} token(s))`);
+    if (settings) {
+      log.info(
+        `admission webhook on ${url}/v1/admission/validate and /mutate: ${settings.description}; ` +
+          `${settings.exemptNamespaces.length} exempt namespace(s), ${settings.allowImages.length} allowImages ` +
+          `pattern(s), cache ${settings.cacheTtlMs / 1000}s, timeout ${settings.timeoutMs / 1000}s` +
+          (clientCa === undefined
+            ? "; no client certificate required (--client-ca)"
+            : "; client certificates required"),
+      );
+    }
 
     const c = client;
     let stopping: Promise<boolean> | undefined;
@@ -272,17 +317,69 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
         let timer: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([closing, new Promise((r) => timer = setTimeout(r, 5_000))]);
         clearTimeout(timer);
+        engine?.close();
         c.close();
-        await key.close();
+        await key?.close();
         log.info("shutdown complete");
         return finished;
       })();
-    return { url, port: server.addr.port, jobs, shutdown };
+    return { url, port: server.port, jobs, shutdown };
   } catch (e) {
+    engine?.close();
     client?.close();
-    await key.close();
+    await key?.close();
     throw e;
   }
+}
+
+/**
+ * The admission rules of `serve`: some work to do (`--key` or `--admission-config`), and TLS for the admission
+ * webhook (the API server calls only HTTPS) and for `--client-ca`.
+ *
+ * @throws {AirlockError} `INVALID_ARGUMENT` naming the missing piece.
+ *
+ * @example
+ * ```ts
+ * checkAdmissionRules({ admissionConfig: "admission.yaml", tlsCert: "tls.crt", tlsKey: "tls.key" });
+ * ```
+ */
+export function checkAdmissionRules(
+  o: { keyRef?: string; admissionConfig?: string; clientCa?: string; tlsCert?: string; tlsKey?: string },
+): void {
+  if (o.keyRef === undefined && o.admissionConfig === undefined) {
+    throw new AirlockError(
+      "INVALID_ARGUMENT",
+      "--key is required: the service signs with the operator's key (or give --admission-config for a " +
+        "verify-only admission webhook)",
+    );
+  }
+  const tls = o.tlsCert !== undefined && o.tlsKey !== undefined;
+  if (o.admissionConfig !== undefined && !tls) {
+    throw new AirlockError(
+      "INVALID_ARGUMENT",
+      "--admission-config needs --tls-cert and --tls-key: the Kubernetes API server calls webhooks over HTTPS only",
+    );
+  }
+  if (o.clientCa !== undefined && !tls) {
+    throw new AirlockError("INVALID_ARGUMENT", "--client-ca needs --tls-cert and --tls-key");
+  }
+  if (o.clientCa !== undefined && o.admissionConfig === undefined) {
+    throw new AirlockError(
+      "INVALID_ARGUMENT",
+      "--client-ca guards the admission endpoints: give --admission-config",
+    );
+  }
+}
+
+async function loadAdmissionSettings(config: ServeConfig): Promise<AdmissionSettings> {
+  const settings = await loadAdmissionConfig(config.admissionConfig!);
+  if (config.admissionTimeoutMs === undefined) return settings;
+  checkTimeout(
+    config.admissionTimeoutMs,
+    "--admission-timeout",
+    (m) => new AirlockError("INVALID_ARGUMENT", m),
+  );
+  return { ...settings, timeoutMs: config.admissionTimeoutMs };
 }
 
 /**
