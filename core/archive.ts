@@ -356,8 +356,10 @@ export class ArchiveReader implements ImageSource {
    *
    * @throws {AirlockError} `IO_ERROR` when the file cannot be read; `ARCHIVE_INVALID` when it is cut short,
    *   damaged, or not an image archive.
+   * @param path the archive file
+   * @param signal stops the indexing of the tar (its reason is thrown)
    */
-  static async open(path: string): Promise<ArchiveReader> {
+  static async open(path: string, signal?: AbortSignal): Promise<ArchiveReader> {
     let file: Deno.FsFile;
     try {
       file = await Deno.open(path, { read: true });
@@ -366,7 +368,7 @@ export class ArchiveReader implements ImageSource {
     }
     try {
       const size = (await file.stat()).size;
-      const entries = await indexTar(file, size, path);
+      const entries = await indexTar(file, size, path, signal);
       const reader = new ArchiveReader(path, file, entries, new Map(), []);
       const indexLoc = entries.get("index.json");
       if (!indexLoc) {
@@ -630,7 +632,7 @@ export function loadDestination(ref: Reference, registry: string, project?: stri
  * ```
  */
 export async function loadArchive(path: string, o: LoadOptions): Promise<CopyReport & { images: number }> {
-  const archive = await ArchiveReader.open(path);
+  const archive = await ArchiveReader.open(path, o.signal);
   try {
     const items: CopyItem[] = [];
     const extra: LineCopyResult[] = [];

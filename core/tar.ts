@@ -9,8 +9,9 @@
  *
  * Reader: walks the headers of a seekable file without reading file data, and returns where each regular file's
  * data lies (the last entry of a name wins). It understands ustar, PAX `path`/`size` records, GNU long names
- * (`L`) and base-256 sizes. An archive whose last entry runs past the end of the file, or that lacks the two
- * zero blocks that end a tar, is reported as cut short.
+ * (`L`) and base-256 sizes, strictly: a malformed header of any kind is an error, never a loop or a guess. An
+ * archive whose last entry runs past the end of the file, or that lacks the zero block that ends a tar, is
+ * reported as cut short.
  *
  * @module
  */
@@ -219,47 +220,122 @@ function cstring(b: Uint8Array): string {
   return dec.decode(end < 0 ? b : b.subarray(0, end));
 }
 
-function parseNumber(field: Uint8Array, what: string): number {
-  if (field[0] & 0x80) {
-    // GNU base-256: big-endian, the top bit of the first byte is the marker.
-    let n = field[0] & 0x7f;
-    for (let i = 1; i < field.length; i++) n = n * 256 + field[i];
+/** Largest size the reader accepts: an exact JavaScript integer. */
+const MAX_NUMBER = Number.MAX_SAFE_INTEGER;
+/** Largest PAX or GNU long-name data read into memory. */
+const MAX_EXTENDED = 1024 * 1024;
+/** Longest entry name accepted, in bytes (Linux PATH_MAX). */
+const MAX_NAME = 4096;
+/** Most entries an archive may hold (each costs a name and a location in memory). */
+export const MAX_TAR_ENTRIES = 1_000_000;
+
+/** Type flags of a regular file. */
+const REGULAR = new Set(["0", "7"]);
+/** Type flags whose data the reader skips (links, devices, directories, FIFOs). */
+const SKIPPED = new Set(["1", "2", "3", "4", "5", "6"]);
+
+/** The reader's state while walking one archive: its name for messages, the current header's offset. */
+class TarWalk {
+  constructor(readonly archive: string, public at = 0) {}
+
+  /** An `ARCHIVE_INVALID` error naming the archive and the header being read. */
+  bad(detail: string): AirlockError {
+    return new AirlockError(
+      "ARCHIVE_INVALID",
+      `archive "${this.archive}" is damaged: ${detail} (tar header at byte ${this.at})`,
+    );
+  }
+
+  /** An `ARCHIVE_INVALID` error for an archive that ends too early. */
+  cut(detail: string): AirlockError {
+    return new AirlockError(
+      "ARCHIVE_INVALID",
+      `archive "${this.archive}" is cut short or damaged: ${detail}`,
+    );
+  }
+
+  /**
+   * A numeric header field: octal digits between optional spaces, ended by NUL, space or the field's end; or
+   * GNU base-256 (top bit of the first byte set). A negative base-256 number (first byte 0xff), any other
+   * character, or a value beyond {@linkcode MAX_NUMBER} is an error.
+   */
+  number(field: Uint8Array, what: string): number {
+    if (field[0] & 0x80) {
+      if (field[0] === 0xff) throw this.bad(`the ${what} field is a negative base-256 number`);
+      let n = field[0] & 0x7f;
+      for (let i = 1; i < field.length; i++) {
+        n = n * 256 + field[i];
+        if (n > MAX_NUMBER) throw this.bad(`the ${what} field is a base-256 number too large`);
+      }
+      return n;
+    }
+    const s = cstring(field).replace(/^ +| +$/g, "");
+    if (!/^[0-7]*$/.test(s)) throw this.bad(`the ${what} field ${JSON.stringify(s)} is not an octal number`);
+    if (s === "") return 0;
+    const n = parseInt(s, 8);
+    if (n > MAX_NUMBER) throw this.bad(`the ${what} field ${s} is too large`);
     return n;
   }
-  const s = cstring(field).trim();
-  if (s === "") return 0;
-  if (!/^[0-7]+$/.test(s)) {
-    throw new AirlockError("ARCHIVE_INVALID", `invalid ${what} field "${s}" in a tar header`);
-  }
-  return parseInt(s, 8);
-}
 
-function parsePax(data: Uint8Array): Map<string, string> {
-  const out = new Map<string, string>();
-  let pos = 0;
-  while (pos < data.length) {
-    const space = data.indexOf(0x20, pos);
-    if (space < 0) break;
-    const len = parseInt(dec.decode(data.subarray(pos, space)), 10);
-    if (!Number.isFinite(len) || len <= 0 || pos + len > data.length) {
-      throw new AirlockError("ARCHIVE_INVALID", "malformed PAX extended header");
+  /**
+   * PAX extended header records, `<length> <key>=<value>\n` each, where `<length>` (decimal digits, no sign)
+   * counts the whole record. A record that does not fit this exactly is an error; `size` must be decimal digits
+   * and `path` a name without NUL.
+   */
+  pax(data: Uint8Array): Map<string, string> {
+    const out = new Map<string, string>();
+    let pos = 0;
+    while (pos < data.length) {
+      if (data[pos] === 0 && data.subarray(pos).every((b) => b === 0)) break; // NUL padding
+      const space = data.indexOf(0x20, pos);
+      const digits = space < 0 ? "" : dec.decode(data.subarray(pos, space));
+      if (!/^[1-9][0-9]{0,7}$/.test(digits)) throw this.bad("a PAX record has no valid length");
+      const len = Number(digits);
+      if (pos + len > data.length || len < digits.length + 4 || data[pos + len - 1] !== 0x0a) {
+        throw this.bad(`a PAX record of length ${len} does not fit the extended header`);
+      }
+      const rec = dec.decode(data.subarray(space + 1, pos + len - 1));
+      const eq = rec.indexOf("=");
+      if (eq <= 0) throw this.bad("a PAX record has no key");
+      const key = rec.slice(0, eq);
+      const value = rec.slice(eq + 1);
+      if (key === "size") {
+        if (!/^[0-9]{1,16}$/.test(value) || Number(value) > MAX_NUMBER) {
+          throw this.bad(`the PAX size ${JSON.stringify(value.slice(0, 40))} is not a valid size`);
+        }
+      } else if (key === "path") {
+        this.name(value, "PAX path");
+      }
+      out.set(key, value);
+      pos += len;
     }
-    const rec = dec.decode(data.subarray(space + 1, pos + len - 1));
-    const eq = rec.indexOf("=");
-    if (eq > 0) out.set(rec.slice(0, eq), rec.slice(eq + 1));
-    pos += len;
+    return out;
   }
-  return out;
+
+  /** Checks an entry name: not empty, no NUL, at most {@linkcode MAX_NAME} bytes. */
+  name(name: string, what: string): string {
+    if (name === "" || name.includes("\0") || enc.encode(name).byteLength > MAX_NAME) {
+      throw this.bad(`the ${what} is empty, contains NUL, or is longer than ${MAX_NAME} bytes`);
+    }
+    return name;
+  }
 }
 
 /**
  * Lists the regular files of a tar archive: name → where its data lies. Reads headers only.
  *
+ * Strict: a header with a bad checksum, a numeric field that is not octal or positive base-256, a PAX record that
+ * is malformed or has a size that is not a decimal number, a GNU long name or extended header over 1 MiB, a name
+ * over 4096 bytes, an unknown entry type (sparse files, multi-volume parts), an extended header not followed by
+ * an entry, more than {@linkcode MAX_TAR_ENTRIES} entries, or an entry running past the end of the file is an
+ * `ARCHIVE_INVALID` error; so is a missing end-of-archive block. Every header moves the walk forward by at least
+ * one block, so the walk ends.
+ *
  * @param file the archive, seekable
  * @param fileSize its size in bytes
  * @param what the archive's name, for error texts
- * @throws {AirlockError} `ARCHIVE_INVALID` for a bad header checksum, an entry running past the end of the file
- *   or a missing end-of-archive marker ("cut short").
+ * @param signal stops the walk (its reason is thrown)
+ * @throws {AirlockError} `ARCHIVE_INVALID` for anything above; "cut short" when the file ends too early.
  *
  * @example
  * ```ts
@@ -271,47 +347,78 @@ export async function indexTar(
   file: TarSource,
   fileSize: number,
   what: string,
+  signal?: AbortSignal,
 ): Promise<Map<string, TarEntryLocation>> {
   const entries = new Map<string, TarEntryLocation>();
-  let pos = 0;
-  let pending: { path?: string; size?: number } = {};
-  const cut = (detail: string) =>
-    new AirlockError("ARCHIVE_INVALID", `archive "${what}" is cut short or damaged: ${detail}`);
-  for (;;) {
-    if (pos + BLOCK > fileSize) throw cut(`it ends at byte ${fileSize} without the end-of-archive marker`);
-    const h = await readAt(file, pos, BLOCK);
-    if (h.length < BLOCK) throw cut(`short read at byte ${pos}`);
-    if (h.every((b) => b === 0)) return entries;
-    let sum = 0;
-    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i];
-    if (parseNumber(h.subarray(148, 156), "checksum") !== sum) {
-      throw cut(`bad header checksum at byte ${pos}`);
+  const walk = new TarWalk(what);
+  let pending: { path?: string; size?: number; at?: number } = {};
+  let headers = 0;
+  for (let pos = 0;;) {
+    signal?.throwIfAborted();
+    walk.at = pos;
+    if (pos + BLOCK > fileSize) {
+      throw walk.cut(`it ends at byte ${fileSize} without the end-of-archive marker`);
     }
+    const h = await readAt(file, pos, BLOCK);
+    if (h.length < BLOCK) throw walk.cut(`short read at byte ${pos}`);
+    if (h.every((b) => b === 0)) {
+      if (pending.at !== undefined) {
+        throw walk.bad(`the extended header at byte ${pending.at} is not followed by an entry`);
+      }
+      return entries;
+    }
+    if (++headers > 2 * MAX_TAR_ENTRIES + 1) {
+      throw walk.bad(`the archive holds more than ${MAX_TAR_ENTRIES} entries`);
+    }
+    let unsigned = 0;
+    let signed = 0;
+    for (let i = 0; i < BLOCK; i++) {
+      const b = i >= 148 && i < 156 ? 0x20 : h[i];
+      unsigned += b;
+      signed += b > 127 ? b - 256 : b;
+    }
+    const checksum = walk.number(h.subarray(148, 156), "checksum");
+    if (checksum !== unsigned && checksum !== signed) throw walk.cut(`bad header checksum at byte ${pos}`);
     const type = String.fromCharCode(h[156] || 0x30);
-    let size = parseNumber(h.subarray(124, 136), "size");
-    if (type === "0" || type === "7") size = pending.size ?? size;
+    let size = walk.number(h.subarray(124, 136), "size");
+    if (REGULAR.has(type) && pending.size !== undefined) size = pending.size;
     const dataAt = pos + BLOCK;
-    if (dataAt + size > fileSize) {
-      throw cut(`entry at byte ${pos} needs ${size} bytes, only ${Math.max(0, fileSize - dataAt)} remain`);
+    if (size > fileSize - dataAt) {
+      throw walk.cut(
+        `entry at byte ${pos} needs ${size} bytes, only ${Math.max(0, fileSize - dataAt)} remain`,
+      );
     }
     const next = dataAt + Math.ceil(size / BLOCK) * BLOCK;
-    if (type === "x" || type === "L") {
-      if (size > 1024 * 1024) throw cut(`extended header of ${size} bytes at byte ${pos}`);
+    if (type === "x" || type === "g" || type === "L" || type === "K") {
+      if (size > MAX_EXTENDED) throw walk.bad(`an extended header of ${size} bytes (over ${MAX_EXTENDED})`);
       const data = await readAt(file, dataAt, size);
-      if (type === "L") pending.path = cstring(data);
-      else {
-        const pax = parsePax(data);
-        if (pax.has("path")) pending.path = pax.get("path");
-        if (pax.has("size")) pending.size = Number(pax.get("size"));
+      if (data.length < size) throw walk.cut(`short read at byte ${dataAt}`);
+      if (type === "L") {
+        pending.path = walk.name(cstring(data), "GNU long name");
+        pending.at ??= pos;
+      } else if (type === "K") {
+        pending.at ??= pos; // a long link name: links are skipped, but it must precede an entry
+      } else {
+        const pax = walk.pax(data); // "g": checked, its values are not needed
+        if (type === "x") {
+          if (pax.has("path")) pending.path = pax.get("path");
+          if (pax.has("size")) pending.size = Number(pax.get("size"));
+          pending.at ??= pos;
+        }
       }
-    } else if (type === "0" || type === "7") {
+    } else if (REGULAR.has(type)) {
       const prefix = cstring(h.subarray(345, 500));
       const base = cstring(h.subarray(0, 100));
-      const name = pending.path ?? (prefix ? `${prefix}/${base}` : base);
+      const name = walk.name(pending.path ?? (prefix ? `${prefix}/${base}` : base), "entry name");
       entries.set(name.replace(/^\.\//, ""), { offset: dataAt, size });
+      if (entries.size > MAX_TAR_ENTRIES) {
+        throw walk.bad(`the archive holds more than ${MAX_TAR_ENTRIES} entries`);
+      }
+      pending = {};
+    } else if (SKIPPED.has(type)) {
       pending = {};
     } else {
-      pending = {}; // directories, links, global headers: not needed
+      throw walk.bad(`entry type ${JSON.stringify(type)} is not supported (sparse, multi-volume or unknown)`);
     }
     pos = next;
   }
