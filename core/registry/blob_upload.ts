@@ -13,6 +13,7 @@ import { checkDigest, checkStoredDigest, digestOf, StreamDigest } from "./digest
 import { IdleTimer } from "./idle_timer.ts";
 import { refName, repositoryPath, validateDigest } from "./names.ts";
 import type { Requester } from "./requester.ts";
+import type { RegistryError } from "./errors.ts";
 
 const MiB = 1024 * 1024;
 
@@ -51,7 +52,8 @@ const started = [202], patched = [202, 204], committed = [200, 201, 204], mounte
 
 /**
  * `RegistryClient.uploadBlob`: `POST` then `PUT <location>?digest=` with the bytes; a transient failure of the PUT
- * retries the pair (a failed PUT may have consumed the session).
+ * retries the pair (a failed PUT may have consumed the session), and so does a PUT answered `404
+ * BLOB_UPLOAD_UNKNOWN` (the session was consumed by an earlier send whose answer was lost).
  *
  * @example
  * ```ts
@@ -66,14 +68,31 @@ export async function uploadBlob(
 ): Promise<UploadedBlob> {
   const digest = opts.digest ? checkDigest(bytes, opts.digest, "uploading a blob") : digestOf(bytes);
   const what = `uploading blob ${digest} to ${refName(ref)}`;
-  const put = await http.retrying(
-    opts.signal,
-    (location) => commit(http, ref, location, digest, bytes, opts.signal),
-    () => start(http, ref, what, opts.signal),
-  );
-  await expectCommitted(http, put, what);
-  checkStoredDigest(put.headers, digest, what);
-  return { digest, size: bytes.byteLength };
+  for (let restart = 0;; restart++) {
+    const put = await http.retrying(
+      opts.signal,
+      (location) => commit(http, ref, location, digest, bytes, opts.signal),
+      () => start(http, ref, what, opts.signal),
+    );
+    if (put.status === 404 && restart < maxRestarts) {
+      const failure = await http.failure(put, what);
+      if (!isUploadUnknown(failure)) throw failure;
+      // The session is gone: an earlier send of this PUT (its answer lost with a dropped keep-alive connection,
+      // then sent again by the HTTP client) committed it, or the registry expired it. Start again from the POST.
+      continue;
+    }
+    await expectCommitted(http, put, what);
+    checkStoredDigest(put.headers, digest, what);
+    return { digest, size: bytes.byteLength };
+  }
+}
+
+/** How many times a monolithic upload starts again from its POST after `404 BLOB_UPLOAD_UNKNOWN`. */
+const maxRestarts = 2;
+
+/** Whether the registry said the upload session is unknown (consumed or expired). */
+function isUploadUnknown(e: RegistryError): boolean {
+  return e.status === 404 && e.errors.some((x) => x.code === "BLOB_UPLOAD_UNKNOWN");
 }
 
 /**

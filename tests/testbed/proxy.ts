@@ -50,6 +50,8 @@ export type ProxyAction =
   }
   /** Close the client's connection without answering. */
   | { kind: "reset" }
+  /** Forward (the registry does the work), then close the client's connection without answering: a lost answer. */
+  | { kind: "loseAnswer" }
   /** Forward, send the status and headers, then break the connection after half of the body. */
   | { kind: "cutBody" }
   /** Forward, then let `fn` rewrite the answer. */
@@ -251,6 +253,20 @@ export function resetRule(times?: number, match: Omit<ProxyRule, "action"> = {})
   return { ...match, times, action: { kind: "reset" } };
 }
 
+/**
+ * Rule: forward matching requests to the registry (which does the work), then close the client's connection
+ * without answering, `times` times (always when absent): the answer is lost, the effect is not. `record.status`
+ * is the registry's status.
+ *
+ * @example
+ * ```ts
+ * proxy.addRule(loseAnswerRule(1, { method: "PUT", path: /\/blobs\/uploads\// }));
+ * ```
+ */
+export function loseAnswerRule(times?: number, match: Omit<ProxyRule, "action"> = {}): ProxyRule {
+  return { ...match, times, action: { kind: "loseAnswer" } };
+}
+
 function registryError(code: string, message: string): string {
   return JSON.stringify({ errors: [{ code, message }] });
 }
@@ -402,6 +418,13 @@ function createProxy(upstream: string, opts: ProxyOptions): TestProxy {
         return toResponse(req, { status: action.status, headers, body: body ?? new Uint8Array() });
       }
       let res = await forward(req, info);
+      if (action?.kind === "loseAnswer") {
+        entry!.applied++;
+        record.status = res.status;
+        const splice = splices.get(conn.remoteAddr.port);
+        if (splice) closeSplice(splice);
+        return new Response(null, { status: 502 });
+      }
       let cut = false;
       if (action?.kind === "flipByte" && res.body.length > 0) {
         entry!.applied++;

@@ -10,6 +10,7 @@ import {
   buildImage,
   flipByteRule,
   forbiddenRule,
+  loseAnswerRule,
   pushImage,
   resetRule,
   serverErrorRule,
@@ -145,6 +146,25 @@ Deno.test("upload: a failed PUT retries the POST+PUT pair; the pair is exactly 2
   p.proxy.resetCounts();
   await client.uploadBlob(repo, enc.encode("another"));
   assertEquals(p.proxy.requests.map((r) => `${r.method} ${r.status}`), ["POST 202", "PUT 201"]);
+});
+
+Deno.test("upload: a final PUT whose answer is lost on a kept-alive connection restarts from the POST", async () => {
+  await using s = await setup();
+  const { p, client, repo } = s;
+  // The registry commits the upload, its answer never arrives; the HTTP client sends the PUT again on a new
+  // connection, and the registry no longer knows the session (404 BLOB_UPLOAD_UNKNOWN).
+  p.proxy.addRule(loseAnswerRule(1, { method: "PUT", path: /\/blobs\/uploads\// }));
+  const bytes = enc.encode("lost answer payload");
+  const up = await client.uploadBlob(repo, bytes);
+  // The HTTP client's own re-send of the PUT is what the registry answers 404; then a fresh POST + PUT.
+  assertEquals(p.proxy.requests.map((r) => `${r.method} ${r.status}`), [
+    "POST 202",
+    "PUT 201",
+    "PUT 404",
+    "POST 202",
+    "PUT 201",
+  ]);
+  assertEquals(await client.getBlob(repo, up.digest), bytes);
 });
 
 Deno.test("connection resets: retried; REGISTRY_UNREACHABLE naming the host when they persist", async () => {
