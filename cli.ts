@@ -8,7 +8,8 @@
 import { Command } from "commander";
 import { VERSION } from "./core/version.ts";
 import { errorMessage } from "./core/errors.ts";
-import { exitCodeFor, normaliseArgs } from "./cli/common.ts";
+import { exitCodeFor } from "./cli/common.ts";
+import { adoptPflagBooleans, normaliseArgs } from "./cli/flag_syntax.ts";
 import { registerSign } from "./cli/sign.ts";
 import { registerValidate } from "./cli/validate.ts";
 import { registerVerify } from "./cli/verify.ts";
@@ -48,12 +49,14 @@ export function buildProgram(): Command {
   registerBlob(program);
   registerServe(program);
   registerVersion(program);
+  adoptPflagBooleans(program);
   return program;
 }
 
 if (import.meta.main) {
   try {
-    await buildProgram().parseAsync(normaliseArgs(Deno.args), { from: "user" });
+    const program = buildProgram();
+    await program.parseAsync(normaliseArgs(program, Deno.args), { from: "user" });
   } catch (e) {
     // Errors outside a command body (a bad flag value): one line, no stack trace.
     console.error(`airlock: ${errorMessage(e)}`);

@@ -13,11 +13,18 @@ import { type KeyBackend, openKey } from "../backends/key_backend.ts";
 import { attestImage } from "../core/attest.ts";
 import { predicateTypeUri } from "../core/attestation.ts";
 import { AirlockError, errorMessage } from "../core/errors.ts";
-import { addRegistryFlags, type GlobalFlags, type RegistryFlags, usageError } from "./common.ts";
+import { type GlobalFlags, usageError } from "./common.ts";
+import {
+  addCosignRegistryFlags,
+  addUploadFlags,
+  checkUploadFlags,
+  type CosignRegistryFlags,
+  type UploadFlags,
+} from "./cosign_flags.ts";
 import { cosignAction, forEachImage, reportError, stderr } from "./cosign_output.ts";
 import { addSigningKeyFlags, type SigningKeyFlags } from "./key_flags.ts";
 
-interface AttestFlags extends RegistryFlags, SigningKeyFlags {
+interface AttestFlags extends CosignRegistryFlags, SigningKeyFlags, UploadFlags {
   predicate?: string;
   type: string;
 }
@@ -31,7 +38,7 @@ interface AttestFlags extends RegistryFlags, SigningKeyFlags {
  * ```
  */
 export function registerAttest(program: Command): void {
-  addRegistryFlags(addSigningKeyFlags(
+  addUploadFlags(addCosignRegistryFlags(addSigningKeyFlags(
     program.command("attest")
       .description("attach a signed in-toto attestation to images (cosign attest --key compatible, offline)")
       .argument("<image...>", "images (tag or digest references)")
@@ -42,12 +49,13 @@ export function registerAttest(program: Command): void {
           "link, vuln, openvex, or a URI",
         "custom",
       ),
-  )).action(cosignAction(runAttest));
+  ))).action(cosignAction(runAttest));
 }
 
 async function runAttest(images: string[], flags: AttestFlags, global: GlobalFlags): Promise<number> {
   let predicate: Uint8Array;
   try {
+    checkUploadFlags(flags);
     if (!flags.predicate) throw usageError("--predicate is required");
     if (!flags.key) throw usageError("--key is required: airlock attests with a key, never keyless");
     predicateTypeUri(flags.type);

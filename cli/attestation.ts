@@ -14,17 +14,18 @@
 import type { Command } from "commander";
 import { downloadAttestations, predicateTypeUri, verifyImageAttestations } from "../core/attestation.ts";
 import { certificateTextLines } from "../core/verify.ts";
-import { addRegistryFlags, collect, type GlobalFlags, type RegistryFlags, writeStdout } from "./common.ts";
+import { collect, type GlobalFlags, writeStdout } from "./common.ts";
+import { addCosignRegistryFlags, type CosignRegistryFlags } from "./cosign_flags.ts";
 import { cosignAction, forEachImage, reportError, stderr } from "./cosign_output.ts";
 import { addTrustFlags, type Trust, type TrustFlags, trustFromFlags } from "./key_flags.ts";
 import { parseAnnotations, verificationHeader } from "./verify.ts";
 
-interface VerifyAttestationFlags extends RegistryFlags, TrustFlags {
+interface VerifyAttestationFlags extends CosignRegistryFlags, TrustFlags {
   type: string;
   annotations?: string[];
 }
 
-interface DownloadFlags extends RegistryFlags {
+interface DownloadFlags extends CosignRegistryFlags {
   predicateType?: string;
   platform?: string;
 }
@@ -38,7 +39,7 @@ interface DownloadFlags extends RegistryFlags {
  * ```
  */
 export function registerVerifyAttestation(program: Command): void {
-  addTrustFlags(addRegistryFlags(
+  addTrustFlags(addCosignRegistryFlags(
     program.command("verify-attestation")
       .description(
         "verify the in-toto attestations of images, offline (cosign verify-attestation compatible)",
@@ -100,7 +101,7 @@ async function runVerifyAttestation(
 export function registerDownload(program: Command): void {
   const download = program.command("download")
     .description("download sigstore attachments of an image (cosign download compatible)");
-  addRegistryFlags(
+  addCosignRegistryFlags(
     download.command("attestation")
       .description("print the attestations of an image, one JSON document per line (nothing is verified)")
       .argument("<image>", "image (tag or digest reference)")

@@ -9,22 +9,21 @@
  * @module
  */
 import type { Command } from "commander";
-import { parseGoBool } from "../core/encoding/go_values.ts";
 import { AirlockError, errorMessage } from "../core/errors.ts";
 import { usageError, writeStdout } from "./common.ts";
 import { reportError, stderr } from "./cosign_output.ts";
+import { addUploadFlags, checkUploadFlags, type UploadFlags } from "./cosign_flags.ts";
 
-interface SignBlobFlags {
+interface SignBlobFlags extends UploadFlags {
   key?: string;
   outputSignature?: string;
   passphraseFile?: string;
-  tlogUpload?: string;
 }
 
 interface VerifyBlobFlags {
   key?: string;
   signature?: string;
-  insecureIgnoreTlog?: string | true;
+  insecureIgnoreTlog?: boolean;
 }
 
 /** Runs a blob command body; an error becomes cosign's `Error:` lines and exit status 1. */
@@ -69,7 +68,7 @@ async function readSignature(value: string): Promise<Uint8Array> {
  * ```
  */
 export function registerBlob(program: Command): void {
-  program.command("sign-blob")
+  addUploadFlags(program.command("sign-blob"))
     .description(
       "sign a file with a key (cosign sign-blob --key compatible): prints or writes a base64 signature",
     )
@@ -80,14 +79,10 @@ export function registerBlob(program: Command): void {
       "--passphrase-file <file>",
       "read the key passphrase from the first line of FILE (else COSIGN_PASSWORD)",
     )
-    .option("--tlog-upload <bool>", "accepted for cosign scripts; only false: airlock uploads nowhere")
-    .option("-y, --yes", "accepted for cosign scripts (nothing to confirm)")
     .action((file: string, flags: SignBlobFlags) =>
       cosignStyle(async () => {
         if (!flags.key) throw usageError("--key is required (keyless signing is not supported)");
-        if (flags.tlogUpload !== undefined && parseGoBool(flags.tlogUpload)) {
-          throw usageError("airlock does not upload to a transparency log: use --tlog-upload=false");
-        }
+        checkUploadFlags(flags);
         const [{ openKey }, { signBlob }] = await Promise.all([
           import("../backends/key_backend.ts"),
           import("../core/blob.ts"),
@@ -115,17 +110,11 @@ export function registerBlob(program: Command): void {
     .option("--key <ref>", "public key file (PEM), or any key reference airlock can sign with")
     .option("--signature <sig>", "the signature: a file holding it, or the base64 signature itself")
     .option(
-      "--insecure-ignore-tlog [bool]",
+      "--insecure-ignore-tlog",
       "accepted for cosign scripts: blob signatures are never looked up in a transparency log",
     )
     .action((file: string | undefined, flags: VerifyBlobFlags) =>
       cosignStyle(async () => {
-        // `--insecure-ignore-tlog FILE`: the optional value took the file; give it back.
-        const tlog = flags.insecureIgnoreTlog;
-        if (typeof tlog === "string" && !/^(1|t|T|TRUE|true|True|0|f|F|FALSE|false|False)$/.test(tlog)) {
-          if (file !== undefined) throw usageError(`unexpected argument "${file}"`);
-          file = tlog;
-        }
         if (file === undefined) throw usageError("missing the file to verify");
         if (!flags.key) throw usageError("--key is required (keyless verification is not supported)");
         if (!flags.signature) throw usageError("--signature is required");

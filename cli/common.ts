@@ -8,7 +8,7 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { loadRegistriesD, type RegistriesDConfig } from "../core/config/registries_d.ts";
 import { AirlockError, errorMessage } from "../core/errors.ts";
-import { parseGoBool } from "../core/encoding/go_values.ts";
+import { parseGoBool, parseGoDuration, parseGoInt } from "../core/encoding/go_values.ts";
 import { HangarLogger, type Logger, syncSink } from "../core/report.ts";
 import type { RegistrySettings } from "../core/registry/settings.ts";
 
@@ -42,33 +42,41 @@ export function optionalBool(value: string | undefined): boolean {
   }
 }
 
-/** Flags that are optional booleans in pflag: they take a value only as `--flag=value`. */
-const OPTIONAL_BOOL_FLAGS = new Set([
-  "--tls-verify",
-  "--sign-index",
-  "--src-tls-verify",
-  "--dest-tls-verify",
-]);
-
 /**
- * Rewrites a bare optional-boolean flag to `--flag=true` so that, as in pflag (hangar) and unlike commander's
- * optional values, the next argument is never taken as its value: `--tls-verify IMAGE` means "verify" and IMAGE.
+ * Parses the value of an integer flag as pflag does (Go `strconv.ParseInt(s, 0, 64)`); the error names the flag.
+ *
+ * @throws {AirlockError} `INVALID_ARGUMENT`: `--jobs: invalid integer "abc"`.
  *
  * @example
  * ```ts
- * normaliseArgs(["inspect", "--tls-verify", "img"]); // ["inspect", "--tls-verify=true", "img"]
+ * intFlag("--jobs", "0x10"); // 16
  * ```
  */
-export function normaliseArgs(args: readonly string[]): string[] {
-  const out: string[] = [];
-  for (const a of args) {
-    if (a === "--") {
-      out.push(...args.slice(out.length));
-      break;
-    }
-    out.push(OPTIONAL_BOOL_FLAGS.has(a) ? `${a}=true` : a);
+export function intFlag(flag: string, value: string): number {
+  try {
+    return parseGoInt(value);
+  } catch (e) {
+    throw usageError(`${flag}: ${errorMessage(e)}`);
   }
-  return out;
+}
+
+/**
+ * Parses the value of a duration flag as pflag does (Go `time.ParseDuration`), in milliseconds; the error names the
+ * flag.
+ *
+ * @throws {AirlockError} `INVALID_ARGUMENT`: `--timeout: time: invalid duration "abc"`.
+ *
+ * @example
+ * ```ts
+ * durationFlag("--timeout", "1m30s"); // 90_000
+ * ```
+ */
+export function durationFlag(flag: string, value: string): number {
+  try {
+    return parseGoDuration(value);
+  } catch (e) {
+    throw usageError(`${flag}: ${errorMessage(e)}`);
+  }
 }
 
 /**

@@ -8,7 +8,8 @@
 import type { Command } from "commander";
 import { errorMessage } from "../core/errors.ts";
 import type { RegistryClient } from "../core/registry/client.ts";
-import { clientFor, type GlobalFlags, type RegistryFlags } from "./common.ts";
+import { clientFor, type GlobalFlags } from "./common.ts";
+import { type CosignRegistryFlags, cosignRegistrySettings } from "./cosign_flags.ts";
 
 const enc = new TextEncoder();
 
@@ -58,9 +59,10 @@ export function cosignAction<A, F>(
 }
 
 /**
- * Runs `one` for every image with one registry client (closed at the end). An image that fails prints cosign's
- * error lines and the next one still runs. Returns the exit code: the first failure's `exitCodeOf` (1 unless
- * given), else 0.
+ * Runs `one` for every image with one registry client (closed at the end), made from the registry flags
+ * (`--tls-verify` and cosign's, see `cosign_flags.ts`). An image that fails prints cosign's error lines and the next
+ * one still runs. Returns the exit code: the first failure's `exitCodeOf` (1 unless given), else 0; bad registry
+ * flags print the error lines and return 1 before any image.
  *
  * @example
  * ```ts
@@ -69,12 +71,19 @@ export function cosignAction<A, F>(
  */
 export async function forEachImage(
   images: readonly string[],
-  flags: RegistryFlags,
+  flags: CosignRegistryFlags,
   debug: boolean | undefined,
   one: (client: RegistryClient, image: string) => Promise<void>,
   exitCodeOf: (err: unknown) => number = () => 1,
 ): Promise<number> {
-  const client = clientFor(flags);
+  let registry: ReturnType<typeof cosignRegistrySettings>;
+  try {
+    registry = cosignRegistrySettings(flags);
+  } catch (e) {
+    reportError(e, debug);
+    return 1;
+  }
+  const client = clientFor(registry.settings, registry.credentials);
   let exitCode = 0;
   try {
     for (const image of images) {

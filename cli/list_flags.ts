@@ -5,8 +5,7 @@
  *
  * @module
  */
-import type { Command } from "commander";
-import { parseGoDuration, parseGoInt } from "../core/encoding/go_values.ts";
+import { type Command, InvalidArgumentError } from "commander";
 import { loadImageList, type ResolvedImageLine, resolveImageList } from "../core/image_list.ts";
 import { DEFAULT_ARCH_LIST, DEFAULT_OS_LIST, parseCsvList, type PlatformFilter } from "../core/platform.ts";
 import { formatDuration } from "../core/pool.ts";
@@ -16,7 +15,9 @@ import type { RegistryClient } from "../core/registry/client.ts";
 import {
   clientFor,
   collect,
+  durationFlag,
   interruptSignal,
+  intFlag,
   type RegistryFlags,
   usageError,
   writeStdout,
@@ -75,8 +76,33 @@ export function addOverrideFlags(cmd: Command): Command {
     .option("--project <name>", "override the project of every image in the list");
 }
 
+/** Output formats of airlock's and cosign's commands: never a failed list's name (`-o json` means `--output`). */
+const OUTPUT_FORMATS = new Set(["json", "text"]);
+
 /**
- * Adds `-o, --failed FILE` (default `<command>-failed.txt`); `short: false` leaves `-o` to another flag.
+ * `-o/--failed FILE`: a file name; an output format's name (`-o json`, as `cosign … -o json` would read) is
+ * refused, since `-o` is hangar's failed list here and the run would silently write a failed list called `json`.
+ *
+ * @throws {InvalidArgumentError} for `json` and `text`.
+ *
+ * @example
+ * ```ts
+ * failedListName("sign-failed.txt"); // "sign-failed.txt"
+ * ```
+ */
+export function failedListName(value: string): string {
+  if (OUTPUT_FORMATS.has(value.toLowerCase())) {
+    throw new InvalidArgumentError(
+      `"${value}" is an output format, not a file name: -o is --failed here (hangar's failed image list); ` +
+        `use --output to choose the output format`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Adds `-o, --failed FILE` (default `<command>-failed.txt`); `short: false` leaves `-o` to another flag. An output
+ * format's name is refused (see {@linkcode failedListName}).
  *
  * @example
  * ```ts
@@ -87,6 +113,7 @@ export function addFailedListFlag(cmd: Command, command: string, options: { shor
   return cmd.option(
     `${options.short === false ? "" : "-o, "}--failed <file>`,
     `file name of the ${command} failed image list`,
+    failedListName,
     `${command}-failed.txt`,
   );
 }
@@ -167,9 +194,9 @@ export interface Workers {
  * ```
  */
 export function parseWorkerFlags(flags: WorkerFlags): Workers {
-  const jobs = parseGoInt(flags.jobs);
+  const jobs = intFlag("--jobs", flags.jobs);
   if (jobs < 1 || jobs > 20) throw usageError(`invalid worker number ${jobs}: --jobs must be 1-20`);
-  return { jobs, timeoutMs: parseGoDuration(flags.timeout) };
+  return { jobs, timeoutMs: durationFlag("--timeout", flags.timeout) };
 }
 
 /**

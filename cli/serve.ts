@@ -6,13 +6,14 @@
  * @module
  */
 import type { Command } from "commander";
-import { parseGoDuration, parseGoInt } from "../core/encoding/go_values.ts";
 import { AirlockError, errorMessage } from "../core/errors.ts";
 import type { Logger } from "../core/report.ts";
 import {
   addRegistriesDFlag,
   addRegistryFlags,
+  durationFlag,
   type GlobalFlags,
+  intFlag,
   type RegistryFlags,
   runCommand,
   usageError,
@@ -106,7 +107,7 @@ export function registerServe(program: Command): void {
 }
 
 function positiveInt(value: string, flag: string): number {
-  const n = parseGoInt(value);
+  const n = intFlag(flag, value);
   if (!(n >= 1)) throw usageError(`invalid ${flag} ${value}: must be at least 1`);
   return n;
 }
@@ -125,14 +126,14 @@ async function runServeCommand(flags: ServeFlags, log: Logger): Promise<number> 
   }
   const { parseRateLimit } = await import("../server/rate_limit.ts");
   const { runServe } = await import("../server/serve.ts");
-  const shutdownTimeoutMs = parseGoDuration(flags.shutdownTimeout);
+  const shutdownTimeoutMs = durationFlag("--shutdown-timeout", flags.shutdownTimeout);
   if (!(shutdownTimeoutMs >= 0)) throw usageError("--shutdown-timeout must be ≥ 0");
   return await runServe({
     keyRef: flags.key,
     admissionConfig: flags.admissionConfig,
     admissionTimeoutMs: flags.admissionTimeout === undefined
       ? undefined
-      : durationFlag(flags.admissionTimeout, "--admission-timeout"),
+      : durationFlag("--admission-timeout", flags.admissionTimeout),
     clientCa: flags.clientCa,
     passphraseFile: flags.passphraseFile,
     tokenFile: flags.tokenFile,
@@ -151,16 +152,6 @@ async function runServeCommand(flags: ServeFlags, log: Logger): Promise<number> 
   });
 }
 
-function durationFlag(value: string, flag: string): number {
-  let ms: number;
-  try {
-    ms = parseGoDuration(value);
-  } catch {
-    throw usageError(`invalid ${flag} ${JSON.stringify(value)}: expected a duration such as 8s`);
-  }
-  return ms;
-}
-
 interface WebhookConfigFlags {
   service?: string;
   caBundle?: string;
@@ -176,7 +167,7 @@ async function runWebhookConfig(flags: WebhookConfigFlags, log: Logger): Promise
   if (!flags.caBundle) {
     throw usageError("--ca-bundle FILE is required (the CA of airlock's serving certificate)");
   }
-  const port = parseGoInt(flags.port);
+  const port = intFlag("--port", flags.port);
   if (!(port >= 1 && port <= 65535)) throw usageError(`invalid --port ${flags.port}`);
   const { checkTimeout, DEFAULT_ADMISSION_TIMEOUT_MS, parseAdmissionConfig } = await import(
     "../core/admission/config.ts"
@@ -205,7 +196,7 @@ async function runWebhookConfig(flags: WebhookConfigFlags, log: Logger): Promise
   }
   if (flags.admissionTimeout !== undefined) {
     timeoutMs = checkTimeout(
-      durationFlag(flags.admissionTimeout, "--admission-timeout"),
+      durationFlag("--admission-timeout", flags.admissionTimeout),
       "--admission-timeout",
       usageError,
     );

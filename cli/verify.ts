@@ -21,18 +21,12 @@
 import type { Command } from "commander";
 import { AirlockError } from "../core/errors.ts";
 import { certificateTextLines, cosignJsonOutput, verifyImage } from "../core/verify.ts";
-import {
-  addRegistryFlags,
-  collect,
-  type GlobalFlags,
-  type RegistryFlags,
-  usageError,
-  writeStdout,
-} from "./common.ts";
+import { collect, type GlobalFlags, usageError, writeStdout } from "./common.ts";
+import { addCosignRegistryFlags, type CosignRegistryFlags } from "./cosign_flags.ts";
 import { cosignAction, forEachImage, reportError, stderr } from "./cosign_output.ts";
 import { addTrustFlags, type Trust, type TrustFlags, trustFromFlags } from "./key_flags.ts";
 
-interface VerifyFlags extends RegistryFlags, TrustFlags {
+interface VerifyFlags extends CosignRegistryFlags, TrustFlags {
   annotations?: string[];
   output: string;
 }
@@ -54,7 +48,7 @@ function verifyExitCode(err: unknown): number {
  * ```
  */
 export function registerVerify(program: Command): void {
-  addTrustFlags(addRegistryFlags(
+  addTrustFlags(addCosignRegistryFlags(
     program.command("verify")
       .description(
         "verify the cosign signatures of images with a public key or keyless, offline (cosign verify compatible)",

@@ -9,10 +9,10 @@
  * `blob_upload.ts` and `blob_stream.ts`, paginated lists (tags, referrers) in `listing.ts`.
  *
  * Request counts (the registry, not the client, limits throughput — spec/testbed.md §6): nothing is sent that the
- * operation does not need. No ping before the first request (with `tlsVerify: false` one `GET /v2/` per registry
+ * operation does not need. No ping before the first request (when http is allowed one `GET /v2/` per registry
  * picks https or http); one 401 per registry teaches the auth scheme; `uploadBlob` is exactly `POST` + `PUT`.
  *
- * TLS: verified unless `tlsVerify: false`; plain http to a registry only then. A token realm is used as the
+ * TLS: verified unless `tlsVerify: false`; plain http to a registry only then, or with `allowHttp`. A token realm is used as the
  * registry announces it (http realms included, as containers/image and docker do). Credentials are sent to the
  * registry's own host only: never across a redirect to another host (storage back ends, CDNs).
  *
@@ -73,11 +73,15 @@ export type {
 /** Options of a {@linkcode RegistryClient}. */
 export interface RegistryClientOptions {
   /**
-   * Verify TLS certificates (default `true`). `false` skips certificate checks entirely AND allows plain http:
-   * the first contact with a registry tries https, then http (as containers/image does). Plain http is never used
-   * when `true`, not even for localhost.
+   * Verify TLS certificates (default `true`). `false` skips certificate checks entirely and, unless `allowHttp`
+   * says otherwise, also allows plain http (containers/image's `--tls-verify=false`).
    */
   tlsVerify?: boolean;
+  /**
+   * Allow plain http (default: `!tlsVerify`): the first contact with a registry tries https, then http (as
+   * containers/image and go-containerregistry do). Plain http is never used otherwise, not even for localhost.
+   */
+  allowHttp?: boolean;
   /**
    * certs.d roots, searched in order; the first `<root>/<host:port>` directory that exists supplies `*.crt` CAs
    * (added to the system roots) and a `*.cert`/`*.key` client certificate. Default:
@@ -156,6 +160,7 @@ export class RegistryClient {
   constructor(options: RegistryClientOptions = {}) {
     this.#http = new Requester({
       tlsVerify: options.tlsVerify ?? true,
+      allowHttp: options.allowHttp ?? options.tlsVerify === false,
       certDirs: options.certDirs,
       certDir: options.certDir,
       credentials: options.credentials,

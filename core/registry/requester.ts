@@ -4,8 +4,8 @@
  * (`auth.ts`), redirects, a per-request timeout and retries (`retry.ts`). Answers outside the statuses an
  * operation expects become {@linkcode RegistryError}s (`errors.ts`).
  *
- * Request counts: nothing is sent that the operation does not need. No ping before the first request (with
- * `tlsVerify: false` one `GET /v2/` per registry picks https or http); one 401 per registry teaches the auth
+ * Request counts: nothing is sent that the operation does not need. No ping before the first request (when plain
+ * http is allowed, one `GET /v2/` per registry picks https or http); one 401 per registry teaches the auth
  * scheme. Credentials go to the registry's own host only, never across a redirect to another host.
  *
  * @module
@@ -31,11 +31,15 @@ import type { CredentialLookup } from "./types.ts";
 const MiB = 1024 * 1024;
 const redirectStatuses = new Set([301, 302, 303, 307, 308]);
 const maxRedirects = 10;
+/** How the cosign-style commands spell "plain http allowed". */
+const HTTP_HINT = "(cosign-style commands: --allow-http-registry)";
 
 /** How a {@linkcode Requester} connects, authenticates, times out and retries. */
 export interface RequesterOptions {
-  /** Verify TLS certificates; `false` also allows plain http (probed after https). */
+  /** Verify TLS certificates. */
   readonly tlsVerify: boolean;
+  /** Allow plain http: the first contact with a registry tries https, then http. */
+  readonly allowHttp: boolean;
   /** certs.d roots searched per host. */
   readonly certDirs?: string[];
   /** One directory of certificates for every host (replaces the certs.d lookup). */
@@ -320,16 +324,16 @@ export class Requester {
     if (next.protocol !== "https:" && next.protocol !== "http:") {
       throw new AirlockError("REGISTRY_ERROR", `${url.host} redirected to an unsupported URL scheme`);
     }
-    if (next.protocol === "http:" && this.#options.tlsVerify && !allowHttp) {
+    if (next.protocol === "http:" && !this.#options.allowHttp && !allowHttp) {
       throw new AirlockError(
         "TLS_ERROR",
-        `${url.host} redirected to plain http (${next.host}); that needs --tls-verify=false`,
+        `${url.host} redirected to plain http (${next.host}); that needs --tls-verify=false ${HTTP_HINT}`,
       );
     }
     return next;
   }
 
-  /** The API base URL of a registry: `https://host` (or `http://host`, found by probing, with tlsVerify false). */
+  /** The API base URL of a registry: `https://host` (or `http://host`, found by probing, when http is allowed). */
   #base(registry: string, signal?: AbortSignal): Promise<URL> {
     return cached(this.#bases, registry, () => this.#probe(registry, signal));
   }
@@ -337,12 +341,15 @@ export class Requester {
   async #probe(registry: string, signal?: AbortSignal): Promise<URL> {
     const host = apiHost(registry);
     const https = new URL(`https://${host}/`);
-    if (this.#options.tlsVerify) return https;
-    // Insecure mode: one GET /v2/ over https, else over http. Its answer also teaches the auth scheme.
+    if (!this.#options.allowHttp) return https;
+    // Plain http allowed: one GET /v2/ over https, else over http. Its answer also teaches the auth scheme. An
+    // https server answers plain http with 400 ("Client sent an HTTP request to an HTTPS server"): then the https
+    // failure (an untrusted certificate, say) is the error to report, never a fall-back to http.
     const tryBase = async (base: URL) => {
       const url = new URL("/v2/", base);
       const answer = await this.#roundTrip({ method: "GET", url, headers: new Headers(), signal }, true);
       await answer.discard();
+      if (answer.status === 400 && base.protocol === "http:") throw new Error("an https server");
       if (answer.status === 401) {
         await this.#auth.challenged(registry, answer.headers.get("www-authenticate"), [], {}).catch(() => {});
       } else {
@@ -367,9 +374,12 @@ export class Requester {
   #transportFor(url: URL, allowHttp: boolean): Promise<Transport> {
     const { transport, tlsVerify, certDirs, certDir } = this.#options;
     if (transport) return Promise.resolve(transport);
-    if (url.protocol === "http:" && tlsVerify && !allowHttp) {
+    if (url.protocol === "http:" && !this.#options.allowHttp && !allowHttp) {
       return Promise.reject(
-        new AirlockError("TLS_ERROR", `refusing plain http to ${url.host}; that needs --tls-verify=false`),
+        new AirlockError(
+          "TLS_ERROR",
+          `refusing plain http to ${url.host}; that needs --tls-verify=false ${HTTP_HINT}`,
+        ),
       );
     }
     return cached(this.#transports, `${url.protocol}//${url.host}`, async () => {

@@ -11,8 +11,15 @@ import { VERSION } from "../version.ts";
 
 /** How to reach registries: TLS and credentials. */
 export interface RegistrySettings {
-  /** `undefined` when not chosen: TLS is then verified (see DESIGN.md). */
+  /**
+   * `false`: no certificate checks and plain http allowed (containers/image's `--tls-verify=false`). `undefined`
+   * when not chosen: TLS is then verified (see DESIGN.md).
+   */
   tlsVerify?: boolean;
+  /** No certificate checks, plain http still refused (cosign's `--allow-insecure-registry`). */
+  insecureSkipVerify?: boolean;
+  /** Plain http allowed after https fails; certificates of https still checked (cosign's `--allow-http-registry`). */
+  allowHttp?: boolean;
   /** A directory of `*.crt`, `*.cert`, `*.key` files used for every registry. */
   certDir?: string;
   /** The credentials file (default: containers auth.json, docker config.json). */
@@ -21,7 +28,8 @@ export interface RegistrySettings {
 
 /**
  * Builds the registry client for these settings: credentials from the usual files (or `credentials`), TLS
- * verified unless `tlsVerify` is `false`, airlock's user agent.
+ * verified unless `tlsVerify` is `false` or `insecureSkipVerify` is set, plain http only with `tlsVerify: false`
+ * or `allowHttp`, airlock's user agent.
  *
  * @example
  * ```ts
@@ -30,7 +38,8 @@ export interface RegistrySettings {
  */
 export function clientFor(settings: RegistrySettings, credentials?: CredentialLookup): RegistryClient {
   return new RegistryClient({
-    tlsVerify: settings.tlsVerify ?? true,
+    tlsVerify: settings.tlsVerify !== false && settings.insecureSkipVerify !== true,
+    allowHttp: settings.tlsVerify === false || settings.allowHttp === true,
     certDir: settings.certDir,
     credentials: credentials ?? createCredentialLookup({ authFile: settings.authfile }),
     userAgent: `airlock/${VERSION}`,

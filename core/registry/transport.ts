@@ -312,7 +312,7 @@ export function networkError(
   ) {
     return new NetworkError(
       "TLS_ERROR",
-      `TLS handshake with ${host} failed (does it speak plain http? that needs --tls-verify=false)`,
+      `TLS handshake with ${host} failed (does it speak plain http? that needs --tls-verify=false, or --allow-http-registry)`,
       false,
       err,
     );
