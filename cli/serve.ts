@@ -126,14 +126,21 @@ async function runServeCommand(flags: ServeFlags, log: Logger): Promise<number> 
   }
   const { parseRateLimit } = await import("../server/rate_limit.ts");
   const { runServe } = await import("../server/serve.ts");
+  let admissionTimeoutMs: number | undefined;
+  if (flags.admissionTimeout !== undefined) {
+    const { checkTimeout } = await import("../core/admission/config.ts");
+    admissionTimeoutMs = checkTimeout(
+      durationFlag("--admission-timeout", flags.admissionTimeout),
+      "--admission-timeout",
+      usageError,
+    );
+  }
   const shutdownTimeoutMs = durationFlag("--shutdown-timeout", flags.shutdownTimeout);
   if (!(shutdownTimeoutMs >= 0)) throw usageError("--shutdown-timeout must be ≥ 0");
   return await runServe({
     keyRef: flags.key,
     admissionConfig: flags.admissionConfig,
-    admissionTimeoutMs: flags.admissionTimeout === undefined
-      ? undefined
-      : durationFlag("--admission-timeout", flags.admissionTimeout),
+    admissionTimeoutMs,
     clientCa: flags.clientCa,
     passphraseFile: flags.passphraseFile,
     tokenFile: flags.tokenFile,

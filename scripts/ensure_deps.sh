@@ -8,6 +8,7 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
 command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 echo "airlock: installing Debian packages: ${need[*]}" >&2
 sudo=""

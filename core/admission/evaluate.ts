@@ -11,7 +11,7 @@
  * @module
  */
 import type { RegistriesDConfig } from "../config/registries_d.ts";
-import { PolicyEvaluator } from "../config/policy.ts";
+import { PolicyEvaluator, requirementsFor } from "../config/policy.ts";
 import { AirlockError, type ErrorCode, errorMessage } from "../errors.ts";
 import { formatReference, type Reference } from "../reference.ts";
 import type { RegistryClient } from "../registry/client.ts";
@@ -123,9 +123,33 @@ export async function evaluateImage(
   }
 }
 
+/**
+ * The verdict when the rules give it without looking at the image: a policy scope that rejects outright
+ * (`reject`) is answered before the registry is asked anything — whatever it would serve, the answer is the same,
+ * and an image naming any host cannot make the webhook connect there. `undefined` otherwise.
+ *
+ * @example
+ * ```ts
+ * const early = verdictWithoutRegistry(ctx, parseReference("docker.io/library/busybox:1.36"));
+ * ```
+ */
+export function verdictWithoutRegistry(ctx: EvaluateContext, ref: Reference): Verdict | undefined {
+  if (ctx.mode.kind !== "policy") return undefined;
+  if (!requirementsFor(ctx.mode.policy, ref).requirements.some((q) => q.type === "reject")) return undefined;
+  return {
+    allowed: false,
+    digest: ref.digest,
+    reason: `Running image docker://${formatReference(ref)} is rejected by policy.`,
+    kind: "rejected",
+    code: "POLICY_REJECTED",
+  };
+}
+
 /** `sign validate --policy`: every platform manifest the nodes run must be accepted. */
 async function byPolicy(ctx: EvaluateContext, ref: Reference, signal?: AbortSignal): Promise<Verdict> {
   if (ctx.mode.kind !== "policy" || !ctx.evaluator) throw new Error("policy mode without a policy");
+  const early = verdictWithoutRegistry(ctx, ref);
+  if (early) return early;
   const r = await validateImage(ref, {
     client: ctx.client,
     registriesD: ctx.registriesD,

@@ -15,7 +15,7 @@ import type { RegistriesDConfig } from "../config/registries_d.ts";
 import type { RegistryClient } from "../registry/client.ts";
 import type { AdmissionSettings } from "./config.ts";
 import { decideReview, type ReviewDecision } from "./decide.ts";
-import { evaluateContext, evaluateImage } from "./evaluate.ts";
+import { evaluateContext, evaluateImage, verdictWithoutRegistry } from "./evaluate.ts";
 import { type AdmissionRequest, admissionResponse, type JsonObject, parseAdmissionReview } from "./review.ts";
 import { type CacheStats, VerdictCache } from "./verdicts.ts";
 
@@ -71,6 +71,7 @@ export function createAdmissionEngine(o: AdmissionEngineOptions): AdmissionEngin
     ttlMs: o.settings.cacheTtlMs,
     now: o.now,
     resolve: async (ref, signal) => (await o.client.getManifest(ref, { signal })).digest,
+    early: (ref) => verdictWithoutRegistry(ctx, ref),
     evaluate: (ref, digest, signal) => evaluateImage(ctx, ref, digest, signal),
   });
   return {

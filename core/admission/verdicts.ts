@@ -31,6 +31,8 @@ export interface CheckedVerdict extends Verdict {
 export interface VerdictCacheOptions {
   /** Reads the digest a tag names now (digest-checked). */
   readonly resolve: (ref: Reference, signal: AbortSignal) => Promise<string>;
+  /** The verdict when the rules give it without the registry (a scope that rejects everything), else undefined. */
+  readonly early?: (ref: Reference) => Verdict | undefined;
   /** Judges `ref` (a tag, or a digest alone); for a tag, `digest` is what it was just resolved to. */
   readonly evaluate: (ref: Reference, digest: string | undefined, signal: AbortSignal) => Promise<Verdict>;
   /** How long verdicts and resolutions are kept, in ms (0: not at all). */
@@ -162,6 +164,8 @@ export class VerdictCache {
    * Never rejects.
    */
   async check(ref: Reference): Promise<CheckedVerdict> {
+    const early = this.#o.early?.(ref.digest !== undefined ? { ...ref, tag: undefined } : ref);
+    if (early) return { ...early, cached: false };
     if (ref.digest !== undefined) {
       const pinned: Reference = { registry: ref.registry, repository: ref.repository, digest: ref.digest };
       return await this.#verdictFor(pinned, ref.digest);

@@ -48,6 +48,8 @@ export interface MakeLeafOptions {
   commonName?: string;
   /** Validity in days (default 7). */
   days?: number;
+  /** extendedKeyUsage (default `serverAuth`; `clientAuth` for client certificates). */
+  usage?: "serverAuth" | "clientAuth";
 }
 
 /**
@@ -126,7 +128,7 @@ export async function makeLeaf(
       "basicConstraints = critical,CA:FALSE",
       ...(sans.length > 0 ? [`subjectAltName = ${sans.join(",")}`] : []),
       "keyUsage = critical,digitalSignature",
-      "extendedKeyUsage = serverAuth",
+      `extendedKeyUsage = ${opts.usage ?? "serverAuth"}`,
       "subjectKeyIdentifier = hash",
       "authorityKeyIdentifier = keyid",
       "",

@@ -27,5 +27,6 @@ export * from "./fake_kms/vault.ts";
 export * from "./fake_kms/aws.ts";
 export * from "./fake_kms/gcp.ts";
 export * from "./fake_kms/azure.ts";
+export * from "./fake_kube_apiserver.ts";
 export * from "./cli.ts";
 export * from "./files.ts";
