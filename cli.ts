@@ -56,7 +56,9 @@ export function buildProgram(): Command {
 if (import.meta.main) {
   try {
     const program = buildProgram();
-    await program.parseAsync(normaliseArgs(program, Deno.args), { from: "user" });
+    // `deno task airlock -- ARGS` passes the `--` on: it separates the task's arguments, not airlock's.
+    const args = Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args;
+    await program.parseAsync(normaliseArgs(program, args), { from: "user" });
   } catch (e) {
     // Errors outside a command body (a bad flag value): one line, no stack trace.
     console.error(`airlock: ${errorMessage(e)}`);

@@ -149,6 +149,9 @@ async function compileOne(target: string, denortBin: string | undefined): Promis
   console.error(`compile: ${target} -> ${out}`);
   const { code } = await new Deno.Command(Deno.execPath(), {
     args: ["compile", "--quiet", ...compilePermissionFlags(), "--target", target, "--output", out, "cli.ts"],
+    // A failed download is an expected outcome here (the hint below explains it): no Rust backtrace, even when
+    // the caller's environment asks for one.
+    env: { RUST_BACKTRACE: "0", RUST_LIB_BACKTRACE: "0" },
     stdin: "null",
     stdout: "inherit",
     stderr: "inherit",

@@ -144,6 +144,11 @@ export class NodeTransport implements Transport {
     this.#https = new https.Agent({
       keepAlive: true,
       rejectUnauthorized: false,
+      // Nothing is verified, so no CA is needed; naming none also keeps Deno's node:https from loading the
+      // system roots, which needs `--allow-sys` (the compiled binary has only `--allow-sys=uid`): without it the
+      // request failed with NotCapable, the probe fell back to plain http, and a leaked handle held the process
+      // for a minute.
+      ca: [],
       ...(material?.clientCert ? { cert: material.clientCert.cert, key: material.clientCert.key } : {}),
     });
     this.#http = new http.Agent({ keepAlive: true });
