@@ -13,7 +13,7 @@ import { type KeyBackend, openKey } from "../backends/key_backend.ts";
 import { attestImage } from "../core/attest.ts";
 import { predicateTypeUri } from "../core/attestation.ts";
 import { AirlockError, errorMessage } from "../core/errors.ts";
-import { type GlobalFlags, usageError } from "./common.ts";
+import { addCommandTimeoutFlag, type CommandTimeoutFlags, type GlobalFlags, usageError } from "./common.ts";
 import {
   addCosignRegistryFlags,
   addUploadFlags,
@@ -24,7 +24,7 @@ import {
 import { cosignAction, forEachImage, reportError, stderr } from "./cosign_output.ts";
 import { addSigningKeyFlags, type SigningKeyFlags } from "./key_flags.ts";
 
-interface AttestFlags extends CosignRegistryFlags, SigningKeyFlags, UploadFlags {
+interface AttestFlags extends CosignRegistryFlags, SigningKeyFlags, UploadFlags, CommandTimeoutFlags {
   predicate?: string;
   type: string;
 }
@@ -38,7 +38,7 @@ interface AttestFlags extends CosignRegistryFlags, SigningKeyFlags, UploadFlags 
  * ```
  */
 export function registerAttest(program: Command): void {
-  addUploadFlags(addCosignRegistryFlags(addSigningKeyFlags(
+  addCommandTimeoutFlag(addUploadFlags(addCosignRegistryFlags(addSigningKeyFlags(
     program.command("attest")
       .description("attach a signed in-toto attestation to images (cosign attest --key compatible, offline)")
       .argument("<image...>", "images (tag or digest references)")
@@ -49,7 +49,7 @@ export function registerAttest(program: Command): void {
           "link, vuln, openvex, or a URI",
         "custom",
       ),
-  ))).action(cosignAction(runAttest));
+  )))).action(cosignAction(runAttest));
 }
 
 async function runAttest(images: string[], flags: AttestFlags, global: GlobalFlags): Promise<number> {
@@ -77,8 +77,8 @@ async function runAttest(images: string[], flags: AttestFlags, global: GlobalFla
     return 1;
   }
   try {
-    return await forEachImage(images, flags, global.debug, async (client, image) => {
-      const r = await attestImage(image, { client, key, predicate, type: flags.type });
+    return await forEachImage(images, flags, global.debug, async (client, image, signal) => {
+      const r = await attestImage(image, { client, key, predicate, type: flags.type, signal });
       stderr(`Attestation (${r.predicateType}) written to ${r.tag}\n`);
     });
   } finally {

@@ -14,18 +14,24 @@
 import type { Command } from "commander";
 import { downloadAttestations, predicateTypeUri, verifyImageAttestations } from "../core/attestation.ts";
 import { certificateTextLines } from "../core/verify.ts";
-import { collect, type GlobalFlags, writeStdout } from "./common.ts";
+import {
+  addCommandTimeoutFlag,
+  collect,
+  type CommandTimeoutFlags,
+  type GlobalFlags,
+  writeStdout,
+} from "./common.ts";
 import { addCosignRegistryFlags, type CosignRegistryFlags } from "./cosign_flags.ts";
 import { cosignAction, forEachImage, reportError, stderr } from "./cosign_output.ts";
 import { addTrustFlags, type Trust, type TrustFlags, trustFromFlags } from "./key_flags.ts";
 import { parseAnnotations, verificationHeader } from "./verify.ts";
 
-interface VerifyAttestationFlags extends CosignRegistryFlags, TrustFlags {
+interface VerifyAttestationFlags extends CosignRegistryFlags, TrustFlags, CommandTimeoutFlags {
   type: string;
   annotations?: string[];
 }
 
-interface DownloadFlags extends CosignRegistryFlags {
+interface DownloadFlags extends CosignRegistryFlags, CommandTimeoutFlags {
   predicateType?: string;
   platform?: string;
 }
@@ -39,7 +45,7 @@ interface DownloadFlags extends CosignRegistryFlags {
  * ```
  */
 export function registerVerifyAttestation(program: Command): void {
-  addTrustFlags(addCosignRegistryFlags(
+  addCommandTimeoutFlag(addTrustFlags(addCosignRegistryFlags(
     program.command("verify-attestation")
       .description(
         "verify the in-toto attestations of images, offline (cosign verify-attestation compatible)",
@@ -56,7 +62,7 @@ export function registerVerifyAttestation(program: Command): void {
         "annotation the statement's subject must carry (repeatable, comma-separated)",
         collect,
       ),
-  )).action(cosignAction(runVerifyAttestation));
+  ))).action(cosignAction(runVerifyAttestation));
 }
 
 async function runVerifyAttestation(
@@ -75,8 +81,9 @@ async function runVerifyAttestation(
     reportError(e, global.debug);
     return 1;
   }
-  return await forEachImage(images, flags, global.debug, async (client, image) => {
+  return await forEachImage(images, flags, global.debug, async (client, image, signal) => {
     const r = await verifyImageAttestations(client, image, {
+      signal,
       ...trust,
       predicateType,
       typeAsGiven: flags.type,
@@ -101,7 +108,7 @@ async function runVerifyAttestation(
 export function registerDownload(program: Command): void {
   const download = program.command("download")
     .description("download sigstore attachments of an image (cosign download compatible)");
-  addCosignRegistryFlags(
+  addCommandTimeoutFlag(addCosignRegistryFlags(
     download.command("attestation")
       .description("print the attestations of an image, one JSON document per line (nothing is verified)")
       .argument("<image>", "image (tag or digest reference)")
@@ -110,10 +117,11 @@ export function registerDownload(program: Command): void {
         "--platform <os/arch[/variant]>",
         "for a multi-arch image: the legacy .att of that platform's image",
       ),
-  ).action(
+  )).action(
     cosignAction((image: string, flags: DownloadFlags, global) =>
-      forEachImage([image], flags, global.debug, async (client) => {
+      forEachImage([image], flags, global.debug, async (client, _image, signal) => {
         const lines = await downloadAttestations(client, image, {
+          signal,
           predicateType: flags.predicateType === undefined
             ? undefined
             : predicateTypeUri(flags.predicateType),

@@ -101,6 +101,47 @@ export function addRegistryFlags(cmd: Command): Command {
     );
 }
 
+/** `--timeout` of a command that works on one image or a few (see {@linkcode addCommandTimeoutFlag}). */
+export interface CommandTimeoutFlags {
+  timeout: string;
+}
+
+/** The default `--timeout` of the cosign-like and single-image commands: cosign's 3 minutes. */
+export const DEFAULT_COMMAND_TIMEOUT = "3m0s";
+
+/**
+ * Adds `--timeout DURATION` (default 3m0s, as cosign): the deadline of the whole command, every registry request,
+ * retry and wait included. `0` means none.
+ *
+ * @example
+ * ```ts
+ * addCommandTimeoutFlag(program.command("verify"));
+ * ```
+ */
+export function addCommandTimeoutFlag(cmd: Command): Command {
+  return cmd.option(
+    "--timeout <duration>",
+    "timeout for the whole command, e.g. 90s, 5m (0: none)",
+    DEFAULT_COMMAND_TIMEOUT,
+  );
+}
+
+/**
+ * Parses a `--timeout` value (a Go duration, ≥ 0) into milliseconds.
+ *
+ * @throws {AirlockError} `INVALID_ARGUMENT` for a malformed or negative duration.
+ *
+ * @example
+ * ```ts
+ * parseTimeoutFlag("3m0s"); // 180000
+ * ```
+ */
+export function parseTimeoutFlag(value: string): number {
+  const ms = durationFlag("--timeout", value);
+  if (!(ms >= 0) || !Number.isFinite(ms)) throw usageError(`--timeout: "${value}" must be 0 or more`);
+  return ms;
+}
+
 /**
  * Adds `--registries.d DIR` (where the sigstore attachment settings are read) to a command.
  *

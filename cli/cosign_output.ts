@@ -7,8 +7,9 @@
  */
 import type { Command } from "commander";
 import { errorMessage } from "../core/errors.ts";
+import { deadlineError, withDeadline } from "../core/pool.ts";
 import type { RegistryClient } from "../core/registry/client.ts";
-import { clientFor, type GlobalFlags } from "./common.ts";
+import { clientFor, type CommandTimeoutFlags, type GlobalFlags, parseTimeoutFlag } from "./common.ts";
 import { type CosignRegistryFlags, cosignRegistrySettings } from "./cosign_flags.ts";
 
 const enc = new TextEncoder();
@@ -60,41 +61,52 @@ export function cosignAction<A, F>(
 
 /**
  * Runs `one` for every image with one registry client (closed at the end), made from the registry flags
- * (`--tls-verify` and cosign's, see `cosign_flags.ts`). An image that fails prints cosign's error lines and the next
- * one still runs. Returns the exit code: the first failure's `exitCodeOf` (1 unless given), else 0; bad registry
- * flags print the error lines and return 1 before any image.
+ * (`--tls-verify` and cosign's, see `cosign_flags.ts`), under the command's deadline (`--timeout`, cosign's 3
+ * minutes by default): its signal aborts when the deadline passes, and an image still running then fails with
+ * `context deadline exceeded` at once, as do the images not started. An image that fails prints cosign's error
+ * lines and the next one still runs. Returns the exit code: the first failure's `exitCodeOf` (1 unless given),
+ * else 0; bad registry or timeout flags print the error lines and return 1 before any image.
  *
  * @example
  * ```ts
- * return await forEachImage(images, flags, global.debug, async (client, image) => { … });
+ * return await forEachImage(images, flags, global.debug, async (client, image, signal) => { … });
  * ```
  */
 export async function forEachImage(
   images: readonly string[],
-  flags: CosignRegistryFlags,
+  flags: CosignRegistryFlags & CommandTimeoutFlags,
   debug: boolean | undefined,
-  one: (client: RegistryClient, image: string) => Promise<void>,
+  one: (client: RegistryClient, image: string, signal: AbortSignal) => Promise<void>,
   exitCodeOf: (err: unknown) => number = () => 1,
 ): Promise<number> {
   let registry: ReturnType<typeof cosignRegistrySettings>;
+  let timeoutMs: number;
   try {
     registry = cosignRegistrySettings(flags);
+    timeoutMs = parseTimeoutFlag(flags.timeout);
   } catch (e) {
     reportError(e, debug);
     return 1;
   }
+  const deadline = new AbortController();
+  const timer = timeoutMs > 0
+    ? setTimeout(() => deadline.abort(deadlineError(timeoutMs)), timeoutMs)
+    : undefined;
   const client = clientFor(registry.settings, registry.credentials);
   let exitCode = 0;
   try {
     for (const image of images) {
       try {
-        await one(client, image);
+        deadline.signal.throwIfAborted();
+        await withDeadline(0, (signal) => one(client, image, signal), deadline.signal);
       } catch (e) {
-        reportError(e, debug);
-        if (exitCode === 0) exitCode = exitCodeOf(e);
+        const error = deadline.signal.aborted ? deadline.signal.reason : e;
+        reportError(error, debug);
+        if (exitCode === 0) exitCode = exitCodeOf(error);
       }
     }
   } finally {
+    clearTimeout(timer);
     client.close();
   }
   return exitCode;

@@ -7,16 +7,20 @@ import type { Command } from "commander";
 import { inspectConfig, inspectImage, inspectRaw, renderInspectInfo } from "../core/inspect.ts";
 import { AirlockError } from "../core/errors.ts";
 import { parseReference, withDefaultTag } from "../core/reference.ts";
+import { withDeadline } from "../core/pool.ts";
 import {
+  addCommandTimeoutFlag,
   addRegistryFlags,
   clientFor,
+  type CommandTimeoutFlags,
   type GlobalFlags,
+  parseTimeoutFlag,
   type RegistryFlags,
   runCommand,
   writeStdout,
 } from "./common.ts";
 
-interface InspectFlags extends RegistryFlags {
+interface InspectFlags extends RegistryFlags, CommandTimeoutFlags {
   raw?: boolean;
   config?: boolean;
   overrideArch?: string;
@@ -42,7 +46,7 @@ const OTHER_TRANSPORTS = [
  * ```
  */
 export function registerInspect(program: Command): void {
-  addRegistryFlags(
+  addCommandTimeoutFlag(addRegistryFlags(
     program.command("inspect")
       .alias("i")
       .description("inspect an image in a registry: its manifest, config, layers and platform")
@@ -52,7 +56,7 @@ export function registerInspect(program: Command): void {
       .option("--override-arch <arch>", "use ARCH instead of the running machine's to choose from a list")
       .option("--override-os <os>", "use OS instead of the running machine's to choose from a list")
       .option("--override-variant <variant>", "use VARIANT to choose from a list"),
-  ).action((image: string | undefined, flags: InspectFlags, cmd: Command) =>
+  )).action((image: string | undefined, flags: InspectFlags, cmd: Command) =>
     runCommand(cmd.optsWithGlobals<GlobalFlags>(), async (log) => {
       if (!image) throw new AirlockError("INVALID_ARGUMENT", "image reference not provided");
       let name = image;
@@ -70,12 +74,16 @@ export function registerInspect(program: Command): void {
         );
       } else log.warn(`Image reference protocol not provided, use 'docker' as default: docker://${image}`);
       const ref = withDefaultTag(parseReference(name));
+      const timeoutMs = parseTimeoutFlag(flags.timeout);
       const client = clientFor(flags);
       try {
         const choice = { arch: flags.overrideArch, os: flags.overrideOs, variant: flags.overrideVariant };
-        if (flags.config) writeStdout(await inspectConfig(client, ref, choice));
-        else if (flags.raw) writeStdout(await inspectRaw(client, ref));
-        else writeStdout(renderInspectInfo(await inspectImage(client, ref, choice)));
+        const out = await withDeadline(timeoutMs, async (signal) => {
+          if (flags.config) return await inspectConfig(client, ref, choice, signal);
+          if (flags.raw) return await inspectRaw(client, ref, signal);
+          return renderInspectInfo(await inspectImage(client, ref, choice, signal));
+        });
+        writeStdout(out);
       } finally {
         client.close();
       }

@@ -6,10 +6,20 @@
 import type { Command } from "commander";
 import { AirlockError } from "../core/errors.ts";
 import { login, logout, logoutAll } from "../core/registry/credentials.ts";
-import { addRegistryFlags, clientFor, type GlobalFlags, type RegistryFlags, runCommand } from "./common.ts";
+import {
+  addCommandTimeoutFlag,
+  addRegistryFlags,
+  clientFor,
+  type CommandTimeoutFlags,
+  type GlobalFlags,
+  parseTimeoutFlag,
+  type RegistryFlags,
+  runCommand,
+} from "./common.ts";
+import { withDeadline } from "../core/pool.ts";
 import { terminalPrompt } from "../backends/passphrase.ts";
 
-interface LoginFlags extends RegistryFlags {
+interface LoginFlags extends RegistryFlags, CommandTimeoutFlags {
   username?: string;
   password?: string;
   passwordStdin?: boolean;
@@ -25,7 +35,7 @@ interface LoginFlags extends RegistryFlags {
  * ```
  */
 export function registerLogin(program: Command): void {
-  addRegistryFlags(
+  addCommandTimeoutFlag(addRegistryFlags(
     program.command("login")
       .description("log in to a registry: check the credentials and store them in auth.json (mode 0600)")
       .argument("<registry>", "registry host[:port]")
@@ -35,7 +45,7 @@ export function registerLogin(program: Command): void {
         "password (insecure: visible in the process list; prefer --password-stdin)",
       )
       .option("--password-stdin", "read the password from standard input"),
-  ).action((registry: string, flags: LoginFlags, cmd: Command) =>
+  )).action((registry: string, flags: LoginFlags, cmd: Command) =>
     runCommand(cmd.optsWithGlobals<GlobalFlags>(), async (log) => {
       const host = normaliseRegistry(registry);
       let username = flags.username;
@@ -70,7 +80,7 @@ export function registerLogin(program: Command): void {
       // Check the credentials against the registry before storing them.
       const client = clientFor(flags, () => Promise.resolve(credential));
       try {
-        await client.ping(host);
+        await withDeadline(parseTimeoutFlag(flags.timeout), (signal) => client.ping(host, { signal }));
       } finally {
         client.close();
       }

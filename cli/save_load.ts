@@ -12,6 +12,7 @@ import {
   addRegistriesDFlag,
   addRegistryFlags,
   type GlobalFlags,
+  parseTimeoutFlag,
   registriesDFor,
   type RegistryFlags,
   runCommand,
@@ -36,6 +37,7 @@ import {
 } from "./list_flags.ts";
 
 interface SaveFlags extends RegistryFlags, ImageListFlags, OverrideFlags, FailedListFlags {
+  timeout: string;
   output?: string;
   removeSignatures?: boolean;
   filteredIndex?: boolean;
@@ -89,6 +91,7 @@ export function registerSaveLoad(program: Command): void {
   addOverrideFlags(save);
   addFailedListFlag(save, "save", { short: false })
     .option("--remove-signatures", "do not save signatures (.sig, .att)")
+    .option("--timeout <duration>", "timeout for saving each image (all of its work)", "10m")
     .option(
       "--filtered-index",
       "when --arch/--os leave out platforms of an index, save an index of the others",
@@ -119,6 +122,7 @@ async function runSave(flags: SaveFlags, log: Logger): Promise<number> {
   if (!flags.output) throw usageError("archive file not provided, use '--output' option to specify it");
   const output = flags.output;
   const platforms = parsePlatformFlags(flags);
+  const timeoutMs = parseTimeoutFlag(flags.timeout);
   const images = await readImageList(file, flags);
   const registriesD = await registriesDFor(flags["registries.d"]);
   const report = await withClient(flags, log, (client, signal) => {
@@ -130,6 +134,7 @@ async function runSave(flags: SaveFlags, log: Logger): Promise<number> {
       removeSignatures: flags.removeSignatures,
       registriesD,
       signal,
+      timeoutMs,
       logger: log,
     });
   });

@@ -21,12 +21,19 @@
 import type { Command } from "commander";
 import { AirlockError } from "../core/errors.ts";
 import { certificateTextLines, cosignJsonOutput, verifyImage } from "../core/verify.ts";
-import { collect, type GlobalFlags, usageError, writeStdout } from "./common.ts";
+import {
+  addCommandTimeoutFlag,
+  collect,
+  type CommandTimeoutFlags,
+  type GlobalFlags,
+  usageError,
+  writeStdout,
+} from "./common.ts";
 import { addCosignRegistryFlags, type CosignRegistryFlags } from "./cosign_flags.ts";
 import { cosignAction, forEachImage, reportError, stderr } from "./cosign_output.ts";
 import { addTrustFlags, type Trust, type TrustFlags, trustFromFlags } from "./key_flags.ts";
 
-interface VerifyFlags extends CosignRegistryFlags, TrustFlags {
+interface VerifyFlags extends CosignRegistryFlags, TrustFlags, CommandTimeoutFlags {
   annotations?: string[];
   output: string;
 }
@@ -48,7 +55,7 @@ function verifyExitCode(err: unknown): number {
  * ```
  */
 export function registerVerify(program: Command): void {
-  addTrustFlags(addCosignRegistryFlags(
+  addCommandTimeoutFlag(addTrustFlags(addCosignRegistryFlags(
     program.command("verify")
       .description(
         "verify the cosign signatures of images with a public key or keyless, offline (cosign verify compatible)",
@@ -60,7 +67,7 @@ export function registerVerify(program: Command): void {
         collect,
       )
       .option("-o, --output <format>", "output format: json or text", "json"),
-  )).action(cosignAction(runVerify));
+  ))).action(cosignAction(runVerify));
 }
 
 async function runVerify(images: string[], flags: VerifyFlags, global: GlobalFlags): Promise<number> {
@@ -77,8 +84,8 @@ async function runVerify(images: string[], flags: VerifyFlags, global: GlobalFla
     return verifyExitCode(e);
   }
 
-  return await forEachImage(images, flags, global.debug, async (client, image) => {
-    const result = await verifyImage(client, image, { ...trust, annotations });
+  return await forEachImage(images, flags, global.debug, async (client, image, signal) => {
+    const result = await verifyImage(client, image, { ...trust, annotations, signal });
     stderr(verificationHeader(result, annotations !== undefined));
     if (flags.output === "text") {
       for (const s of result.signatures) {

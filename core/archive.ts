@@ -42,6 +42,7 @@ import {
   MediaType,
 } from "./registry/types.ts";
 import { type Logger, silentLogger } from "./report.ts";
+import { deadlineError } from "./pool.ts";
 import { attachmentRef } from "./signature/attachment_store.ts";
 import { ATTESTATION_TAG_SUFFIX, parseAttachmentTag, SIGNATURE_TAG_SUFFIX } from "./signature/attachments.ts";
 import { sha256Digest } from "./encoding/digest.ts";
@@ -69,6 +70,8 @@ export interface SaveOptions {
   readonly registriesD?: RegistriesDConfig;
   /** Stops before the next image (the archive is still completed). */
   readonly signal?: AbortSignal;
+  /** Deadline per image in ms, all of its reads included (0 or absent: none); an image past it fails. */
+  readonly timeoutMs?: number;
   /** Log lines. */
   readonly logger?: Logger;
   /** Called as each image finishes. */
@@ -147,8 +150,14 @@ export async function saveImages(
       }
       const ref = r.reference;
       log.info(`Saving [${formatReference(ref)}]`, { IMG: r.line.id });
+      const timeoutMs = o.timeoutMs ?? 0;
+      const deadline = new AbortController();
+      const timer = timeoutMs > 0
+        ? setTimeout(() => deadline.abort(deadlineError(timeoutMs)), timeoutMs)
+        : undefined;
+      const signal = o.signal ? AbortSignal.any([o.signal, deadline.signal]) : deadline.signal;
       try {
-        const saved = await saveOne(tar, stored, ref, o);
+        const saved = await saveOne(tar, stored, ref, { ...o, signal });
         if (saved === undefined) {
           log.warn(`Skip image [${formatReference(ref)}]: no available image for specified arch and os`, {
             IMG: r.line.id,
@@ -161,9 +170,11 @@ export async function saveImages(
         }
       } catch (e) {
         if (isAirlockError(e, "IO_ERROR")) throw e;
-        const error = toAirlockError(e);
+        const error = deadline.signal.aborted ? deadline.signal.reason as AirlockError : toAirlockError(e);
         log.error(`error occurred when save [${formatReference(ref)}]: ${error.message}`, { IMG: r.line.id });
         lines.push({ id: r.line.id, line: r.line.line, status: "failed", error });
+      } finally {
+        clearTimeout(timer);
       }
       o.onProgress?.(++done, work.length);
     }

@@ -168,11 +168,61 @@ async function runItem<T, R>(
     settle(index, first);
     return;
   }
-  const error = new AirlockError(
-    "TIMEOUT",
-    `context deadline exceeded: not finished within the ${formatDuration(timeoutMs)} timeout`,
-  );
+  const error = deadlineError(timeoutMs);
   ctrl.abort(error);
   settle(index, { ok: false, error });
   await done; // hold the slot until the work has really stopped
+}
+
+/**
+ * The error an item or command gets when its deadline passes (hangar's and cosign's "context deadline exceeded").
+ *
+ * @example
+ * ```ts
+ * throw deadlineError(180_000); // context deadline exceeded: not finished within the 3m0s timeout
+ * ```
+ */
+export function deadlineError(timeoutMs: number): AirlockError {
+  return new AirlockError(
+    "TIMEOUT",
+    `context deadline exceeded: not finished within the ${formatDuration(timeoutMs)} timeout`,
+  );
+}
+
+/**
+ * Runs `work` under a deadline: its signal aborts with a `TIMEOUT` error when `timeoutMs` passes (or with the
+ * reason of `outer` when that aborts first), and the returned promise rejects at that moment, without waiting
+ * for the work to notice. Meant for a whole command (cosign's `--timeout`): the process ends after the rejection,
+ * so nothing the work still has in flight can keep it running. `timeoutMs` 0 = no deadline.
+ *
+ * @example
+ * ```ts
+ * const info = await withDeadline(180_000, (signal) => inspectImage(client, ref, {}, signal));
+ * ```
+ */
+export async function withDeadline<T>(
+  timeoutMs: number,
+  work: (signal: AbortSignal) => Promise<T>,
+  outer?: AbortSignal,
+): Promise<T> {
+  const ctrl = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let stop = () => {};
+  const expired = new Promise<never>((_, reject) => {
+    const fire = (reason: unknown) => {
+      ctrl.abort(reason);
+      reject(reason);
+    };
+    if (timeoutMs > 0) timer = setTimeout(() => fire(deadlineError(timeoutMs)), timeoutMs);
+    const onOuter = () => fire(outer!.reason);
+    outer?.addEventListener("abort", onOuter, { once: true });
+    stop = () => outer?.removeEventListener("abort", onOuter);
+    if (outer?.aborted) onOuter();
+  });
+  try {
+    return await Promise.race([work(ctrl.signal), expired]);
+  } finally {
+    clearTimeout(timer);
+    stop();
+  }
 }

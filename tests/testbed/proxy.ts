@@ -5,7 +5,7 @@
  * `startRegistry()` instance) and lets a test rewrite chosen answers: flip a byte of a blob or manifest body while
  * keeping the headers (digest-mismatch tests), swap a 404 body for Harbor's "artifact … not found" wording,
  * answer 429 with `Retry-After`, 500 or 403 a number of times before passing through, or close the connection
- * abruptly (before the answer, or in the middle of the body). It counts requests by method and path so tests can
+ * abruptly (before the answer, or in the middle of the body), trickle a body one byte at a time, or never answer. It counts requests by method and path so tests can
  * assert how many round trips a client made.
  *
  * Connections reach a raw TCP (or TLS) listener first and are spliced to an internal `Deno.serve`; that is what
@@ -54,6 +54,10 @@ export type ProxyAction =
   | { kind: "loseAnswer" }
   /** Forward, send the status and headers, then break the connection after half of the body. */
   | { kind: "cutBody" }
+  /** Forward, send the status and headers, then the body one byte every `intervalMs` (a trickling registry). */
+  | { kind: "trickle"; intervalMs: number }
+  /** Never answer (until the proxy stops): a registry that accepts the request and then hangs. */
+  | { kind: "stall" }
   /** Forward, then let `fn` rewrite the answer. */
   | {
     kind: "rewrite";
@@ -361,7 +365,39 @@ function createProxy(upstream: string, opts: ProxyOptions): TestProxy {
     return { status: res.status, headers: outHeaders, body };
   };
 
-  const toResponse = (req: Request, r: ProxyResponse, cut = false): Response => {
+  const trickles = new Set<() => void>();
+  const stalls = new Set<() => void>();
+  const trickle = (body: Uint8Array, intervalMs: number): ReadableStream<Uint8Array> => {
+    let at = 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let stopTrickle = () => {};
+    return new ReadableStream<Uint8Array>({
+      start(c) {
+        stopTrickle = () => {
+          clearTimeout(timer);
+          trickles.delete(stopTrickle);
+          try {
+            c.close();
+          } catch { /* closed */ }
+        };
+        trickles.add(stopTrickle);
+      },
+      pull(c) {
+        return new Promise<void>((resolve) => {
+          timer = setTimeout(() => {
+            if (at < body.length) c.enqueue(body.slice(at, ++at));
+            if (at >= body.length) stopTrickle();
+            resolve();
+          }, at === 0 ? 0 : intervalMs);
+        });
+      },
+      cancel() {
+        stopTrickle();
+      },
+    }, { highWaterMark: 0 });
+  };
+
+  const toResponse = (req: Request, r: ProxyResponse, cut = false, trickleMs = 0): Response => {
     const headers = new Headers(r.headers);
     if (req.method === "HEAD") {
       return new Response(null, { status: r.status, headers });
@@ -369,6 +405,9 @@ function createProxy(upstream: string, opts: ProxyOptions): TestProxy {
     // An explicit length also keeps Deno.serve from compressing the body: bytes go out as the upstream sent them.
     headers.set("content-length", String(r.body.length));
     const nullBody = r.status === 204 || r.status === 304;
+    if (trickleMs > 0 && !nullBody) {
+      return new Response(trickle(r.body, trickleMs), { status: r.status, headers });
+    }
     if (cut) {
       const half = r.body.slice(0, Math.floor(r.body.length / 2));
       const stream = new ReadableStream<Uint8Array>({
@@ -410,6 +449,11 @@ function createProxy(upstream: string, opts: ProxyOptions): TestProxy {
         if (splice) closeSplice(splice);
         return new Response(null, { status: 502 });
       }
+      if (action?.kind === "stall") {
+        entry!.applied++;
+        await new Promise<void>((resolve) => stalls.add(resolve));
+        return new Response(null, { status: 502 });
+      }
       if (action?.kind === "respond") {
         entry!.applied++;
         const body = typeof action.body === "string" ? new TextEncoder().encode(action.body) : action.body;
@@ -426,6 +470,7 @@ function createProxy(upstream: string, opts: ProxyOptions): TestProxy {
         return new Response(null, { status: 502 });
       }
       let cut = false;
+      let trickleMs = 0;
       if (action?.kind === "flipByte" && res.body.length > 0) {
         entry!.applied++;
         const body = res.body.slice();
@@ -441,12 +486,15 @@ function createProxy(upstream: string, opts: ProxyOptions): TestProxy {
       } else if (action?.kind === "cutBody") {
         entry!.applied++;
         cut = true;
+      } else if (action?.kind === "trickle") {
+        entry!.applied++;
+        trickleMs = action.intervalMs;
       } else if (action?.kind === "rewrite") {
         entry!.applied++;
         res = await action.fn(res, info);
       }
       record.status = res.status;
-      return toResponse(req, res, cut);
+      return toResponse(req, res, cut, trickleMs);
     } catch (e) {
       record.status = 502;
       return new Response(registryError("UNKNOWN", `testbed proxy: upstream failed: ${e}`), { status: 502 });
@@ -502,6 +550,8 @@ function createProxy(upstream: string, opts: ProxyOptions): TestProxy {
     stopping ??= (async () => {
       listener.close();
       await acceptLoop;
+      for (const t of [...trickles]) t();
+      for (const release of stalls) release();
       for (const s of splices.values()) closeSplice(s);
       await Promise.allSettled([...pipes]);
       await inner.shutdown();
