@@ -1,12 +1,16 @@
 /**
  * `airlock mirror`: copy the images of an image list, with their signatures, between registries (hangar
- * `mirror` flags, image lists and failed lists).
+ * `mirror` flags, defaults, image lists and failed lists): the platforms that pass `--arch`/`--os` (and with
+ * `--provenance`, their buildx attestations) are copied, and the destination index is built from them merged with
+ * the platforms the destination's index already lists (`--overwrite` replaces it); `--sigstore-private-key` /
+ * `--key` sign each image at the destination.
  *
  * @module
  */
 import type { Command } from "commander";
 import { loadMirrorList, mirrorImages, resolveMirrorList } from "../core/mirror.ts";
 import type { Logger } from "../core/report.ts";
+import type { KeyBackend } from "../backends/key_backend.ts";
 import {
   addRegistriesDFlag,
   addRegistryFlags,
@@ -34,14 +38,18 @@ import {
   type WorkerFlags,
 } from "./list_flags.ts";
 import { copySummary } from "./save_load.ts";
+import { addSigningKeyFlags, openKeyWithWarning, type SigningKeyFlags } from "./key_flags.ts";
 
-interface MirrorFlags extends RegistryFlags, ImageListFlags, WorkerFlags, FailedListFlags {
+interface MirrorFlags extends RegistryFlags, ImageListFlags, WorkerFlags, FailedListFlags, SigningKeyFlags {
   source?: string;
   destination?: string;
   sourceProject?: string;
   destinationProject?: string;
   removeSignatures?: boolean;
-  filteredIndex?: boolean;
+  filteredIndex: boolean;
+  overwrite?: boolean;
+  provenance: boolean;
+  sigstorePrivateKey?: string;
   srcTlsVerify?: boolean;
   destTlsVerify?: boolean;
   skipLogin?: boolean;
@@ -69,16 +77,38 @@ export function registerMirror(program: Command): void {
     .option("--remove-signatures", "do not copy signatures (.sig, .att, referrers)")
     .option(
       "--filtered-index",
-      "when --arch/--os leave out some platforms of an index, write an index of the others (a new digest)",
+      "when --arch/--os leave out platforms of an index, write an index of the others (a new digest); " +
+        "=false: such images fail instead",
+      true,
+    )
+    .option(
+      "--overwrite",
+      "replace the index at the destination tag instead of merging the platforms it lists (hangar's flag)",
+    )
+    .option("--provenance", "copy the buildx attestations (SLSA provenance) of the platforms copied", true)
+    .option(
+      "--sigstore-private-key <file>",
+      "sign each image at the destination with this key file (hangar's flag)",
     )
     .option("--src-tls-verify [bool]", "--tls-verify for the source registry only", optionalBool)
     .option("--dest-tls-verify [bool]", "--tls-verify for the destination registry only", optionalBool)
     .option("--skip-login", "accepted for hangar compatibility; airlock never prompts for registry logins");
+  addSigningKeyFlags(cmd);
   addRegistryFlags(addRegistriesDFlag(cmd));
   cmd.action((flags: MirrorFlags, c: Command) => {
     const global = c.optsWithGlobals<GlobalFlags>();
     return runCommand(global, (log) => runMirror(flags, log));
   });
+}
+
+/** The signing key of `--key` or hangar's `--sigstore-private-key`, opened before any network call; none without. */
+async function openMirrorKey(flags: MirrorFlags, log: Logger): Promise<KeyBackend | undefined> {
+  if (flags.key && flags.sigstorePrivateKey) {
+    throw usageError("--key and --sigstore-private-key are mutually exclusive: give one of them");
+  }
+  const keyRef = flags.key ?? flags.sigstorePrivateKey;
+  if (keyRef === undefined) return undefined;
+  return await openKeyWithWarning(keyRef, { passphraseFile: flags.sigstorePassphraseFile }, log);
 }
 
 async function runMirror(flags: MirrorFlags, log: Logger): Promise<number> {
@@ -96,6 +126,7 @@ async function runMirror(flags: MirrorFlags, log: Logger): Promise<number> {
     throw usageError("destination registry not provided, use '--destination' option to specify it");
   }
   const registriesD = await registriesDFor(flags["registries.d"]);
+  const key = await openMirrorKey(flags, log);
   const srcTls = flags.srcTlsVerify ?? flags.tlsVerify;
   const dstTls = flags.destTlsVerify ?? flags.tlsVerify;
   const report = await withClient({ ...flags, tlsVerify: srcTls }, log, async (source, signal) => {
@@ -108,8 +139,11 @@ async function runMirror(flags: MirrorFlags, log: Logger): Promise<number> {
         destination,
         platforms,
         filteredIndex: flags.filteredIndex,
+        mergeIndex: !flags.overwrite,
+        provenance: flags.provenance,
         removeSignatures: flags.removeSignatures,
         registriesD,
+        signer: key ? { key, registriesD } : undefined,
         ...workers,
         signal,
         logger: log,
@@ -120,7 +154,7 @@ async function runMirror(flags: MirrorFlags, log: Logger): Promise<number> {
     } finally {
       if (destination !== source) destination.close();
     }
-  });
+  }).finally(() => key?.close());
   log.info(copySummary("Mirrored", report));
   return await endListRun(log, report.failed, flags.failed, {
     title: "Mirror",

@@ -4,15 +4,17 @@
  *
  * Guarantees:
  * - **Byte-exact manifests**: manifests are PUT with the bytes read from the source (digests are preserved); the
- *   only manifest airlock ever writes itself is a filtered index, and only when asked (`filteredIndex`).
+ *   only manifest airlock ever writes itself is a new index, and only when asked (`filteredIndex`, `mergeIndex`).
  * - **Blobs are streamed**, never buffered whole: cross-repository mount on the same registry, otherwise a
  *   streamed read from the source piped into a streamed upload (one PATCH, as docker push does); the digest is checked while the bytes pass, and a
  *   mismatch cancels the upload (nothing is committed, and no manifest naming the blob is written).
  * - **Order**: blobs, then child manifests, then the index (or the single manifest) at the tag, then signatures.
  *   A copy cut short at any point leaves nothing that passes signature validation at the destination.
- * - **Platforms**: an index is copied as is only when every child passes the arch/os filter; otherwise the image
- *   fails with `INDEX_FILTERED`, unless `filteredIndex` asks for a new index of the matching children (its
- *   digest differs from the source's, so the source index's signatures do not carry over; the children's do).
+ * - **Platforms**: an index is copied as is when every child passes the arch/os filter (with `provenance`, buildx
+ *   attestation entries go with their image); otherwise the image fails with `INDEX_FILTERED`, unless
+ *   `filteredIndex` asks for a new index of the matching children. With `mergeIndex` (hangar's mirror), the index
+ *   written at a tag also keeps the platforms the destination's index there lists (`index_merge.ts`). A new index
+ *   has a new digest, so the source index's signatures do not carry over; the children's do.
  * - **Signatures**: the `.sig` and `.att` tags of every copied manifest (and its OCI referrers, where the source
  *   offers the API) follow it, unless `removeSignatures`. A destination tag that does not exist gets the source
  *   manifest byte-exact; one that exists keeps all its layers and gets the source's missing ones appended
@@ -49,7 +51,7 @@ import {
   parseAttachmentManifest,
   SIGNATURE_TAG_SUFFIX,
 } from "./signature/attachments.ts";
-import { sha256Digest } from "./encoding/digest.ts";
+import { chooseEntries, destinationIndex } from "./index_merge.ts";
 
 /**
  * Where images are read from. {@linkcode RegistryClient} is one; the archive reader of `airlock load` is another.
@@ -93,6 +95,13 @@ export interface CopyOptions {
   readonly platforms: PlatformFilter;
   /** Write an index of the matching children when the filter leaves some out (default: fail the image). */
   readonly filteredIndex?: boolean;
+  /**
+   * Merge the index written at a destination tag with the platforms the index already there lists (hangar's
+   * mirror; see `index_merge.ts`). Default: the destination tag is replaced.
+   */
+  readonly mergeIndex?: boolean;
+  /** Also copy the buildx attestation entries (`unknown/unknown`) of the platforms copied (hangar's `--provenance`). */
+  readonly provenance?: boolean;
   /** Do not copy `.sig`/`.att` tags and referrers. */
   readonly removeSignatures?: boolean;
   /**
@@ -146,10 +155,16 @@ export interface CopiedImage {
   readonly destination: string;
   /** `copied`, or `skipped` when no manifest matched the platform filter. */
   readonly status: "copied" | "skipped";
-  /** The digest now at the destination tag (differs from the source only for a filtered index). */
+  /** The digest now at the destination tag (differs from the source only when a new index was written). */
   readonly digest?: string;
-  /** Whether a filtered index was written. */
+  /** The digest of the source's top-level manifest. */
+  readonly sourceDigest?: string;
+  /** Whether a new index was written (filtered, or merged with the destination's): not the source's digest. */
   readonly filteredIndex?: boolean;
+  /** With a new index: the source platforms it leaves out. */
+  readonly leftOut?: readonly string[];
+  /** With a new index: the platforms of the destination's earlier index it keeps. */
+  readonly kept?: readonly string[];
   /** Digests of the image manifests copied (children of an index, or the single manifest). */
   readonly manifests: readonly string[];
   /** Platforms copied (`os/arch[/variant]`), when known. */
@@ -209,26 +224,27 @@ export class ImageCopier {
     let platforms: string[];
     let signed: string[];
     let digest: string;
-    let filtered = false;
+    let rewritten: { leftOut: readonly string[]; kept: readonly string[] } | undefined;
     if (isIndexMediaType(top.mediaType)) {
-      // 1. Which children; 2. children (blobs first, then each manifest); 3. the index at the tag.
-      const plan = planIndex(top, o.platforms, o.filteredIndex === true, base.source);
+      // 1. Which children, and the index to write; 2. children (blobs first, then each manifest); 3. the index.
+      const plan = planIndex(top, o.platforms, o.filteredIndex === true, base.source, {
+        provenance: o.provenance,
+      });
       if (plan.children.length === 0) {
         return { ...base, status: "skipped", manifests: [], platforms: [], attachments: [] };
       }
+      const there = o.mergeIndex && dst.tag !== undefined
+        ? await this.#destinationIndex(dst, signal)
+        : undefined;
+      const index = destinationIndex(top, plan.doc, plan.children, there);
       await mapLimit(plan.children, 2, (c) => this.#copyChild(src, dst, c, signal));
-      await this.#putTop(dst, plan.bytes, top.mediaType, plan.digest, signal);
+      await this.#putTop(dst, index.bytes, top.mediaType, index.digest, signal);
       manifests = plan.children.map((c) => c.digest);
       platforms = plan.children.flatMap((c) => (c.platform ? [formatPlatform(c.platform)] : []));
-      filtered = plan.filtered;
-      digest = plan.digest;
-      signed = filtered ? manifests : [...manifests, top.digest];
-      if (filtered) {
-        o.logger?.warn(
-          `Wrote a filtered index ${plan.digest} for [${base.destination}] (source index ${top.digest}); ` +
-            `signatures of the source index do not apply to it`,
-        );
-      }
+      digest = index.digest;
+      rewritten = index.rewritten ? { leftOut: index.leftOut, kept: index.kept } : undefined;
+      // The source index's signatures follow it only when it is the index written.
+      signed = rewritten ? manifests : [...manifests, top.digest];
     } else if (isImageManifestMediaType(top.mediaType)) {
       const platform = await this.#imagePlatform(src, top, signal);
       if (platform !== undefined && !allowsPlatform(o.platforms, platform)) {
@@ -254,7 +270,31 @@ export class ImageCopier {
     const attachments = o.removeSignatures
       ? []
       : (await Promise.all(signed.map((d) => this.#copyAttachments(src, dst, d, signal)))).flat();
-    return { ...base, status: "copied", digest, filteredIndex: filtered, manifests, platforms, attachments };
+    return {
+      ...base,
+      status: "copied",
+      digest,
+      sourceDigest: top.digest,
+      filteredIndex: rewritten !== undefined,
+      ...rewritten,
+      manifests,
+      platforms,
+      attachments,
+    };
+  }
+
+  /** The index at the destination tag, to merge with; `undefined` when the tag is absent or not an index. */
+  async #destinationIndex(dst: Reference, signal?: AbortSignal): Promise<FetchedManifest | undefined> {
+    try {
+      const m = await this.#o.destination.getManifest(
+        { registry: dst.registry, repository: dst.repository, tag: dst.tag },
+        { signal },
+      );
+      return isIndexMediaType(m.mediaType) ? m : undefined;
+    } catch (e) {
+      if (isManifestUnknown(e)) return undefined;
+      throw e;
+    }
   }
 
   /** A child of an index: skipped when the destination has it already (then its blobs are there too). */
@@ -517,19 +557,22 @@ export class ImageCopier {
 
 /** The children of an index to copy and the index bytes to write. */
 export interface IndexPlan {
-  /** The entries that pass the filter, in index order. */
+  /** The entries chosen (see {@linkcode chooseEntries}), in index order: objects of `doc.manifests`. */
   readonly children: Descriptor[];
-  /** The index to write: the source's bytes, or a filtered index. */
+  /** The index to write when nothing is merged: the source's bytes, or an index of the chosen entries. */
   readonly bytes: Uint8Array;
   /** The digest of `bytes`. */
   readonly digest: string;
   /** Whether `bytes` is a filtered index (a new digest). */
   readonly filtered: boolean;
+  /** The parsed source index. */
+  readonly doc: Readonly<Record<string, unknown>> & { readonly manifests: readonly Descriptor[] };
 }
 
 /**
- * Chooses the children of an index that pass the filter. All of them: the index is copied as is. Some: a
- * filtered index when allowed, else `INDEX_FILTERED`. None: nothing to copy.
+ * Chooses the entries of an index that pass the filter (with `provenance`, also the buildx attestation entries of
+ * the chosen images). All of them: the index is copied as is. Some: a filtered index when allowed, else
+ * `INDEX_FILTERED`. None: nothing to copy.
  *
  * @throws {AirlockError} `INDEX_FILTERED`; `UNSUPPORTED_MEDIA_TYPE` for nested indexes among the chosen entries.
  *
@@ -543,10 +586,12 @@ export function planIndex(
   filter: PlatformFilter,
   allowFiltered: boolean,
   name: string,
+  opts: { provenance?: boolean } = {},
 ): IndexPlan {
   const index = parseManifestJson<ImageIndex>(top.bytes, `index ${top.digest}`);
   const entries = Array.isArray(index.manifests) ? index.manifests : [];
-  const chosen = entries.filter((e) => allowsPlatform(filter, e.platform));
+  const doc = { ...index, manifests: entries };
+  const chosen = chooseEntries(entries, (e) => allowsPlatform(filter, e.platform), opts.provenance === true);
   for (const e of chosen) {
     if (isIndexMediaType(e.mediaType) || isSchema1MediaType(e.mediaType)) {
       throw new AirlockError(
@@ -556,7 +601,7 @@ export function planIndex(
     }
   }
   if (chosen.length === entries.length || chosen.length === 0) {
-    return { children: chosen, bytes: top.bytes, digest: top.digest, filtered: false };
+    return { children: chosen, bytes: top.bytes, digest: top.digest, filtered: false, doc };
   }
   const left = entries.filter((e) => !chosen.includes(e)).map((
     e,
@@ -571,10 +616,8 @@ export function planIndex(
         `source index's signature does not apply to it), or widen --arch/--os`,
     );
   }
-  const doc = JSON.parse(new TextDecoder().decode(top.bytes)) as Record<string, unknown>;
-  doc.manifests = (doc.manifests as unknown[]).filter((_, i) => chosen.includes(entries[i]));
-  const bytes = new TextEncoder().encode(JSON.stringify(doc));
-  return { children: chosen, bytes, digest: sha256Digest(bytes), filtered: true };
+  const filtered = destinationIndex(top, doc, chosen, undefined);
+  return { children: chosen, bytes: filtered.bytes, digest: filtered.digest, filtered: true, doc };
 }
 
 /**

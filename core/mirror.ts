@@ -27,6 +27,9 @@ import { runPool } from "./pool.ts";
 import { formatReference, type Reference } from "./reference.ts";
 import { type CopiedImage, type CopyOptions, type CopyStats, ImageCopier } from "./copy.ts";
 import { type Logger, silentLogger } from "./report.ts";
+import type { KeyBackend } from "../backends/key_backend.ts";
+import type { RegistriesDConfig } from "./config/registries_d.ts";
+import { type ImageSignResult, Signer } from "./sign.ts";
 
 /** Registry and project overrides of a mirror list. Empty = not given. */
 export interface MirrorListOverrides {
@@ -163,6 +166,12 @@ export interface CopyRunOptions extends CopyOptions {
   readonly logger?: Logger;
   /** The verb of log lines: `Mirroring`, `Loading`. */
   readonly verb?: string;
+  /**
+   * Sign each image at the destination once it is copied (hangar's `mirror --sigstore-private-key`): the index and
+   * the platform manifests the filter chose, with the identity `sign` writes for the destination reference (a new
+   * index by its digest when the line names a digest).
+   */
+  readonly signer?: { readonly key: KeyBackend; readonly registriesD: RegistriesDConfig };
 }
 
 /** One line's outcome. */
@@ -175,6 +184,8 @@ export interface LineCopyResult {
   readonly status: "copied" | "skipped" | "failed" | "ignored";
   /** The image's outcome, when it was reached. */
   readonly result?: CopiedImage;
+  /** With a signer: what was signed at the destination. */
+  readonly signed?: ImageSignResult;
   /** What went wrong. */
   readonly error?: AirlockError;
 }
@@ -208,6 +219,9 @@ export async function copyImages(
   const t0 = performance.now();
   const log = o.logger ?? silentLogger();
   const copier = new ImageCopier(o);
+  const signer = o.signer
+    ? await Signer.create({ ...o.signer, client: o.destination, platforms: o.platforms, logger: log })
+    : undefined;
   let done = 0;
   const results = await runPool(items, o.jobs, async (item, signal) => {
     const fields = { IMG: item.id };
@@ -218,15 +232,26 @@ export async function copyImages(
     const r = await copier.copy(item.source, item.destination, signal);
     if (r.status === "skipped") {
       log.warn(`Skip image [${r.source}]: no available image for specified arch and os`, fields);
+      return { copied: r };
     }
-    return r;
+    if (r.filteredIndex) log.warn(newIndexWarning(r, signer !== undefined), fields);
+    if (!signer) return { copied: r };
+    // A line naming a digest gets the index written (its digest differs from the source's when it is new).
+    const at = item.destination.tag === undefined
+      ? { ...item.destination, digest: r.digest }
+      : item.destination;
+    const written = await signer.write(at, signal);
+    await signer.confirm(written, signal);
+    log.info(`Signed [${formatReference(at)}]: ${written.result.targets.length} manifest(s)`, fields);
+    return { copied: r, signed: written.result };
   }, { signal: o.signal, timeoutMs: o.timeoutMs, onSettled: () => o.onProgress?.(++done, items.length) });
 
   const byId = new Map<number, LineCopyResult>();
   items.forEach((item, i) => {
     const r = results[i];
     if (r.ok) {
-      byId.set(item.id, { id: item.id, line: item.line, status: r.value.status, result: r.value });
+      const { copied, signed } = r.value;
+      byId.set(item.id, { id: item.id, line: item.line, status: copied.status, result: copied, signed });
       return;
     }
     const error = toAirlockError(r.error);
@@ -247,6 +272,22 @@ export async function copyImages(
     stats: { ...copier.stats },
     ms: performance.now() - t0,
   };
+}
+
+/** The warning for an image whose destination index is not the source's (one per image). */
+function newIndexWarning(r: CopiedImage, signing: boolean): string {
+  const why: string[] = [];
+  if (r.leftOut?.length) why.push(`leaves out ${r.leftOut.join(", ")} (--arch/--os)`);
+  if (r.kept?.length) {
+    why.push(`keeps ${r.kept.join(", ")} of the destination's index (--overwrite replaces it instead)`);
+  }
+  return `Wrote a new index ${r.digest} for [${r.destination}] that ${
+    why.join(" and ")
+  }: the signature of the ` +
+    `source index ${r.sourceDigest} does not carry over to it; ` +
+    (signing
+      ? "it is signed with the given key"
+      : "sign it at the destination (airlock sign, or mirror with --key / --sigstore-private-key)");
 }
 
 /**

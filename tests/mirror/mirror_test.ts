@@ -3,7 +3,7 @@
  * multi- and single-arch images signed at the source by airlock's signer, byte-exact manifests and digests at the
  * destination, `.sig` and `.att` tags copied byte for byte, `sign validate` failing by default and passing with
  * `--exact-repository` at the destination, `verify` passing there, idempotent re-runs, `--remove-signatures`, the
- * platform filter (refused without `--filtered-index`, a filtered index with it), and a destination `.sig` that
+ * platform filter (a filtered index by default, refused with `--filtered-index=false`), and a destination `.sig` that
  * already holds another signer's layer being merged, not overwritten.
  *
  * @module
@@ -193,35 +193,38 @@ Deno.test("mirror: plain → TLS+auth registry, byte-exact with signatures; vali
       );
     });
 
-    await t.step("platform filter: refused without --filtered-index, a filtered index with it", async () => {
-      const refused = await mirror(["proj/multi:v1"], ["--destination-project", "amd", "--arch", "amd64"]);
-      assertEquals(refused.code, 1);
-      assertMatch(refused.stderr, /leaves out linux\/arm64\/v8.*--filtered-index/s);
-      assertEquals(await Deno.readTextFile(join(tmp.path, "mirror-failed.txt")), "proj/multi:v1\n");
-      assertEquals(await rawManifest(D, "amd/multi", "v1"), undefined);
+    await t.step(
+      "platform filter: a filtered index by default, refused with --filtered-index=false",
+      async () => {
+        const refused = await mirror(["proj/multi:v1"], [
+          "--destination-project",
+          "amd",
+          "--arch",
+          "amd64",
+          "--filtered-index=false",
+        ]);
+        assertEquals(refused.code, 1);
+        assertMatch(refused.stderr, /leaves out linux\/arm64\/v8.*--filtered-index/s);
+        assertEquals(await Deno.readTextFile(join(tmp.path, "mirror-failed.txt")), "proj/multi:v1\n");
+        assertEquals(await rawManifest(D, "amd/multi", "v1"), undefined);
 
-      const ok = await mirror(["proj/multi:v1"], [
-        "--destination-project",
-        "amd",
-        "--arch",
-        "amd64",
-        "--filtered-index",
-      ]);
-      assertEquals(ok.code, 0, ok.stderr);
-      const idx = await rawManifest(D, "amd/multi", "v1");
-      const doc = JSON.parse(dec.decode(idx!.bytes)) as { manifests: { digest: string }[] };
-      const amd = multi.platforms.find((p) => p.platform === "linux/amd64")!.digest;
-      const arm = multi.platforms.find((p) => p.platform !== "linux/amd64")!.digest;
-      assertEquals(doc.manifests.map((m) => m.digest), [amd]);
-      assertEquals(await rawManifest(D, "amd/multi", arm), undefined);
-      assert(await readSig(D, "amd/multi", amd), "the amd64 child's signature is copied");
-      assertEquals(await readSig(D, "amd/multi", idx!.digest!), undefined);
-      const v = await validate([`${dst.host}/amd/multi:v1`], [
-        "--exact-repository",
-        `${src.host}/proj/multi`,
-      ]);
-      assertEquals(v.code, 0, v.stderr);
-    });
+        const ok = await mirror(["proj/multi:v1"], ["--destination-project", "amd", "--arch", "amd64"]);
+        assertEquals(ok.code, 0, ok.stderr);
+        const idx = await rawManifest(D, "amd/multi", "v1");
+        const doc = JSON.parse(dec.decode(idx!.bytes)) as { manifests: { digest: string }[] };
+        const amd = multi.platforms.find((p) => p.platform === "linux/amd64")!.digest;
+        const arm = multi.platforms.find((p) => p.platform !== "linux/amd64")!.digest;
+        assertEquals(doc.manifests.map((m) => m.digest), [amd]);
+        assertEquals(await rawManifest(D, "amd/multi", arm), undefined);
+        assert(await readSig(D, "amd/multi", amd), "the amd64 child's signature is copied");
+        assertEquals(await readSig(D, "amd/multi", idx!.digest!), undefined);
+        const v = await validate([`${dst.host}/amd/multi:v1`], [
+          "--exact-repository",
+          `${src.host}/proj/multi`,
+        ]);
+        assertEquals(v.code, 0, v.stderr);
+      },
+    );
 
     await t.step("an existing destination .sig keeps its layers and gets the source's new ones", async () => {
       const other = await makeKey(tmp.path, "k2");

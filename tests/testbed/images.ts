@@ -37,6 +37,8 @@ export interface TestImage {
   top: ManifestBytes;
   /** For a multi-arch image: each child's platform (`os/arch[/variant]`) and digest, in index order. */
   platforms: { platform: string; digest: string }[];
+  /** With `attestations`: each attestation manifest's digest and the digest of the image it describes. */
+  attestations?: { digest: string; describes: string }[];
 }
 
 /** Options of {@linkcode buildImage}. */
@@ -65,6 +67,12 @@ export interface BuildMultiArchOptions {
   omitPlatform?: number[];
   /** Index annotations (OCI only). */
   annotations?: Record<string, string>;
+  /**
+   * After the images, one attestation manifest per platform, listed as buildx lists them: platform
+   * `unknown/unknown`, annotations `vnd.docker.reference.type: attestation-manifest` and
+   * `vnd.docker.reference.digest: <image>` (OCI only).
+   */
+  attestations?: boolean;
 }
 
 /** Where `pushImage` writes: the shape of airlock's RegistryClient upload methods. */
@@ -285,24 +293,75 @@ export async function buildMultiArchImage(opts: BuildMultiArchOptions = {}): Pro
     for (const [d, b] of img.blobs) blobs.set(d, b);
     children.push(img.top);
   }
+  const attestations = opts.attestations && !docker
+    ? await Promise.all(children.map((c) => attestationManifest(c.digest, blobs)))
+    : [];
   const mediaType = docker ? MediaType.dockerManifestList : MediaType.ociIndex;
   const top = await manifestBytes(mediaType, {
     schemaVersion: 2,
     mediaType,
-    manifests: children.map((c, i) => ({
-      mediaType: c.mediaType,
-      digest: c.digest,
-      size: c.bytes.length,
-      ...(opts.omitPlatform?.includes(i) ? {} : { platform: platforms[i] }),
-    })),
+    manifests: [
+      ...children.map((c, i) => ({
+        mediaType: c.mediaType,
+        digest: c.digest,
+        size: c.bytes.length,
+        ...(opts.omitPlatform?.includes(i) ? {} : { platform: platforms[i] }),
+      })),
+      ...attestations.map((a, i) => ({
+        mediaType: a.mediaType,
+        digest: a.digest,
+        size: a.bytes.length,
+        annotations: {
+          "vnd.docker.reference.digest": children[i].digest,
+          "vnd.docker.reference.type": "attestation-manifest",
+        },
+        platform: { architecture: "unknown", os: "unknown" },
+      })),
+    ],
     ...(opts.annotations && !docker ? { annotations: opts.annotations } : {}),
   });
   return {
     blobs,
-    manifests: [...children, top],
+    manifests: [...children, ...attestations, top],
     top,
     platforms: children.map((c, i) => ({ platform: formatPlatform(platforms[i]), digest: c.digest })),
+    ...(opts.attestations && !docker
+      ? { attestations: attestations.map((a, i) => ({ digest: a.digest, describes: children[i].digest })) }
+      : {}),
   };
+}
+
+/** An attestation manifest as buildx writes one (an in-toto statement layer about `image`); blobs go into `blobs`. */
+async function attestationManifest(image: string, blobs: Map<string, Uint8Array>): Promise<ManifestBytes> {
+  const statement = enc.encode(JSON.stringify({
+    _type: "https://in-toto.io/Statement/v0.1",
+    predicateType: "https://slsa.dev/provenance/v0.2",
+    subject: [{ name: "_", digest: { sha256: image.slice("sha256:".length) } }],
+    predicate: { builder: { id: "airlock-testbed" } },
+  }));
+  const config = enc.encode(
+    JSON.stringify({
+      architecture: "unknown",
+      os: "unknown",
+      config: {},
+      rootfs: { type: "layers", diff_ids: [await sha256Digest(statement)] },
+    }),
+  );
+  const statementDigest = await sha256Digest(statement);
+  const configDigest = await sha256Digest(config);
+  blobs.set(statementDigest, statement);
+  blobs.set(configDigest, config);
+  return await manifestBytes(MediaType.ociManifest, {
+    schemaVersion: 2,
+    mediaType: MediaType.ociManifest,
+    config: { mediaType: MediaType.ociConfig, digest: configDigest, size: config.length },
+    layers: [{
+      mediaType: "application/vnd.in-toto+json",
+      digest: statementDigest,
+      size: statement.length,
+      annotations: { "in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2" },
+    }],
+  });
 }
 
 /**
