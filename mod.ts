@@ -125,7 +125,7 @@ export {
   verifyWithKey,
   type VerifyWithKeyOptions,
 } from "./core/keyless/mod.ts";
-export { validateImage, validateImages } from "./core/validate.ts";
+export { evaluatePull, validateImage, validateImages } from "./core/validate.ts";
 export {
   hangarValidatePolicy,
   loadPolicyFile,
@@ -259,6 +259,7 @@ export type { TargetSelection } from "./core/targets.ts";
 export type {
   ImageValidateResult,
   LineValidateResult,
+  PullOptions,
   ValidatedTarget,
   ValidateOptions,
   ValidateReport,

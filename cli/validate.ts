@@ -53,6 +53,7 @@ interface ValidateFlags extends RegistryFlags, ImageListFlags, OverrideFlags, Wo
   exactRepository?: string;
   policy?: string;
   requireIndexSignature?: boolean;
+  skipUnmatched?: boolean;
   output?: string;
   "registries.d"?: string;
 }
@@ -86,7 +87,11 @@ export function registerValidate(sign: Command): void {
       "accept signatures whose identity names this repository (exactRepository), for every image",
     )
     .option("--policy <file>", "containers policy.json to evaluate instead of the built-in policy")
-    .option("--require-index-signature", "require a signature on the index of multi-arch images too");
+    .option("--require-index-signature", "require a signature on the index of multi-arch images too")
+    .option(
+      "--skip-unmatched",
+      "skip (with a warning) an image none of whose manifests matches --arch/--os, instead of failing it",
+    );
   addRegistryFlags(addJsonOutputFlag(addRegistriesDFlag(cmd)));
   cmd.action((flags: ValidateFlags, c: Command) => {
     const global = c.optsWithGlobals<GlobalFlags>();
@@ -142,6 +147,9 @@ async function runValidate(flags: ValidateFlags, log: Logger): Promise<number> {
       policy,
       platforms,
       requireIndexSignature: flags.requireIndexSignature ?? false,
+      skipUnmatched: flags.skipUnmatched ?? false,
+      // --policy decides as podman and CRI-O do: every platform under the line's own reference (its tag).
+      platformReference: flags.policy !== undefined ? "line" : "digest",
       ...workers,
       signal,
       logger: log,

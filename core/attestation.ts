@@ -24,7 +24,7 @@ import type {
 } from "./keyless/mod.ts";
 import { formatPlatform } from "./platform.ts";
 import { runPool } from "./pool.ts";
-import { parseReference, type Reference, withDefaultTag } from "./reference.ts";
+import type { Reference } from "./reference.ts";
 import type { RegistryClient } from "./registry/client.ts";
 import { type ImageIndex, isIndexMediaType, MediaType } from "./registry/types.ts";
 import { DSSE_ENVELOPE_MEDIA_TYPE } from "./signature/attachments.ts";
@@ -33,7 +33,7 @@ import { goJsonString } from "./encoding/go_json.ts";
 import type { PublicKey } from "./signature/public_key.ts";
 import { findReferrerBundles, type ReferrerBundle } from "./signature/referrer_bundles.ts";
 import { MAX_ATTACHMENT_LAYERS, MAX_PAYLOAD_BYTES } from "./signature/signature_layers.ts";
-import { cosignReferenceName, verifyReferrerBundle } from "./verify.ts";
+import { cosignReference, cosignReferenceName, verifyReferrerBundle } from "./verify.ts";
 
 /** cosign's `--type` shorthands and the predicate type URIs they stand for (`options/predicate.go`). */
 export const PREDICATE_TYPE_SHORTHANDS: Readonly<Record<string, string>> = Object.freeze({
@@ -223,7 +223,7 @@ export async function verifyImageAttestations(
   reference: Reference | string,
   opts: AttestationVerifyOptions,
 ): Promise<AttestationVerifyResult> {
-  const ref = withDefaultTag(typeof reference === "string" ? parseReference(reference) : reference);
+  const ref = cosignReference(reference);
   if ((opts.publicKey === undefined) === (opts.identity === undefined)) {
     throw new AirlockError(
       "INVALID_ARGUMENT",
@@ -375,7 +375,7 @@ export async function downloadAttestations(
   reference: Reference | string,
   opts: DownloadAttestationOptions = {},
 ): Promise<string[]> {
-  const ref = withDefaultTag(typeof reference === "string" ? parseReference(reference) : reference);
+  const ref = cosignReference(reference);
   const platform = opts.platform === undefined ? undefined : parsePlatformArg(opts.platform);
   const digest = await resolveCosignDigest(client, ref, opts.signal);
   const want = opts.predicateType;

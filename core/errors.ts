@@ -53,6 +53,8 @@ export type ErrorCode =
   /** a `.sig`/`.att` attachment manifest or its config cannot be read (malformed, wrong media type) */
   | "ATTACHMENT_INVALID"
   | "IDENTITY_NOT_ACCEPTED"
+  /** `sign validate`: no platform manifest of an image passes the arch/os filter, so nothing was checked */
+  | "NOTHING_VALIDATED"
   // keyless (sigstore) verification
   /** a sigstore `trusted_root.json` cannot be read or is malformed (e.g. a log key without a validity start) */
   | "TRUSTED_ROOT_INVALID"

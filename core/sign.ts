@@ -6,7 +6,11 @@
  * @module
  */
 import type { KeyBackend } from "../backends/key_backend.ts";
-import { describeSource, type RegistriesDConfig, useSigstoreAttachments } from "./config/registries_d.ts";
+import {
+  attachmentsDisabledError,
+  type RegistriesDConfig,
+  useSigstoreAttachments,
+} from "./config/registries_d.ts";
 import { AirlockError, errorMessage, isAirlockError, toAirlockError } from "./errors.ts";
 import type { ResolvedImageLine } from "./image_list.ts";
 import { failedLines, inListOrder } from "./list_run.ts";
@@ -131,8 +135,12 @@ export class Signer {
       signal,
     });
     const reference = formatReference(ref);
-    if (targets.length === 0 && entryErrors.length === 0) {
-      return { result: { reference, digest: top.digest, status: "skipped", targets: [] }, pending: [] };
+    // No platform manifest matches the filter: nothing is written, not even the index (hangar's skip).
+    if (!targets.some((t) => t.kind === "image")) {
+      targets.length = 0;
+      if (entryErrors.length === 0) {
+        return { result: { reference, digest: top.digest, status: "skipped", targets: [] }, pending: [] };
+      }
     }
     // 2. May we write? Checked for every identity before anything is written.
     for (const t of targets) this.#checkAttachmentsAllowed(t);
@@ -164,15 +172,7 @@ export class Signer {
 
   #checkAttachmentsAllowed(t: Target): void {
     const decision = useSigstoreAttachments(this.#o.registriesD, parseReference(t.identity));
-    if (decision.value) return;
-    const where = decision.source
-      ? `use-sigstore-attachments is false for ${describeSource(decision.source)}`
-      : `use-sigstore-attachments is ${describeSource(undefined)}`;
-    throw new AirlockError(
-      "ATTACHMENTS_DISABLED",
-      `writing sigstore attachments is disabled by configuration for ${t.identity} (${where}); ` +
-        `set "use-sigstore-attachments: true" for that registry or namespace`,
-    );
+    if (!decision.value) throw attachmentsDisabledError(this.#o.registriesD, t.identity, decision, "writing");
   }
 
   async #signTarget(

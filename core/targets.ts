@@ -28,8 +28,9 @@ export interface Target {
   /** The manifest digest the signature names. */
   readonly digest: string;
   /**
-   * The identity written into (or expected in) the payload: `host/repo@child` for list children,
-   * `host/repo:tag` for the index and for single images (`host/repo@digest` when no tag was named).
+   * The identity written into the payload: the list line's reference, fully normalised, for the index and every
+   * platform manifest alike — `host/repo:tag`, or `host/repo@<digest named>` for a digest-pinned line — what
+   * `skopeo copy --all --sign-by-sigstore-private-key` writes (hangar v1 wrote `host/repo@<child>` for children).
    */
   readonly identity: string;
   /** `os/arch[/variant]`, when known. */
@@ -52,6 +53,8 @@ export interface SelectOptions {
   readonly filter: PlatformFilter;
   /** Include the index itself (sign: `--sign-index`, validate: `--require-index-signature`). */
   readonly includeIndex: boolean;
+  /** Apply the filter to a single-arch image's config too (default `true`, hangar); `false` takes it as it is. */
+  readonly filterSingleImage?: boolean;
   /** Cancels the fetches. */
   readonly signal?: AbortSignal;
 }
@@ -75,8 +78,9 @@ export async function selectTargets(
   const named = namedIdentity(ref, top.digest);
   if (isIndexMediaType(top.mediaType)) return selectFromIndex(ref, top, named, opts);
   if (isImageManifestMediaType(top.mediaType)) {
-    const platform = await imagePlatform(client, ref, top, opts.filter, opts.signal);
-    const targets: Target[] = allowsPlatform(opts.filter, platform)
+    const filter = opts.filterSingleImage === false ? { arch: [], os: [], variant: [] } : opts.filter;
+    const platform = await imagePlatform(client, ref, top, filter, opts.signal);
+    const targets: Target[] = allowsPlatform(filter, platform)
       ? [{
         kind: "image",
         digest: top.digest,
@@ -90,7 +94,7 @@ export async function selectTargets(
   throw new AirlockError("UNSUPPORTED_MEDIA_TYPE", `unsupported MIME type "${top.mediaType}"`);
 }
 
-/** `host/repo:tag`, or `host/repo@digest` when the reference names no tag. */
+/** `host/repo:tag`, or `host/repo@digest` when the reference names no tag (the line's own digest when pinned). */
 function namedIdentity(ref: Reference, digest: string): string {
   const repo = repositoryName(ref);
   return ref.tag !== undefined ? `${repo}:${ref.tag}` : `${repo}@${ref.digest ?? digest}`;
@@ -103,7 +107,6 @@ function selectFromIndex(
   opts: SelectOptions,
 ): TargetSelection {
   const index = parseManifestJson<ImageIndex>(top.bytes, `index ${formatReference(ref)}`);
-  const repo = repositoryName(ref);
   const targets: Target[] = [];
   const entryErrors: AirlockError[] = [];
   for (const entry of index.manifests ?? []) {
@@ -117,7 +120,7 @@ function selectFromIndex(
     targets.push({
       kind: "image",
       digest: entry.digest,
-      identity: `${repo}@${entry.digest}`,
+      identity: named,
       platform: entry.platform && formatPlatform(entry.platform),
     });
   }

@@ -12,12 +12,16 @@
  * accepted one decides. Nothing read from the registry is trusted before its signature verifies.
  *
  * Deliberate difference from containers/image: a list child's manifest is not downloaded. Its digest comes from
- * the (digest-checked) index, and a signature naming that digest with the same algorithm is the same check;
- * the bytes are fetched only for a payload naming another digest algorithm.
+ * the (digest-checked) index, and a signature must name that sha256 digest (containers/image 5.29 compares the
+ * payload's digest with the sha256 of the bytes only), which is the same check.
  *
  * @module
  */
-import { type RegistriesDConfig, useSigstoreAttachments } from "./config/registries_d.ts";
+import {
+  attachmentsDisabledError,
+  type RegistriesDConfig,
+  useSigstoreAttachments,
+} from "./config/registries_d.ts";
 import { type Policy, PolicyEvaluator, type PolicyImage, type UntrustedSignature } from "./config/policy.ts";
 import { AirlockError, type ErrorCode, errorMessage, toAirlockError } from "./errors.ts";
 import type { ResolvedImageLine } from "./image_list.ts";
@@ -30,7 +34,7 @@ import type { FetchedManifest } from "./registry/types.ts";
 import { isIndexMediaType } from "./registry/types.ts";
 import { type Logger, silentLogger } from "./report.ts";
 import { fetchSignatureLayers } from "./signature/signature_layers.ts";
-import { selectTargets, type Target } from "./targets.ts";
+import { selectTargets, type Target, type TargetSelection } from "./targets.ts";
 
 export { hangarValidatePolicy } from "./config/policy.ts";
 
@@ -46,6 +50,19 @@ export interface ValidateOptions {
   readonly platforms?: PlatformFilter;
   /** Check the index of a multi-arch image too (`--require-index-signature`); default `false`, as hangar. */
   readonly requireIndexSignature?: boolean;
+  /**
+   * The reference each platform manifest of a multi-arch line is judged under, for the identity rule, the policy
+   * scope and the registries.d lookup alike:
+   * - `digest` (default): `host/repo@<platform digest>`, as hangar v1's `sign validate` checks children;
+   * - `line`: the line's own reference (its tag, or the index digest it pins), as podman, CRI-O and
+   *   `skopeo copy --all docker://LINE` judge every platform of an image they pull (what `--policy` uses).
+   */
+  readonly platformReference?: "digest" | "line";
+  /**
+   * A line on which no platform manifest passes the arch/os filter is skipped with hangar's warning
+   * (`--skip-unmatched`) instead of failing with `nothing validated`.
+   */
+  readonly skipUnmatched?: boolean;
 }
 
 /** One manifest's outcome. */
@@ -66,7 +83,10 @@ export interface ImageValidateResult {
   readonly reference: string;
   /** The digest of its top-level manifest. */
   readonly digest: string;
-  /** `passed`: every manifest accepted; `failed`: some rejected; `skipped`: nothing matched the filter. */
+  /**
+   * `passed`: every manifest accepted; `failed`: some rejected, or no platform manifest matched the filter
+   * (`NOTHING_VALIDATED`); `skipped`: nothing matched the filter and `skipUnmatched` was asked for.
+   */
   readonly status: "passed" | "failed" | "skipped";
   /** Every manifest checked, children first, then the index. */
   readonly targets: readonly ValidatedTarget[];
@@ -95,21 +115,90 @@ export async function validateImage(
   o: ValidateOptions,
   signal?: AbortSignal,
 ): Promise<ImageValidateResult> {
-  const evaluator = o.policy instanceof PolicyEvaluator ? o.policy : new PolicyEvaluator(o.policy);
   const filter = o.platforms ?? { arch: DEFAULT_ARCH_LIST, os: DEFAULT_OS_LIST, variant: [] };
   // 1. Which manifests: the same set `sign` signs.
-  const { top, targets, entryErrors } = await selectTargets(o.client, ref, {
+  const selection = await selectTargets(o.client, ref, {
     filter,
     includeIndex: o.requireIndexSignature ?? false,
     signal,
   });
+  return await judgeSelection(ref, selection, filter, o, signal);
+}
+
+/** Options of {@linkcode evaluatePull}. */
+export interface PullOptions {
+  /** The registry client (credentials, TLS). */
+  readonly client: RegistryClient;
+  /** registries.d: whether signatures are read at all for the reference. */
+  readonly registriesD: RegistriesDConfig;
+  /** The node's trust policy (its `/etc/containers/policy.json`). */
+  readonly policy: Policy | PolicyEvaluator;
+  /**
+   * The node's platform: the platform manifests of an index that match it are judged. Without it every platform
+   * manifest is judged, as `skopeo copy --all` does. A single-arch image is judged whatever its platform.
+   */
+  readonly platform?: { readonly os: string; readonly architecture: string; readonly variant?: string };
+}
+
+/**
+ * Decides whether podman or CRI-O (containers/image 5.29) would let `ref` be pulled under `policy`: the
+ * reference is judged exactly as written (a tag stays a tag), and so is each platform manifest of a multi-arch
+ * image — the identity rule, the policy scope and the registries.d lookup all see the pulled reference. An index
+ * none of whose platform manifests matches `platform` is refused (`NOTHING_VALIDATED`), as the pull would fail.
+ *
+ * @throws {AirlockError} when the image itself cannot be read (registry errors, unsupported manifest types).
+ *
+ * @example
+ * ```ts
+ * const r = await evaluatePull(parseReference("reg.io/app:1.0"), {
+ *   client, registriesD, policy: await loadPolicyFile("/etc/containers/policy.json"),
+ *   platform: { os: "linux", architecture: "amd64" },
+ * });
+ * if (r.status !== "passed") deny(r.error!.message);
+ * ```
+ */
+export async function evaluatePull(
+  ref: Reference,
+  o: PullOptions,
+  signal?: AbortSignal,
+): Promise<ImageValidateResult> {
+  const p = o.platform;
+  const filter: PlatformFilter = p
+    ? { arch: [p.architecture], os: [p.os], variant: p.variant ? [p.variant] : [] }
+    : { arch: [], os: [], variant: [] };
+  const selection = await selectTargets(o.client, ref, {
+    filter,
+    includeIndex: false,
+    filterSingleImage: false,
+    signal,
+  });
+  return await judgeSelection(ref, selection, filter, { ...o, platformReference: "line" }, signal);
+}
+
+/** Checks the selected manifests; the image passes when every one does and at least one platform was checked. */
+async function judgeSelection(
+  ref: Reference,
+  { top, targets, entryErrors }: TargetSelection,
+  filter: PlatformFilter,
+  o: ValidateOptions,
+  signal?: AbortSignal,
+): Promise<ImageValidateResult> {
+  const evaluator = o.policy instanceof PolicyEvaluator ? o.policy : new PolicyEvaluator(o.policy);
   const reference = formatReference(ref);
-  if (targets.length === 0 && entryErrors.length === 0) {
-    return { reference, digest: top.digest, status: "skipped", targets: [] };
+  // 2. A gate with no hole: a line on which no platform manifest was checked fails (or is skipped, on request).
+  if (!targets.some((t) => t.kind === "image") && entryErrors.length === 0) {
+    if (o.skipUnmatched) return { reference, digest: top.digest, status: "skipped", targets: [] };
+    return {
+      reference,
+      digest: top.digest,
+      status: "failed",
+      targets: [],
+      error: new AirlockError("NOTHING_VALIDATED", nothingValidated(reference, filter)),
+    };
   }
-  // 2. Each manifest against the policy (independent tags, so at once).
+  // 3. Each manifest against the policy (independent tags, so at once).
   const checked = await Promise.all(targets.map((t) => checkTarget(ref, top, t, o, evaluator, signal)));
-  // 3. The image passes when every manifest does.
+  // 4. The image passes when every manifest does.
   const rejected = checked.filter((t) => t.status === "rejected");
   if (rejected.length === 0 && entryErrors.length === 0) {
     return { reference, digest: top.digest, status: "passed", targets: checked };
@@ -123,9 +212,27 @@ export async function validateImage(
   };
 }
 
-/** The reference a manifest is evaluated under: a child by its digest, the top-level manifest as named. */
-function targetReference(ref: Reference, top: FetchedManifest, t: Target): Reference {
-  if (t.digest === top.digest) return ref;
+/**
+ * `nothing validated: no manifest of <ref> matches --arch <list> --os <list>`.
+ *
+ * @example
+ * ```ts
+ * nothingValidated("reg.io/a/b:1", { arch: ["amd64"], os: ["linux"], variant: [] });
+ * ```
+ */
+export function nothingValidated(reference: string, filter: PlatformFilter): string {
+  const list = (l: readonly string[]) => (l.length === 0 ? '""' : l.join(","));
+  return `nothing validated: no manifest of ${reference} matches --arch ${list(filter.arch)} --os ${
+    list(filter.os)
+  }`;
+}
+
+/**
+ * The reference a manifest is evaluated under: the top-level manifest as named; a platform manifest by its
+ * digest (hangar) or, with `platformReference: "line"`, as named too (podman, CRI-O).
+ */
+function targetReference(ref: Reference, top: FetchedManifest, t: Target, o: ValidateOptions): Reference {
+  if (t.digest === top.digest || o.platformReference === "line") return ref;
   return { registry: ref.registry, repository: ref.repository, digest: t.digest };
 }
 
@@ -137,7 +244,17 @@ async function checkTarget(
   evaluator: PolicyEvaluator,
   signal?: AbortSignal,
 ): Promise<ValidatedTarget> {
-  const image = policyImage(targetReference(ref, top, target), target.digest, top, o, signal);
+  if (!target.digest.startsWith("sha256:")) {
+    // containers/image 5.29 checks a manifest fetched by digest with sha256 only, so it refuses to read one named
+    // by another algorithm, whatever the policy says.
+    return {
+      ...target,
+      status: "rejected",
+      reason: `Manifest does not match provided manifest digest ${target.digest}`,
+      code: "DIGEST_MISMATCH",
+    };
+  }
+  const image = policyImage(targetReference(ref, top, target, o), target.digest, o, signal);
   const d = await evaluator.isRunningImageAllowed(image);
   if (d.allowed) return { ...target, status: "accepted", scope: d.scope };
   return { ...target, status: "rejected", reason: d.error.message, code: d.error.code, scope: d.scope };
@@ -147,19 +264,13 @@ async function checkTarget(
 function policyImage(
   reference: Reference,
   digest: string,
-  top: FetchedManifest,
   o: ValidateOptions,
   signal?: AbortSignal,
 ): PolicyImage {
   let sigs: Promise<readonly UntrustedSignature[]> | undefined;
-  let bytes: Promise<Uint8Array> | undefined;
   return {
     reference,
     manifestDigest: digest,
-    manifestBytes: () =>
-      bytes ??= digest === top.digest
-        ? Promise.resolve(top.bytes)
-        : o.client.getManifest({ ...reference, tag: undefined, digest }, { signal }).then((m) => m.bytes),
     signatures: () => sigs ??= readSignatures(reference, digest, o, signal),
   };
 }
@@ -170,8 +281,12 @@ async function readSignatures(
   o: ValidateOptions,
   signal?: AbortSignal,
 ): Promise<readonly UntrustedSignature[]> {
-  // Lookaside (GPG) signatures are never read; sigstore attachments only when registries.d enables them.
-  if (!useSigstoreAttachments(o.registriesD, reference).value) return [];
+  // Lookaside (GPG) signatures are never read; sigstore attachments only when registries.d enables them, and
+  // when it does not, the rejection says so (containers/image would only say that no signature exists).
+  const decision = useSigstoreAttachments(o.registriesD, reference);
+  if (!decision.value) {
+    throw attachmentsDisabledError(o.registriesD, formatReference(reference), decision, "reading");
+  }
   const { layers } = await fetchSignatureLayers(o.client, reference, digest, { signal });
   return layers.map((l) => ({
     kind: "sigstore" as const,

@@ -173,7 +173,7 @@ export async function verifyImage(
   reference: Reference | string,
   opts: VerifyOptions,
 ): Promise<VerifyResult> {
-  const ref = withDefaultTag(typeof reference === "string" ? parseReference(reference) : reference);
+  const ref = cosignReference(reference);
   checkMode(opts);
   // 1. The digest the reference names, read (and hash-checked) from the registry.
   const { digest, mediaType } = await resolveDigest(client, ref, opts.signal);
@@ -207,6 +207,29 @@ export async function verifyImage(
     bundleVerified: signatures.some((s) => s.bundleVerified),
     keyless: opts.identity !== undefined,
   };
+}
+
+/**
+ * A reference as cosign takes it: a missing tag becomes `latest`, and a digest must be sha256 (go-containerregistry
+ * parses no other algorithm, so cosign never verifies an image named by a sha512 digest).
+ *
+ * @throws {AirlockError} `INVALID_REFERENCE` for an unparseable reference or a digest of another algorithm.
+ *
+ * @example
+ * ```ts
+ * cosignReference("registry.example/app"); // registry.example/app:latest
+ * ```
+ */
+export function cosignReference(reference: Reference | string): Reference {
+  const ref = withDefaultTag(typeof reference === "string" ? parseReference(reference) : reference);
+  if (ref.digest !== undefined && !ref.digest.startsWith("sha256:")) {
+    throw new AirlockError(
+      "INVALID_REFERENCE",
+      `could not parse reference: ${typeof reference === "string" ? reference : ref.digest}: ` +
+        `only sha256 digests name images for cosign`,
+    );
+  }
+  return ref;
 }
 
 /** Exactly one of key and identity. */

@@ -1,8 +1,9 @@
 /**
  * The demo: `deno task demo`. Starts its own registry on 127.0.0.1, pushes hand-built single- and multi-arch
  * images, inspects them, generates a key pair, signs every image with a few jobs, signs again to show that a
- * re-run adds nothing, shows the signatures written, validates and verifies them, then shows a tampered image
- * being rejected. Uses only its own registries.d and auth file, never the
+ * re-run adds nothing, shows the signatures written, validates them (as hangar does, and as a podman/CRI-O node
+ * pulling each image by tag and by digest under a `policy.json` does) and verifies them, then shows a tampered
+ * image being rejected. Uses only its own registries.d and auth file, never the
  * machine's; stops everything it started.
  *
  * @module
@@ -44,19 +45,18 @@ try {
   step(`A local registry runs at ${host} (docker-registry, plain HTTP on loopback)`);
   const client = new RegistryClient({ tlsVerify: false });
   const images: string[] = [];
+  const pinned: string[] = []; // the same images named by digest
   for (const name of ["web", "api", "worker"]) {
     const image = await buildMultiArchImage({ seed: name, platforms: ["linux/amd64", "linux/arm64/v8"] });
     await pushImage(image, { registry: host, repository: `demo/${name}` }, "1.0", client);
     images.push(`${host}/demo/${name}:1.0`);
+    pinned.push(`${host}/demo/${name}@${image.top.digest}`);
   }
   for (const name of ["tools", "db"]) {
-    await pushImage(
-      await buildImage({ seed: name }),
-      { registry: host, repository: `demo/${name}` },
-      "1.0",
-      client,
-    );
+    const image = await buildImage({ seed: name });
+    await pushImage(image, { registry: host, repository: `demo/${name}` }, "1.0", client);
     images.push(`${host}/demo/${name}:1.0`);
+    pinned.push(`${host}/demo/${name}@${image.top.digest}`);
   }
   client.close();
   const list = `${work}/images.txt`;
@@ -133,8 +133,35 @@ try {
     "-j",
     "4",
   ];
-  step("Validate every image as containers/image (podman, CRI-O) would: key, digest and identity");
+  step("Validate every image as hangar's sign validate does: key, digest and identity (platforms by digest)");
   if (await airlock(work, env, ...validate) !== 0) throw new Error("validation failed");
+
+  step("Validate as a podman/CRI-O node pulls: by tag and by digest, every platform, under its policy.json");
+  const policy = {
+    default: [{ type: "reject" }],
+    transports: {
+      docker: { [host]: [{ type: "sigstoreSigned", keyPath: `${work}/cosign.pub` }] },
+    },
+  };
+  await Deno.writeTextFile(`${work}/policy.json`, JSON.stringify(policy, null, 2) + "\n");
+  console.log(await Deno.readTextFile(`${work}/policy.json`));
+  await Deno.writeTextFile(`${work}/pulls.txt`, [...images, ...pinned].join("\n") + "\n");
+  const pulls = [
+    "sign",
+    "validate",
+    "-f",
+    "pulls.txt",
+    "--policy",
+    "policy.json",
+    "--registries.d",
+    "registries.d",
+    "--tls-verify=false",
+    "--failed",
+    "pulls-failed.txt",
+    "-j",
+    "4",
+  ];
+  if (await airlock(work, env, ...pulls) !== 0) throw new Error("a pull by tag or by digest was refused");
 
   const verify = ["verify", "--key", "cosign.pub", "--insecure-ignore-tlog", "--tls-verify=false"];
   step("Verify the multi-arch tag as cosign would (the tag resolves to the index, which airlock signs too)");

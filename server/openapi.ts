@@ -59,6 +59,10 @@ const validateRequest: Schema = {
     os: csv("Operating systems of list children to check (default `linux`)."),
     exactRepository: str("Accept signatures whose identity names this repository."),
     requireIndexSignature: { ...bool("Require a signature on the index too."), default: false },
+    skipUnmatched: {
+      ...bool("Skip, instead of failing, an image none of whose platform manifests matches arch/os."),
+      default: false,
+    },
     jobs: common.jobs,
     timeout: common.timeout,
   },

@@ -142,6 +142,7 @@ export async function createOperations(o: OperationsOptions): Promise<Operations
         policy,
         platforms: { arch: req.arch, os: req.os, variant: [] },
         requireIndexSignature: req.requireIndexSignature,
+        skipUnmatched: req.skipUnmatched,
         jobs: 1,
         timeoutMs: req.timeoutMs,
         signal: ctx.signal,

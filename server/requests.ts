@@ -74,6 +74,8 @@ export interface ValidateRequest extends CommonRequest {
   readonly exactRepository?: string;
   /** Require a signature on the index too. */
   readonly requireIndexSignature: boolean;
+  /** Skip (instead of failing) an image none of whose platform manifests matches `arch`/`os`. */
+  readonly skipUnmatched: boolean;
 }
 
 /** `POST /v1/verify`. */
@@ -92,7 +94,16 @@ export type JobRequest = SignRequest | ValidateRequest | VerifyRequest;
 /** The fields each operation accepts (the OpenAPI document lists the same). */
 export const REQUEST_FIELDS: Readonly<Record<JobKind, readonly string[]>> = {
   sign: ["images", "arch", "os", "signIndex", "annotations", "jobs", "force", "timeout"],
-  validate: ["images", "arch", "os", "exactRepository", "requireIndexSignature", "jobs", "timeout"],
+  validate: [
+    "images",
+    "arch",
+    "os",
+    "exactRepository",
+    "requireIndexSignature",
+    "skipUnmatched",
+    "jobs",
+    "timeout",
+  ],
   verify: ["images", "annotations", "jobs", "timeout"],
 };
 
@@ -189,6 +200,7 @@ export function parseJobRequest(kind: JobKind, body: unknown, limits: RequestLim
         ...common,
         ...listFields(),
         requireIndexSignature: boolField(o, "requireIndexSignature", false),
+        skipUnmatched: boolField(o, "skipUnmatched", false),
         ...(exact !== undefined ? { exactRepository: exact as string } : {}),
       };
     }

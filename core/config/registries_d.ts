@@ -306,6 +306,43 @@ export function describeSource(source: ConfigSource | undefined): string {
   return `${source.scope} in ${source.file}`;
 }
 
+/**
+ * The error for a reference whose sigstore attachments registries.d turns off, naming what to change: the file
+ * and scope that set `use-sigstore-attachments: false`, or the registries.d directory in which no file sets it
+ * (containers/image then neither reads nor writes `.sig` tags). `reading` is what `sign validate` says instead of
+ * "no signature exists"; `writing` is what `sign` says before writing anything.
+ *
+ * @example
+ * ```ts
+ * const d = useSigstoreAttachments(config, ref);
+ * if (!d.value) throw attachmentsDisabledError(config, "host/repo:1", d, "reading");
+ * ```
+ */
+export function attachmentsDisabledError(
+  config: RegistriesDConfig,
+  identity: string,
+  decision: AttachmentsDecision,
+  action: "reading" | "writing",
+): AirlockError {
+  let where: string;
+  let fix: string;
+  if (decision.source !== undefined) {
+    where = `use-sigstore-attachments is false for ${describeSource(decision.source)}`;
+    fix = `set "use-sigstore-attachments: true" there`;
+  } else {
+    where = config.directory !== undefined
+      ? `use-sigstore-attachments is not set for it in any file of the registries.d directory ${config.directory}`
+      : `use-sigstore-attachments is ${describeSource(undefined)}`;
+    fix =
+      `add "use-sigstore-attachments: true" under default-docker, or under the registry's or namespace's ` +
+      `docker entry, in a file there`;
+  }
+  return new AirlockError(
+    "ATTACHMENTS_DISABLED",
+    `${action} sigstore attachments is disabled by configuration for ${identity} (${where}); ${fix}`,
+  );
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 
 /** Every scope present in `config` that applies to `ref`, in search order, with its label. */

@@ -1,8 +1,8 @@
 /**
  * Public keys and raw signature checks, as sigstore's `cryptoutils` and containers/image read them
  * (spec/hangar.md §6.4c–e, §7.3): PEM `PUBLIC KEY` (PKIX: ECDSA P-256/P-384/P-521, RSA, Ed25519) or
- * `RSA PUBLIC KEY` (PKCS#1), and a SHA-256 verifier: ECDSA over SHA-256 whatever the curve (ASN.1 DER or raw
- * IEEE P1363 `r‖s`), RSA PKCS#1 v1.5 with SHA-256, pure Ed25519.
+ * `RSA PUBLIC KEY` (PKCS#1), and a SHA-256 verifier: ECDSA over SHA-256 whatever the curve (ASN.1 DER only, as
+ * Go's `ecdsa.VerifyASN1`), RSA PKCS#1 v1.5 with SHA-256, pure Ed25519.
  *
  * The ECDSA signature conversions live here too; `backends/` uses them to turn WebCrypto's raw `r‖s` into the
  * DER that cosign stores. The generic DER, PEM and base64 helpers are in `../encoding/`.
@@ -273,7 +273,8 @@ function cryptoKeyOf(key: PublicKey): Promise<CryptoKey> {
 
 /**
  * Verifies `signature` over `message` the way sigstore's SHA-256 verifiers do:
- * - ECDSA (any curve): SHA-256; the signature may be ASN.1 DER (what cosign stores) or raw `r‖s` (IEEE P1363);
+ * - ECDSA (any curve): SHA-256; the signature must be ASN.1 DER (what cosign stores; raw `r‖s` is refused, as
+ *   containers/image 5.29 and cosign refuse it);
  * - RSA: PKCS#1 v1.5 with SHA-256;
  * - Ed25519: pure Ed25519 over the message.
  *
@@ -298,7 +299,9 @@ export async function verifySignature(
   try {
     if (key.algorithm === "ecdsa") {
       const size = CURVE_BYTES[key.curve!];
-      const raw = ecdsaDerToRaw(signature, size) ?? (signature.length === 2 * size ? signature : undefined);
+      // ASN.1 DER only: Go's ecdsa.VerifyASN1, what sigstore (as vendored by containers/image 5.29 and cosign)
+      // calls. A raw r‖s signature is refused, whatever its bytes.
+      const raw = ecdsaDerToRaw(signature, size);
       if (!raw) return false;
       return await crypto.subtle.verify(
         { name: "ECDSA", hash: "SHA-256" },

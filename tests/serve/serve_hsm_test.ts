@@ -46,7 +46,7 @@ Deno.test("serve: signing through the API with a SoftHSM2 key equals the CLI", a
   // --arch amd64: the amd64 child and the index
   const amd = multi.platforms.find((p) => p.platform === "linux/amd64")!;
   assertEquals(job.images[0].targets.map((t) => [t.digest, t.identity]), [
-    [amd.digest, `${reg.host}/hsm/app@${amd.digest}`],
+    [amd.digest, image],
     [multi.top.digest, image],
   ]);
   for (const t of job.images[0].targets) {

@@ -46,8 +46,8 @@ Deno.test("serve: signing through the API equals the CLI (file key, TLS registry
   // Read back: every manifest has one layer that verifies and names its digest and identity.
   const expected = [
     ["srv/single", single.top.digest, `${h}/srv/single:v1`],
-    ["srv/multi", multi.platforms[0].digest, `${h}/srv/multi@${multi.platforms[0].digest}`],
-    ["srv/multi", multi.platforms[1].digest, `${h}/srv/multi@${multi.platforms[1].digest}`],
+    ["srv/multi", multi.platforms[0].digest, `${h}/srv/multi:v1`],
+    ["srv/multi", multi.platforms[1].digest, `${h}/srv/multi:v1`],
     ["srv/multi", multi.top.digest, `${h}/srv/multi:v1`],
   ];
   for (const [repo, digest, identity] of expected) {

@@ -91,8 +91,10 @@ Deno.test("sign CLI: signs, reads back, verifies, and honours its flags", async 
     assertEquals(doc.images.map((i: { status: string }) => i.status), ["signed", "signed"]);
     assertMatch(r.stderr, /Signing \[/); // logs go to stderr with --output json
     await checkSigned("a/single", single.top.digest, `${h}/a/single:v1`);
-    await checkSigned("a/multi", amd.digest, `${h}/a/multi@${amd.digest}`);
-    await checkSigned("a/multi", arm.digest, `${h}/a/multi@${arm.digest}`);
+    // Every manifest of the multi-arch line carries the line's reference, as `skopeo copy --all --sign-by…` writes
+    // it (DESIGN.md): podman and CRI-O pulling `a/multi:v1` judge each platform under that tag.
+    await checkSigned("a/multi", amd.digest, `${h}/a/multi:v1`);
+    await checkSigned("a/multi", arm.digest, `${h}/a/multi:v1`);
     await checkSigned("a/multi", multi.top.digest, `${h}/a/multi:v1`);
     // Nothing but .sig tags was added; the image manifests were not re-pushed (same digest at the tag).
     assertEquals(
@@ -125,7 +127,7 @@ Deno.test("sign CLI: signs, reads back, verifies, and honours its flags", async 
     const img = await pushMulti(reg, "a/noindex", "v1", "cli-noindex");
     const r = await sign("noindex.txt", [`${h}/a/noindex:v1`], ["--sign-index=false"]);
     assertEquals(r.code, 0, r.stderr);
-    for (const p of img.platforms) await checkSigned("a/noindex", p.digest, `${h}/a/noindex@${p.digest}`);
+    for (const p of img.platforms) await checkSigned("a/noindex", p.digest, `${h}/a/noindex:v1`);
     assertEquals(await readSig(reg, "a/noindex", img.top.digest), undefined);
   });
 
@@ -135,7 +137,7 @@ Deno.test("sign CLI: signs, reads back, verifies, and honours its flags", async 
     assertEquals(r.code, 0, r.stderr);
     const [a, b] = img.platforms;
     assertEquals([a.platform, b.platform], ["linux/amd64", "linux/arm64/v8"]);
-    await checkSigned("a/arch", a.digest, `${h}/a/arch@${a.digest}`);
+    await checkSigned("a/arch", a.digest, `${h}/a/arch:v1`);
     await checkSigned("a/arch", img.top.digest, `${h}/a/arch:v1`);
     assertEquals(await readSig(reg, "a/arch", b.digest), undefined);
   });
@@ -151,8 +153,8 @@ Deno.test("sign CLI: signs, reads back, verifies, and honours its flags", async 
       assertEquals(r.code, 0, r.stderr);
       // linux/s390x would be filtered out by the default arch list; without a platform the entry passes.
       const noPlat = img.platforms[1].digest;
-      await checkSigned("a/noplat", noPlat, `${h}/a/noplat@${noPlat}`);
-      await checkSigned("a/noplat", img.platforms[0].digest, `${h}/a/noplat@${img.platforms[0].digest}`);
+      await checkSigned("a/noplat", noPlat, `${h}/a/noplat:v1`);
+      await checkSigned("a/noplat", img.platforms[0].digest, `${h}/a/noplat:v1`);
     },
   );
 
@@ -160,7 +162,8 @@ Deno.test("sign CLI: signs, reads back, verifies, and honours its flags", async 
     const img = await pushMulti(reg, "a/pinned", undefined, "cli-pinned");
     const r = await sign("pinned.txt", [`${h}/a/pinned@${img.top.digest}`]);
     assertEquals(r.code, 0, r.stderr);
-    for (const p of img.platforms) await checkSigned("a/pinned", p.digest, `${h}/a/pinned@${p.digest}`);
+    // A digest-pinned line: its own (index) digest in every payload, as `skopeo copy --all` to a digest writes.
+    for (const p of img.platforms) await checkSigned("a/pinned", p.digest, `${h}/a/pinned@${img.top.digest}`);
     await checkSigned("a/pinned", img.top.digest, `${h}/a/pinned@${img.top.digest}`);
   });
 

@@ -214,7 +214,8 @@ Deno.test("sign CLI: every bad input fails clearly and leaves existing signature
       assertEquals(await readFailed(), `${lines[0]}\n${lines[2]}\n`);
       const file = join(rdOff, "blocking.yaml");
       assertStringIncludes(r.stderr, `docker "${h}/e/blocked" in ${file}`);
-      // Only the index identity (the tag) is blocked for the multi-arch image, yet none of its children was signed.
+      // The tag's scope blocks every manifest of the multi-arch line: all carry (and are looked up under) the
+      // tag identity, as containers/image writes them; none of its manifests was signed.
       assertStringIncludes(r.stderr, `docker "${h}/e/mblocked:v1" in ${file}`);
       assertEquals([await listTags(reg, "e/blocked"), await listTags(reg, "e/mblocked")], tagsBefore);
       await unchanged();

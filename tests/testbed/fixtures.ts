@@ -144,3 +144,51 @@ export function startPeerSkopeoRegistry(
 ): Promise<TestRegistry> {
   return startRegistry({ ...opts, storageFrom: PEER_SKOPEO_STORAGE });
 }
+
+/** Absolute path of the oracle-skopeo fixture set (data made or judged by upstream skopeo for airlock). */
+export const ORACLE_SKOPEO_DIR: string = join(FIXTURES_DIR, "oracle-skopeo");
+
+/** One check of `oracle-skopeo/verdicts.json`: what skopeo 1.14.5 decided for a reference under a policy. */
+export interface OracleVerdict {
+  /** Case id (`B1-tag-all`, …). */
+  id: string;
+  /** The reference skopeo pulled, naming `registry.test:5000`. */
+  reference: string;
+  /** `all` (`copy --all`), `image` (a single-arch image), or the platform chosen (`linux/amd64`, …). */
+  platform: string;
+  /** The policy file in `oracle-skopeo/image-policies/` (`@KEYS@` stands for the key directory). */
+  policy: string;
+  /** skopeo's exit code. */
+  exit: number;
+  /** Whether skopeo accepted the image (exit 0). */
+  accepted: boolean;
+  /** skopeo's message when it refused (`Source image rejected: …`). */
+  message: string;
+}
+
+/**
+ * The checks of the oracle-skopeo image fixture, with skopeo's verdicts.
+ *
+ * @example
+ * ```ts
+ * const verdicts = await loadOracleVerdicts();
+ * ```
+ */
+export async function loadOracleVerdicts(): Promise<OracleVerdict[]> {
+  return JSON.parse(await Deno.readTextFile(join(ORACLE_SKOPEO_DIR, "verdicts.json"))) as OracleVerdict[];
+}
+
+/**
+ * Starts a registry serving a copy of the oracle-skopeo storage (images and signatures named
+ * `registry.test:5000/b/…`, see tests/fixtures/README.md).
+ *
+ * @example
+ * ```ts
+ * await using reg = await startOracleSkopeoRegistry();
+ * ```
+ */
+export function startOracleSkopeoRegistry(
+  opts: Omit<RegistryOptions, "storageFrom"> = {},
+): Promise<TestRegistry> {
+  return startRegistry({ ...opts, storageFrom: join(ORACLE_SKOPEO_DIR, "registry") });
+}

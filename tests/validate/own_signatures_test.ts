@@ -273,7 +273,7 @@ Deno.test("validate: airlock-signed images pass; tampering and gaps are rejected
   for (const m of (await pushMirror(env, "own/multi", "mirror/multi", multi))) assert(m);
   const mirrored = await validate(env, [`${h}/mirror/multi:v1`]);
   assertEquals(mirrored.code, 1);
-  assertStringIncludes(mirrored.stderr, `Signature for identity "${h}/own/multi@sha256:`);
+  assertStringIncludes(mirrored.stderr, `Signature for identity "${h}/own/multi:v1" is not accepted`);
   const exact = await validate(env, [`${h}/mirror/multi:v1`], "--exact-repository", `${h}/own/multi`);
   assertEquals(exact.code, 0, show(exact));
 
@@ -293,7 +293,8 @@ Deno.test("validate: airlock-signed images pass; tampering and gaps are rejected
   ], { home: tmp.path, env: { COSIGN_PASSWORD: env.passphrase } });
   assertEquals(byPriv.code, 0, show(byPriv));
 
-  // 7. registries.d that disables attachments: nothing is read, so nothing exists.
+  // 7. registries.d that disables attachments: nothing is read; the rejection says so and names the file and
+  // scope to change (containers/image would only say that no signature exists).
   await Deno.mkdir(join(tmp.path, "rd-off"));
   await Deno.writeTextFile(
     join(tmp.path, "rd-off", "a.yaml"),
@@ -311,7 +312,41 @@ Deno.test("validate: airlock-signed images pass; tampering and gaps are rejected
     "--tls-verify=false",
   ], { home: tmp.path });
   assertEquals(off.code, 1);
-  assertStringIncludes(off.stderr, "sign validate: A signature was required, but no signature exists\n");
+  assertStringIncludes(
+    off.stderr,
+    `sign validate: reading sigstore attachments is disabled by configuration for ${h}/own/single:v1 ` +
+      `(use-sigstore-attachments is false for default-docker in rd-off/a.yaml); ` +
+      `set "use-sigstore-attachments: true" there\n`,
+  );
+  assert(!off.stderr.includes("no signature exists"), off.stderr);
+  // A registries.d directory whose files leave the flag unset: the same, naming the directory.
+  await Deno.mkdir(join(tmp.path, "rd-unset"));
+  await Deno.writeTextFile(
+    join(tmp.path, "rd-unset", "a.yaml"),
+    "docker:\n  other.example:\n    lookaside: x\n",
+  );
+  const unset = await airlock([
+    "sign",
+    "validate",
+    "-f",
+    await list(env, [`${h}/own/multi:v1`]),
+    "-p",
+    env.pub,
+    "--registries.d",
+    "rd-unset",
+    "--tls-verify=false",
+  ], { home: tmp.path });
+  assertEquals(unset.code, 1, show(unset));
+  assertStringIncludes(
+    unset.stderr,
+    `sign validate: reading sigstore attachments is disabled by configuration for ${h}/own/multi@sha256:`,
+  );
+  assertStringIncludes(
+    unset.stderr,
+    `(use-sigstore-attachments is not set for it in any file of the registries.d directory rd-unset); add ` +
+      `"use-sigstore-attachments: true" under default-docker`,
+  );
+  assert(!unset.stderr.includes("no signature exists"), unset.stderr);
 
   // 8. --output json: one document on stdout, every log line on stderr.
   const json = await validate(env, [`${h}/own/multi:v1`, `${h}/own/unsigned:v1`], "--output", "json");

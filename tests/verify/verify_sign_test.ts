@@ -73,7 +73,7 @@ Deno.test("verify: airlock's own signatures (index, platforms, annotations, wron
   // Go escapes & when cosign re-marshals "optional".
   assert(r.stdout.includes('"team":"a\\u0026b"'), r.stdout);
 
-  // Each platform digest: its own signature, identity host/repo@digest (hangar v1 rule for list children).
+  // Each platform digest: its own signature, with the line's identity (the tag), as skopeo copy --all writes.
   assertEquals(multi.platforms.length, 2);
   for (const p of multi.platforms) {
     const ref = `${reg.host}/rt/multi@${p.digest}`;
@@ -81,7 +81,7 @@ Deno.test("verify: airlock's own signatures (index, platforms, annotations, wron
     assertEquals(r.code, 0, `${p.platform}\n${show(r)}`);
     printed = JSON.parse(r.stdout) as Printed[];
     assertEquals(printed.map((x) => x.critical.image["docker-manifest-digest"]), [p.digest]);
-    assertEquals(printed[0].critical.identity["docker-reference"], ref);
+    assertEquals(printed[0].critical.identity["docker-reference"], tagRef);
   }
   // The index digest as a digest reference, and a single-arch image.
   r = await verify(tmp.path, [...ok, `${reg.host}/rt/multi@${multi.top.digest}`, `${reg.host}/rt/single:v1`]);

@@ -19,7 +19,8 @@ import {
 import { AirlockError } from "../../../core/errors.ts";
 import { parseReference, type Reference } from "../../../core/reference.ts";
 import { base64Encode } from "../../../core/encoding/base64.ts";
-import { ecdsaRawToDer } from "../../../core/signature/public_key.ts";
+import { ecdsaDerToRaw, ecdsaRawToDer } from "../../../core/signature/public_key.ts";
+import { base64Decode } from "../../../core/encoding/base64.ts";
 import { encodePem } from "../../../core/encoding/pem.ts";
 import { assert, assertEquals, assertThrows } from "../../assert.ts";
 
@@ -442,6 +443,10 @@ async function newKey(): Promise<TestKey> {
   };
 }
 
+function b64(s: string): Uint8Array {
+  return base64Decode(s)!;
+}
+
 function payloadFor(identity: string, digest: string): Uint8Array {
   return enc.encode(
     `{"critical":{"identity":{"docker-reference":"${identity}"},"image":{"docker-manifest-digest":"${digest}"},"type":"cosign container image signature"},"optional":null}`,
@@ -457,12 +462,11 @@ async function sigstore(key: TestKey, payload: Uint8Array, mimeType = SIMPLE): P
   };
 }
 
-function image(ref: string, digest: string, sigs: UntrustedSignature[], bytes?: Uint8Array): PolicyImage {
+function image(ref: string, digest: string, sigs: UntrustedSignature[]): PolicyImage {
   let reads = 0;
   return {
     reference: parseReference(ref),
     manifestDigest: digest,
-    manifestBytes: () => Promise.resolve(bytes ?? new Uint8Array()),
     signatures: () => {
       reads++;
       if (reads > 1) throw new Error("signatures read twice");
@@ -626,7 +630,8 @@ Deno.test("policy evaluation: sigstoreSigned decision procedure and texts", asyn
       await decide(byAlice, image("a.io/b:v1", D1, [await sigstore(alice, payloadFor("a.io/b:v2", D1))])),
       `Signature for identity "a.io/b:v2" is not accepted`,
     );
-    // A payload naming the digest with another algorithm is checked against the manifest bytes.
+    // A payload naming the manifest's digest with another algorithm (here: the true sha512 of the bytes) does not
+    // match: containers/image 5.29 (manifest.MatchesDigest) and cosign compare sha256 only.
     const bytes = enc.encode("{}");
     const sha512 = "sha512:" +
       Array.from(
@@ -641,10 +646,35 @@ Deno.test("policy evaluation: sigstoreSigned decision procedure and texts", asyn
     assertEquals(
       await decide(
         byAlice,
-        image("a.io/b:v1", sha256, [await sigstore(alice, payloadFor("a.io/b:v1", sha512))], bytes),
+        image("a.io/b:v1", sha256, [await sigstore(alice, payloadFor("a.io/b:v1", sha512))]),
+      ),
+      `Signature for digest ${sha512} does not match`,
+    );
+    assertEquals(
+      await decide(
+        byAlice,
+        image("a.io/b:v1", sha256, [await sigstore(alice, payloadFor("a.io/b:v1", sha256))]),
       ),
       "allowed",
     );
+    // An ECDSA signature as raw r‖s instead of ASN.1 DER: the bytes are right, the encoding is refused.
+    const der = await sigstore(alice, payloadFor("a.io/b:v1", D1)) as Extract<
+      UntrustedSignature,
+      { kind: "sigstore" }
+    >;
+    const raw = ecdsaDerToRaw(b64(der.annotations["dev.cosignproject.cosign/signature"]), 32)!;
+    assertEquals(raw.length, 64);
+    assertEquals(
+      await decide(
+        byAlice,
+        image("a.io/b:v1", D1, [{
+          ...der,
+          annotations: { "dev.cosignproject.cosign/signature": base64Encode(raw) },
+        } as UntrustedSignature]),
+      ),
+      "cryptographic signature verification failed: invalid signature when validating ASN.1 encoded signature",
+    );
+    assertEquals(await decide(byAlice, image("a.io/b:v1", D1, [der])), "allowed");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -166,7 +166,7 @@ Deno.test("verifySignature: signatures made by OpenSSL verify; tampered ones and
   assert(await verifySignature(parsePublicKeyPem(OPENSSL.rsa.pkcs1), MSG, b64(OPENSSL.rsa.sig)));
 });
 
-Deno.test("verifySignature: ECDSA uses SHA-256 on every curve and accepts raw r‖s (IEEE P1363)", async () => {
+Deno.test("verifySignature: ECDSA uses SHA-256 on every curve and accepts ASN.1 DER only, never raw r‖s", async () => {
   const p384 = parsePublicKeyPem(OPENSSL.p384.pub);
   assert(!await verifySignature(p384, MSG, b64(OPENSSL.p384.sigSha384)), "SHA-384 signature must not verify");
   for (const [name, size] of [["p256", 32], ["p384", 48], ["p521", 66]] as const) {
@@ -174,7 +174,9 @@ Deno.test("verifySignature: ECDSA uses SHA-256 on every curve and accepts raw r�
     const der = b64(OPENSSL[name].sig);
     const raw = ecdsaDerToRaw(der, size)!;
     assertEquals(raw.length, 2 * size);
-    assert(await verifySignature(key, MSG, raw), `${name} raw r‖s verifies`);
+    assert(await verifySignature(key, MSG, der), `${name} DER verifies`);
+    // The same signature as raw r‖s (IEEE P1363): containers/image 5.29 and cosign refuse it (ecdsa.VerifyASN1).
+    assert(!await verifySignature(key, MSG, raw), `${name}: raw r‖s is refused`);
     assertEquals(ecdsaRawToDer(raw), der, `${name}: raw → DER gives OpenSSL's bytes back`);
     assert(!await verifySignature(key, MSG, raw.subarray(1)), `${name}: short raw`);
     // DER with trailing garbage is not accepted
