@@ -9,7 +9,8 @@ import { type Command, InvalidArgumentError } from "commander";
 import { loadRegistriesD, type RegistriesDConfig } from "../core/config/registries_d.ts";
 import { AirlockError, errorMessage } from "../core/errors.ts";
 import { parseGoBool, parseGoDuration, parseGoInt } from "../core/encoding/go_values.ts";
-import { HangarLogger, type Logger, syncSink } from "../core/report.ts";
+import { HangarLogger, type Logger } from "../core/report.ts";
+import { progressAwareSink } from "./progress.ts";
 import type { RegistrySettings } from "../core/registry/settings.ts";
 
 export { clientFor } from "../core/registry/settings.ts";
@@ -188,8 +189,8 @@ export function usageError(message: string): AirlockError {
 /** The logger of a command run: hangar's line layout on stdout/stderr, debug lines with `--debug`. */
 function loggerFor(global: GlobalFlags, options: { allToStderr?: boolean } = {}): Logger {
   return new HangarLogger({
-    stdout: syncSink(Deno.stdout),
-    stderr: syncSink(Deno.stderr),
+    stdout: progressAwareSink(Deno.stdout),
+    stderr: progressAwareSink(Deno.stderr),
     level: global.debug ? "debug" : "info",
     hideTime: global.hideLogTime,
     allToStderr: options.allToStderr,

@@ -266,34 +266,6 @@ export async function withClient<T>(
 }
 
 /**
- * A progress bar on stderr for interactive runs, `undefined` when stderr is not a terminal. Call `end` after the
- * run to finish its line.
- *
- * @example
- * ```ts
- * const progress = progressBar();
- * await run({ onProgress: progress?.update });
- * progress?.end();
- * ```
- */
-export function progressBar():
-  | { update: (done: number, total: number) => void; end: () => void }
-  | undefined {
-  if (!Deno.stderr.isTerminal()) return undefined;
-  const enc = new TextEncoder();
-  return {
-    update: (done, total) => {
-      const width = 30;
-      const filled = Math.round((done / Math.max(total, 1)) * width);
-      Deno.stderr.writeSync(
-        enc.encode(`\r[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${done}/${total}`),
-      );
-    },
-    end: () => Deno.stderr.writeSync(enc.encode("\n")),
-  };
-}
-
-/**
  * How a list run ends, as hangar ends it: with failures, the `<title> failed image list` error line, the failed
  * list written, a `FATA` line and exit code 1; without, a failed list of an earlier run removed, `Done` and 0.
  *

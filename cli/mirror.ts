@@ -25,19 +25,21 @@ import {
 import {
   addFailedListFlag,
   addImageListFlags,
+  addJsonOutputFlag,
   addWorkerFlags,
+  checkJsonOutput,
   endListRun,
   type FailedListFlags,
   type ImageListFlags,
   logRunSettings,
   parsePlatformFlags,
   parseWorkerFlags,
-  progressBar,
   requireListFile,
   withClient,
   type WorkerFlags,
 } from "./list_flags.ts";
-import { copySummary } from "./save_load.ts";
+import { startProgress } from "./progress.ts";
+import { copySummary, writeCopyJson } from "./run_summary.ts";
 import { addSigningKeyFlags, openKeyWithWarning, type SigningKeyFlags } from "./key_flags.ts";
 
 interface MirrorFlags extends RegistryFlags, ImageListFlags, WorkerFlags, FailedListFlags, SigningKeyFlags {
@@ -54,6 +56,7 @@ interface MirrorFlags extends RegistryFlags, ImageListFlags, WorkerFlags, Failed
   destTlsVerify?: boolean;
   skipLogin?: boolean;
   "registries.d"?: string;
+  output?: string;
 }
 
 /**
@@ -94,10 +97,10 @@ export function registerMirror(program: Command): void {
     .option("--dest-tls-verify [bool]", "--tls-verify for the destination registry only", optionalBool)
     .option("--skip-login", "accepted for hangar compatibility; airlock never prompts for registry logins");
   addSigningKeyFlags(cmd);
-  addRegistryFlags(addRegistriesDFlag(cmd));
+  addRegistryFlags(addJsonOutputFlag(addRegistriesDFlag(cmd)));
   cmd.action((flags: MirrorFlags, c: Command) => {
     const global = c.optsWithGlobals<GlobalFlags>();
-    return runCommand(global, (log) => runMirror(flags, log));
+    return runCommand(global, (log) => runMirror(flags, log), { allToStderr: flags.output === "json" });
   });
 }
 
@@ -112,7 +115,9 @@ async function openMirrorKey(flags: MirrorFlags, log: Logger): Promise<KeyBacken
 }
 
 async function runMirror(flags: MirrorFlags, log: Logger): Promise<number> {
+  const t0 = performance.now();
   const file = requireListFile(flags);
+  checkJsonOutput(flags.output);
   const workers = parseWorkerFlags(flags);
   const platforms = parsePlatformFlags(flags);
   const lines = await loadMirrorList(file);
@@ -133,29 +138,32 @@ async function runMirror(flags: MirrorFlags, log: Logger): Promise<number> {
     const destination = srcTls === dstTls ? source : clientFor({ ...flags, tlsVerify: dstTls });
     try {
       logRunSettings(log, platforms, workers);
-      const progress = progressBar();
-      const copied = await mirrorImages(resolved, {
-        source,
-        destination,
-        platforms,
-        filteredIndex: flags.filteredIndex,
-        mergeIndex: !flags.overwrite,
-        provenance: flags.provenance,
-        removeSignatures: flags.removeSignatures,
-        registriesD,
-        signer: key ? { key, registriesD } : undefined,
-        ...workers,
-        signal,
-        logger: log,
-        onProgress: progress?.update,
-      });
-      progress?.end();
-      return copied;
+      const progress = startProgress("mirroring");
+      try {
+        return await mirrorImages(resolved, {
+          source,
+          destination,
+          platforms,
+          filteredIndex: flags.filteredIndex,
+          mergeIndex: !flags.overwrite,
+          provenance: flags.provenance,
+          removeSignatures: flags.removeSignatures,
+          registriesD,
+          signer: key ? { key, registriesD } : undefined,
+          ...workers,
+          signal,
+          logger: log,
+          onProgress: progress?.update,
+        });
+      } finally {
+        progress?.end();
+      }
     } finally {
       if (destination !== source) destination.close();
     }
   }).finally(() => key?.close());
-  log.info(copySummary("Mirrored", report));
+  if (flags.output === "json") writeCopyJson(report.lines);
+  log.info(copySummary("Mirror", "mirrored", report, performance.now() - t0));
   return await endListRun(log, report.failed, flags.failed, {
     title: "Mirror",
     fatal: "some images failed to mirror",

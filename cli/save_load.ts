@@ -6,7 +6,6 @@
  */
 import type { Command } from "commander";
 import { loadArchive, saveImages } from "../core/archive.ts";
-import type { CopyReport } from "../core/mirror.ts";
 import type { Logger } from "../core/report.ts";
 import {
   addRegistriesDFlag,
@@ -21,8 +20,10 @@ import {
 import {
   addFailedListFlag,
   addImageListFlags,
+  addJsonOutputFlag,
   addOverrideFlags,
   addWorkerFlags,
+  checkJsonOutput,
   endListRun,
   type FailedListFlags,
   type ImageListFlags,
@@ -35,9 +36,12 @@ import {
   withClient,
   type WorkerFlags,
 } from "./list_flags.ts";
+import { startProgress } from "./progress.ts";
+import { copySummary, saveSummary, writeCopyJson } from "./run_summary.ts";
 
 interface SaveFlags extends RegistryFlags, ImageListFlags, OverrideFlags, FailedListFlags {
   timeout: string;
+  destination?: string;
   output?: string;
   removeSignatures?: boolean;
   filteredIndex?: boolean;
@@ -49,28 +53,7 @@ interface LoadFlags extends RegistryFlags, WorkerFlags, FailedListFlags {
   destination?: string;
   destinationProject?: string;
   removeSignatures?: boolean;
-}
-
-const MB = 1e6;
-
-/**
- * One summary line of a copy run: images, bytes, blobs, signatures and throughput.
- *
- * @example
- * ```ts
- * log.info(copySummary("Mirrored", report));
- * ```
- */
-export function copySummary(verb: string, r: CopyReport): string {
-  const s = r.stats;
-  const copied = r.lines.filter((l) => l.status === "copied").length;
-  const secs = r.ms / 1000;
-  return `${verb} ${copied} image(s) in ${secs.toFixed(1)}s: ${s.blobsUploaded} blob(s) uploaded ` +
-    `(${(s.bytesUploaded / MB).toFixed(1)} MB, ${
-      (s.bytesUploaded / MB / Math.max(secs, 1e-3)).toFixed(1)
-    } MB/s), ` +
-    `${s.blobsMounted} mounted, ${s.blobsPresent} already there; ${s.manifestsWritten} manifest(s) written; ` +
-    `signature tags: ${s.attachmentsCopied} copied, ${s.attachmentsMerged} merged`;
+  output?: string;
 }
 
 /**
@@ -87,18 +70,20 @@ export function registerSaveLoad(program: Command): void {
       "save the images of an image list, with their signatures, into an archive (OCI layout in a tar)",
     );
   addImageListFlags(save)
-    .option("-o, --output <file>", "archive file to write");
+    .option("-d, --destination <file>", "archive file to write");
   addOverrideFlags(save);
-  addFailedListFlag(save, "save", { short: false })
-    .option("--remove-signatures", "do not save signatures (.sig, .att)")
+  addFailedListFlag(save, "save")
     .option("--timeout <duration>", "timeout for saving each image (all of its work)", "10m")
+    .option("--remove-signatures", "do not save signatures (.sig, .att)")
     .option(
       "--filtered-index",
       "when --arch/--os leave out platforms of an index, save an index of the others",
     );
-  addRegistryFlags(addRegistriesDFlag(save));
+  addRegistryFlags(addJsonOutputFlag(addRegistriesDFlag(save)));
   save.action((flags: SaveFlags, c: Command) =>
-    runCommand(c.optsWithGlobals<GlobalFlags>(), (log) => runSave(flags, log))
+    runCommand(c.optsWithGlobals<GlobalFlags>(), (log) => runSave(flags, log), {
+      allToStderr: flags.output === "json",
+    })
   );
 
   const load = program.command("load")
@@ -111,37 +96,47 @@ export function registerSaveLoad(program: Command): void {
   addFailedListFlag(load, "load");
   addWorkerFlags(load, { work: "push images", working: "pushing" })
     .option("--remove-signatures", "do not push the signatures of the archive");
-  addRegistryFlags(load);
+  addRegistryFlags(addJsonOutputFlag(load));
   load.action((flags: LoadFlags, c: Command) =>
-    runCommand(c.optsWithGlobals<GlobalFlags>(), (log) => runLoad(flags, log))
+    runCommand(c.optsWithGlobals<GlobalFlags>(), (log) => runLoad(flags, log), {
+      allToStderr: flags.output === "json",
+    })
   );
 }
 
 async function runSave(flags: SaveFlags, log: Logger): Promise<number> {
+  const t0 = performance.now();
   const file = requireListFile(flags);
-  if (!flags.output) throw usageError("archive file not provided, use '--output' option to specify it");
-  const output = flags.output;
-  const platforms = parsePlatformFlags(flags);
+  if (!flags.destination) {
+    throw usageError("archive file not provided, use '--destination' option to specify it");
+  }
+  checkJsonOutput(flags.output);
+  const archive = flags.destination;
   const timeoutMs = parseTimeoutFlag(flags.timeout);
+  const platforms = parsePlatformFlags(flags);
   const images = await readImageList(file, flags);
   const registriesD = await registriesDFor(flags["registries.d"]);
-  const report = await withClient(flags, log, (client, signal) => {
+  const report = await withClient(flags, log, async (client, signal) => {
     logRunSettings(log, platforms);
-    return saveImages(images, output, {
-      client,
-      platforms,
-      filteredIndex: flags.filteredIndex,
-      removeSignatures: flags.removeSignatures,
-      registriesD,
-      signal,
-      timeoutMs,
-      logger: log,
-    });
+    const progress = startProgress("saving");
+    try {
+      return await saveImages(images, archive, {
+        client,
+        platforms,
+        filteredIndex: flags.filteredIndex,
+        removeSignatures: flags.removeSignatures,
+        registriesD,
+        signal,
+        timeoutMs,
+        logger: log,
+        onProgress: progress?.update,
+      });
+    } finally {
+      progress?.end();
+    }
   });
-  log.info(
-    `Saved ${report.images} image(s) and ${report.attachments} signature manifest(s) into "${output}": ` +
-      `${report.blobs} blob(s), ${(report.bytes / MB).toFixed(1)} MB in ${(report.ms / 1000).toFixed(1)}s`,
-  );
+  if (flags.output === "json") writeCopyJson(report.lines, { archive });
+  log.info(saveSummary(report, archive, performance.now() - t0));
   return await endListRun(log, report.failed, flags.failed, {
     title: "Save",
     fatal: "some images failed to save",
@@ -149,25 +144,34 @@ async function runSave(flags: SaveFlags, log: Logger): Promise<number> {
 }
 
 async function runLoad(flags: LoadFlags, log: Logger): Promise<number> {
+  const t0 = performance.now();
   if (!flags.input) throw usageError("archive file not provided, use '--input' option to specify it");
   if (!flags.destination) {
     throw usageError("destination registry not provided, use '--destination' option to specify it");
   }
+  checkJsonOutput(flags.output);
   const { input, destination } = flags;
   const workers = parseWorkerFlags(flags);
-  const report = await withClient(flags, log, (client, signal) => {
+  const report = await withClient(flags, log, async (client, signal) => {
     log.info(`Loading images from "${input}" into ${destination}`);
-    return loadArchive(input, {
-      destination: client,
-      registry: destination,
-      project: flags.destinationProject,
-      removeSignatures: flags.removeSignatures,
-      ...workers,
-      signal,
-      logger: log,
-    });
+    const progress = startProgress("loading");
+    try {
+      return await loadArchive(input, {
+        destination: client,
+        registry: destination,
+        project: flags.destinationProject,
+        removeSignatures: flags.removeSignatures,
+        ...workers,
+        signal,
+        logger: log,
+        onProgress: progress?.update,
+      });
+    } finally {
+      progress?.end();
+    }
   });
-  log.info(copySummary("Loaded", report));
+  if (flags.output === "json") writeCopyJson(report.lines);
+  log.info(copySummary("Load", "loaded", report, performance.now() - t0));
   return await endListRun(log, report.failed, flags.failed, {
     title: "Load",
     fatal: "some images failed to load",

@@ -33,7 +33,6 @@ import {
   type OverrideFlags,
   parsePlatformFlags,
   parseWorkerFlags,
-  progressBar,
   readImageList,
   requireListFile,
   withClient,
@@ -41,6 +40,8 @@ import {
   writeJsonSummary,
 } from "./list_flags.ts";
 import type { Logger } from "../core/report.ts";
+import { startProgress } from "./progress.ts";
+import { signSummary } from "./run_summary.ts";
 
 interface SignFlags
   extends RegistryFlags, ImageListFlags, OverrideFlags, WorkerFlags, FailedListFlags, SigningKeyFlags {
@@ -86,6 +87,7 @@ export function registerSign(program: Command): Command {
 }
 
 async function runSign(flags: SignFlags, log: Logger): Promise<number> {
+  const t0 = performance.now();
   // Pre-flight: everything that can be wrong locally fails before any network call.
   const file = requireListFile(flags);
   const keyRef = signingKeyRef(flags);
@@ -96,31 +98,34 @@ async function runSign(flags: SignFlags, log: Logger): Promise<number> {
 
   const images = await readImageList(file, flags);
   const registriesD = await registriesDFor(flags["registries.d"], log);
+  const key = await openKeyWithWarning(keyRef, { passphraseFile: flags.sigstorePassphraseFile }, log);
+  // hangar's line, once the file has been read (never before the error that it cannot be).
   if (flags.sigstorePassphraseFile) {
     log.info(`Read the passphrase for key "${displayKeyRef(keyRef)}" from "${flags.sigstorePassphraseFile}"`);
   }
-  const key = await openKeyWithWarning(keyRef, { passphraseFile: flags.sigstorePassphraseFile }, log);
   let report: SignReport;
   try {
     report = await withClient(flags, log, async (client, signal) => {
       logRunSettings(log, platforms, workers);
       log.info(`Signing images in "${file}" with sigstore priv-key "${displayKeyRef(keyRef)}".`);
-      const progress = progressBar();
-      const signed = await signImages(images, {
-        client,
-        key,
-        registriesD,
-        platforms,
-        signIndex: flags.signIndex,
-        force: flags.force,
-        annotations,
-        ...workers,
-        signal,
-        logger: log,
-        onProgress: progress?.update,
-      });
-      progress?.end();
-      return signed;
+      const progress = startProgress("signing");
+      try {
+        return await signImages(images, {
+          client,
+          key,
+          registriesD,
+          platforms,
+          signIndex: flags.signIndex,
+          force: flags.force,
+          annotations,
+          ...workers,
+          signal,
+          logger: log,
+          onProgress: progress?.update,
+        });
+      } finally {
+        progress?.end();
+      }
     });
   } finally {
     await key.close();
@@ -135,6 +140,7 @@ async function runSign(flags: SignFlags, log: Logger): Promise<number> {
       "ignored",
     ]);
   }
+  log.info(signSummary(report.lines, performance.now() - t0));
   return await endListRun(log, report.failed, flags.failed, {
     title: "Sign",
     fatal: "some images failed to sign",

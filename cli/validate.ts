@@ -46,6 +46,8 @@ import {
   type WorkerFlags,
   writeJsonSummary,
 } from "./list_flags.ts";
+import { startProgress } from "./progress.ts";
+import { validateSummary } from "./run_summary.ts";
 
 interface ValidateFlags extends RegistryFlags, ImageListFlags, OverrideFlags, WorkerFlags, FailedListFlags {
   sigstorePubkey?: string;
@@ -128,6 +130,7 @@ async function statProblem(path: string): Promise<string | undefined> {
 }
 
 async function runValidate(flags: ValidateFlags, log: Logger): Promise<number> {
+  const t0 = performance.now();
   // Pre-flight: everything that can be wrong locally fails before any network call.
   const file = requireListFile(flags);
   checkTrustFlags(flags);
@@ -138,22 +141,28 @@ async function runValidate(flags: ValidateFlags, log: Logger): Promise<number> {
   const { policy, what } = await policyFor(flags);
   const registriesD = await registriesDFor(flags["registries.d"], log);
 
-  const report = await withClient(flags, log, (client, signal) => {
+  const report = await withClient(flags, log, async (client, signal) => {
     logRunSettings(log, platforms, workers);
     log.info(`Validating images in ${goQuote(file)} with ${what}`);
-    return validateImages(images, {
-      client,
-      registriesD,
-      policy,
-      platforms,
-      requireIndexSignature: flags.requireIndexSignature ?? false,
-      skipUnmatched: flags.skipUnmatched ?? false,
-      // --policy decides as podman and CRI-O do: every platform under the line's own reference (its tag).
-      platformReference: flags.policy !== undefined ? "line" : "digest",
-      ...workers,
-      signal,
-      logger: log,
-    });
+    const progress = startProgress("validating");
+    try {
+      return await validateImages(images, {
+        client,
+        registriesD,
+        policy,
+        platforms,
+        requireIndexSignature: flags.requireIndexSignature ?? false,
+        skipUnmatched: flags.skipUnmatched ?? false,
+        // --policy decides as podman and CRI-O do: every platform under the line's own reference (its tag).
+        platformReference: flags.policy !== undefined ? "line" : "digest",
+        ...workers,
+        signal,
+        logger: log,
+        onProgress: progress?.update,
+      });
+    } finally {
+      progress?.end();
+    }
   });
 
   if (flags.output === "json") {
@@ -164,6 +173,7 @@ async function runValidate(flags: ValidateFlags, log: Logger): Promise<number> {
       "ignored",
     ]);
   }
+  log.info(validateSummary(report.lines, performance.now() - t0));
   return await endListRun(log, report.failed, flags.failed, {
     title: "Signature validate",
     fatal: "some images failed validation",

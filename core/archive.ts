@@ -166,6 +166,13 @@ export async function saveImages(
         } else {
           imageEntries.push(saved.image);
           attachmentEntries.push(...saved.attachments);
+          const k = saved.attachments.length;
+          log.info(
+            `Saved [${formatReference(ref)}] (${saved.image.digest}): ${k} signature manifest${
+              k === 1 ? "" : "s"
+            }`,
+            { IMG: r.line.id },
+          );
           lines.push({ id: r.line.id, line: r.line.line, status: "copied" });
         }
       } catch (e) {
@@ -662,6 +669,7 @@ export async function loadArchive(path: string, o: LoadOptions): Promise<CopyRep
     });
     const report = await copyImages(items, extra, {
       verb: "Loading",
+      doneVerb: "Loaded",
       ...o,
       source: archive,
       platforms: { arch: [], os: [], variant: [] },

@@ -172,6 +172,8 @@ export interface CopyRunOptions extends CopyOptions {
    * index by its digest when the line names a digest).
    */
   readonly signer?: { readonly key: KeyBackend; readonly registriesD: RegistriesDConfig };
+  /** The verb of an image's result line: `Mirrored`, `Loaded`. */
+  readonly doneVerb?: string;
 }
 
 /** One line's outcome. */
@@ -230,10 +232,7 @@ export async function copyImages(
       fields,
     );
     const r = await copier.copy(item.source, item.destination, signal);
-    if (r.status === "skipped") {
-      log.warn(`Skip image [${r.source}]: no available image for specified arch and os`, fields);
-      return { copied: r };
-    }
+    if (r.status === "skipped") return { copied: r };
     if (r.filteredIndex) log.warn(newIndexWarning(r, signer !== undefined), fields);
     if (!signer) return { copied: r };
     // A line naming a digest gets the index written (its digest differs from the source's when it is new).
@@ -244,7 +243,27 @@ export async function copyImages(
     await signer.confirm(written, signal);
     log.info(`Signed [${formatReference(at)}]: ${written.result.targets.length} manifest(s)`, fields);
     return { copied: r, signed: written.result };
-  }, { signal: o.signal, timeoutMs: o.timeoutMs, onSettled: () => o.onProgress?.(++done, items.length) });
+  }, {
+    signal: o.signal,
+    timeoutMs: o.timeoutMs,
+    // Each image's result line as soon as it is done.
+    onSettled: (i, r) => {
+      const item = items[i];
+      const fields = { IMG: item.id };
+      if (!r.ok) {
+        const error = toAirlockError(r.error);
+        log.error(`error occurred when copy [${formatReference(item.source)}]: ${error.message}`, fields);
+      } else if (r.value.copied.status === "skipped") {
+        log.warn(
+          `Skip image [${r.value.copied.source}]: no available image for specified arch and os`,
+          fields,
+        );
+      } else {
+        log.info(copiedLine(o.doneVerb ?? "Copied", r.value.copied), fields);
+      }
+      o.onProgress?.(++done, items.length);
+    },
+  });
 
   const byId = new Map<number, LineCopyResult>();
   items.forEach((item, i) => {
@@ -254,11 +273,7 @@ export async function copyImages(
       byId.set(item.id, { id: item.id, line: item.line, status: copied.status, result: copied, signed });
       return;
     }
-    const error = toAirlockError(r.error);
-    log.error(`error occurred when copy [${formatReference(item.source)}]: ${error.message}`, {
-      IMG: item.id,
-    });
-    byId.set(item.id, { id: item.id, line: item.line, status: "failed", error });
+    byId.set(item.id, { id: item.id, line: item.line, status: "failed", error: toAirlockError(r.error) });
   });
   for (const e of extra) {
     if (e.status === "ignored" && e.error === undefined) log.warn(ignoredLineWarning(e.line));
@@ -291,6 +306,22 @@ function newIndexWarning(r: CopiedImage, signing: boolean): string {
 }
 
 /**
+ * The result line of a copied image: `Mirrored [src] => [dst]: 2 manifests (linux/amd64, linux/arm64), 3 signature
+ * tags (2 copied, 1 merged, 0 already there)`.
+ */
+function copiedLine(verb: string, r: CopiedImage): string {
+  const n = (k: number, one: string, many: string) => `${k} ${k === 1 ? one : many}`;
+  const platforms = r.platforms.length > 0 ? ` (${r.platforms.join(", ")})` : "";
+  const tags = r.attachments.length;
+  const by = (s: string) => r.attachments.filter((a) => a.status === s).length;
+  const tagDetail = tags > 0
+    ? ` (${by("copied")} copied, ${by("merged")} merged, ${by("present")} already there)`
+    : "";
+  return `${verb} [${r.source}] => [${r.destination}]: ${n(r.manifests.length, "manifest", "manifests")}` +
+    `${platforms}, ${n(tags, "signature tag", "signature tags")}${tagDetail}`;
+}
+
+/**
  * Mirrors every image of a resolved mirror list.
  *
  * @example
@@ -314,5 +345,5 @@ export function mirrorImages(
       extra.push({ id: r.line.id, line: r.line.line, status: "failed", error: r.error });
     } else extra.push({ id: r.line.id, line: r.line.line, status: "ignored" });
   }
-  return copyImages(items, extra, { verb: "Mirroring", ...o });
+  return copyImages(items, extra, { verb: "Mirroring", doneVerb: "Mirrored", ...o });
 }

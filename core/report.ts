@@ -152,7 +152,7 @@ export class HangarLogger implements Logger {
     out += ` [${LEVEL_TAG[level]}] `;
     out += formatFields(fields);
     if (o.color) out += "\x1b[0m";
-    return `${out}${message}\n`;
+    return `${out}${escapeControls(message)}\n`;
   }
 
   #write(level: LogLevel, message: string, fields?: LogFields): void {
@@ -166,7 +166,31 @@ function formatFields(fields?: LogFields): string {
   if (!fields) return "";
   const keys = Object.keys(fields).filter((k) => fields[k] !== undefined);
   keys.sort((a, b) => (a === "IMG" ? -1 : b === "IMG" ? 1 : a < b ? -1 : a > b ? 1 : 0));
-  return keys.map((k) => `[${k}:${fields[k]}] `).join("");
+  return keys.map((k) => `[${k}:${escapeControls(String(fields[k]))}] `).join("");
+}
+
+/**
+ * Control characters, and the Unicode format characters that reorder text, which a message may carry from an
+ * image list, a registry's answer or a request: C0 except tab and newline (a record may span lines), DEL, C1,
+ * the bidirectional marks, embeddings, overrides and isolates.
+ */
+// deno-lint-ignore no-control-regex -- control characters are what this looks for
+const CONTROLS = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Escapes what could rewrite a terminal or a log file's view (`\x1b[2J`, a `\r` that hides the start of a line,
+ * a right-to-left override) as `\xNN` or `\uNNNN`, so that a log line shows what the input held.
+ *
+ * @example
+ * ```ts
+ * escapeControls("nginx\x1b[31m:1\r"); // "nginx\\x1b[31m:1\\x0d"
+ * ```
+ */
+export function escapeControls(text: string): string {
+  return text.replace(CONTROLS, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16)}`;
+  });
 }
 
 /**

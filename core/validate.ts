@@ -303,9 +303,12 @@ function imageError(
   rejected: readonly ValidatedTarget[],
   entryErrors: readonly AirlockError[],
 ): AirlockError {
+  // One line per distinct reason: two platforms without a signature are one error, not the same line twice.
   const reasons = [
-    ...rejected.map((t) => `sign validate: ${t.reason}`),
-    ...entryErrors.map((e) => e.message),
+    ...new Set([
+      ...rejected.map((t) => `sign validate: ${t.reason}`),
+      ...entryErrors.map((e) => e.message),
+    ]),
   ];
   const code: ErrorCode = rejected[0]?.code ?? entryErrors[0]?.code ?? "SIGNATURE_INVALID";
   const head = `failed to validate signature [docker://${reference}]: `;

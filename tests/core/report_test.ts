@@ -1,6 +1,7 @@
 import { AirlockError } from "../../core/errors.ts";
 import { goQuote } from "../../core/encoding/go_quote.ts";
 import {
+  escapeControls,
   HangarLogger,
   type LoggerOptions,
   removeStaleFailedList,
@@ -95,6 +96,13 @@ Deno.test("logger: fields (IMG first, others sorted), multi-line messages, colou
   const dbg = capture({ color: true, level: "debug" });
   dbg.log.debug("d");
   assertEquals(dbg.out, ["[15:48:53]\x1b[37m [DEBU] \x1b[0md\n"]);
+});
+
+Deno.test("logger: control characters and text-reordering marks are escaped; tab and newline kept", () => {
+  const { log, out } = capture({ hideTime: true });
+  log.info("evil\x1b[2J\rX\u202eY\tZ\x00\x7f\x9b\nsecond line", { IMG: "a\x07" });
+  assertEquals(out, ["- [INFO] [IMG:a\\x07] evil\\x1b[2J\\x0dX\\u202eY\tZ\\x00\\x7f\\x9b\nsecond line\n"]);
+  assertEquals(escapeControls("plain ünïcode ✓"), "plain ünïcode ✓");
 });
 
 Deno.test("silentLogger and syncSink", () => {

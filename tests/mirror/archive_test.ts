@@ -8,7 +8,7 @@
  * @module
  */
 import { join } from "node:path";
-import { assert, assertEquals, assertMatch, assertRejects } from "../assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects, assertStringIncludes } from "../assert.ts";
 import { isAirlockError } from "../../core/errors.ts";
 import { RegistryClient } from "../../core/registry/client.ts";
 import { indexTar, TarWriter } from "../../core/tar.ts";
@@ -115,11 +115,19 @@ Deno.test("save → load: round trip into a third registry, cut archives, interr
     ...extra,
   ]);
   const save = await airlock(
-    ["save", "-f", "list.txt", "-o", "images.tar", "--tls-verify=false", "--registries.d", rd],
+    ["save", "-f", "list.txt", "-d", "images.tar", "--tls-verify=false", "--registries.d", rd],
     { cwd: tmp.path },
   );
   assertEquals(save.code, 0, save.stdout + save.stderr);
-  assertMatch(save.stdout, /Saved 7 image\(s\) and \d+ signature manifest\(s\)/);
+  // 6 multi-arch images (index + 2 platforms signed) and one single-arch image: 6 × 3 + 1 signature manifests.
+  assertMatch(
+    save.stdout,
+    /\[INFO\] Save summary: 7 saved, 0 skipped, 0 failed \(of 7 images\); 19 signature manifests; archive "images\.tar": \d+ blobs, [\d.]+ MB; [\d.]+s\n/,
+  );
+  assertStringIncludes(
+    save.stdout,
+    `[INFO] [IMG:2] Saved [${src.host}/proj/single:v1] (${single.top.digest}): 1 signature manifest\n`,
+  );
   const archive = join(tmp.path, "images.tar");
 
   await t.step(
@@ -243,7 +251,7 @@ Deno.test("save → load: round trip into a third registry, cut archives, interr
         cwd: tmp.path,
       });
       assertEquals(third.code, 0);
-      assertMatch(third.stdout, / 0 blob\(s\) uploaded/);
+      assertMatch(third.stdout, / 0 blobs uploaded/);
       assertEquals((await validate(proxy.host, "proj/multi", flags)).code, 0);
       assertEquals((await rawManifest(endpoint(plain), "proj/multi", "v1"))?.bytes, multi.top.bytes);
     },

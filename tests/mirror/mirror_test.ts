@@ -106,7 +106,7 @@ Deno.test("mirror: plain → TLS+auth registry, byte-exact with signatures; vali
       "2",
     ]);
     assertEquals(first.code, 0, first.stdout + first.stderr);
-    assertMatch(first.stdout, /Mirrored 2 image\(s\)/);
+    assertMatch(first.stdout, /\[INFO\] Mirror summary: 2 mirrored, 0 skipped, 0 failed \(of 2 images\); /);
 
     await t.step("manifests are byte-exact at the destination, digests preserved", async () => {
       const top = await rawManifest(D, "proj/multi", "v1");
@@ -177,7 +177,7 @@ Deno.test("mirror: plain → TLS+auth registry, byte-exact with signatures; vali
       assertEquals(r.code, 0, r.stderr);
       assertMatch(
         r.stdout,
-        / 0 blob\(s\) uploaded .* 0 manifest\(s\) written; signature tags: 0 copied, 0 merged/,
+        / 0 blobs uploaded .* 0 manifests written; signature tags: 0 copied, 0 merged/,
       );
     });
 

@@ -1,0 +1,150 @@
+/**
+ * The last words of a list run: one summary line with the count of images in each outcome, what was written and
+ * the elapsed time (`Sign summary: 48 signed, 1 unchanged, 1 skipped, 0 failed (of 50 images); 146 signatures
+ * written, 3 already present; 12.3s`), and the `--output json` document of `mirror`, `save` and `load`.
+ *
+ * @module
+ */
+import type { CopyReport, LineCopyResult } from "../core/mirror.ts";
+import type { SaveReport } from "../core/archive.ts";
+import { errorJson } from "../core/report.ts";
+import { writeStdout } from "./common.ts";
+
+const MB = 1e6;
+
+/** How many lines have each status. */
+function countOf(lines: readonly { readonly status: string }[]): (status: string) => number {
+  const counts = new Map<string, number>();
+  for (const l of lines) counts.set(l.status, (counts.get(l.status) ?? 0) + 1);
+  return (status) => counts.get(status) ?? 0;
+}
+
+/** `(of N images)`, plus the ignored lines when there are any. */
+function ofImages(lines: readonly { readonly status: string }[]): string {
+  const ignored = lines.filter((l) => l.status === "ignored").length;
+  const images = lines.length - ignored;
+  return `(of ${images} image${images === 1 ? "" : "s"}` +
+    (ignored > 0 ? `, ${ignored} line${ignored === 1 ? "" : "s"} ignored)` : ")");
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)}s`;
+}
+
+/** What the summary of `sign` needs of each line. */
+export interface SignSummaryLine {
+  /** The line's outcome: `signed`, `unchanged`, `skipped`, `failed` or `ignored`. */
+  readonly status: string;
+  /** The manifests of a reached image, each `signed` (written now) or `present` (found). */
+  readonly result?: { readonly targets: readonly { readonly status: string }[] };
+  /** Signatures a failed line wrote all the same. */
+  readonly written?: readonly unknown[];
+}
+
+/**
+ * The summary line of `sign`.
+ *
+ * @example
+ * ```ts
+ * log.info(signSummary(report.lines, performance.now() - t0));
+ * ```
+ */
+export function signSummary(lines: readonly SignSummaryLine[], ms: number): string {
+  const n = countOf(lines);
+  let written = 0;
+  let present = 0;
+  for (const l of lines) {
+    for (const t of l.result?.targets ?? []) {
+      if (t.status === "signed") written++;
+      else if (t.status === "present") present++;
+    }
+    if (l.status === "failed") written += l.written?.length ?? 0;
+  }
+  return `Sign summary: ${n("signed")} signed, ${n("unchanged")} unchanged, ${n("skipped")} skipped, ` +
+    `${n("failed")} failed ${ofImages(lines)}; ${written} signature${written === 1 ? "" : "s"} written, ` +
+    `${present} already present; ${seconds(ms)}`;
+}
+
+/**
+ * The summary line of `sign validate`.
+ *
+ * @example
+ * ```ts
+ * log.info(validateSummary(report.lines, performance.now() - t0));
+ * ```
+ */
+export function validateSummary(lines: readonly { readonly status: string }[], ms: number): string {
+  const n = countOf(lines);
+  return `Validate summary: ${n("passed")} validated, ${n("skipped")} skipped, ${n("failed")} failed ` +
+    `${ofImages(lines)}; ${seconds(ms)}`;
+}
+
+/**
+ * The summary line of `mirror` (`title` `Mirror`, `done` `mirrored`) and `load` (`Load`, `loaded`).
+ *
+ * @example
+ * ```ts
+ * log.info(copySummary("Mirror", "mirrored", report, performance.now() - t0));
+ * ```
+ */
+export function copySummary(title: string, done: string, r: CopyReport, ms: number): string {
+  const n = countOf(r.lines);
+  const s = r.stats;
+  const secs = Math.max(r.ms / 1000, 1e-3);
+  return `${title} summary: ${n("copied")} ${done}, ${n("skipped")} skipped, ${n("failed")} failed ` +
+    `${ofImages(r.lines)}; ${s.blobsUploaded} blobs uploaded (${(s.bytesUploaded / MB).toFixed(1)} MB, ` +
+    `${
+      (s.bytesUploaded / MB / secs).toFixed(1)
+    } MB/s), ${s.blobsMounted} mounted, ${s.blobsPresent} already ` +
+    `there; ${s.manifestsWritten} manifests written; signature tags: ${s.attachmentsCopied} copied, ` +
+    `${s.attachmentsMerged} merged; ${seconds(ms)}`;
+}
+
+/**
+ * The summary line of `save`.
+ *
+ * @example
+ * ```ts
+ * log.info(saveSummary(report, "images.tar", performance.now() - t0));
+ * ```
+ */
+export function saveSummary(r: SaveReport, archive: string, ms: number): string {
+  const n = countOf(r.lines);
+  return `Save summary: ${n("copied")} saved, ${n("skipped")} skipped, ${n("failed")} failed ` +
+    `${ofImages(r.lines)}; ${r.attachments} signature manifests; archive "${archive}": ${r.blobs} blobs, ` +
+    `${(r.bytes / MB).toFixed(1)} MB; ${seconds(ms)}`;
+}
+
+/**
+ * Writes the `--output json` document of `mirror`, `save` or `load` to stdout: one entry per list line, in
+ * list order, then the number of lines in each outcome (`copied` is the status of an image mirrored, saved or
+ * loaded).
+ *
+ * @example
+ * ```ts
+ * writeCopyJson(report.lines);
+ * ```
+ */
+export function writeCopyJson(lines: readonly LineCopyResult[], extra: Record<string, unknown> = {}): void {
+  const n = countOf(lines);
+  const doc = {
+    images: lines.map((l) => ({
+      id: l.id,
+      line: l.line,
+      status: l.status,
+      source: l.result?.source ?? null,
+      destination: l.result?.destination ?? null,
+      digest: l.result?.digest ?? null,
+      platforms: l.result?.platforms ?? [],
+      signatureTags: (l.result?.attachments ?? []).map((a) => ({
+        digest: a.digest,
+        suffix: a.suffix,
+        status: a.status,
+      })),
+      error: errorJson(l.error),
+    })),
+    ...extra,
+    summary: Object.fromEntries(["copied", "skipped", "failed", "ignored"].map((s) => [s, n(s)])),
+  };
+  writeStdout(JSON.stringify(doc, null, 2) + "\n");
+}
