@@ -303,6 +303,12 @@ Deno.test("list commands: result lines, a summary checked against the registry, 
     assertEquals(l.summary, { copied: 1, skipped: 0, failed: 0, ignored: 0 });
     const tags = await listTags(reg, "loaded/multi0");
     assertEquals(tags.filter((t) => t.endsWith(".sig")).length, 3);
+    // The signatures travelled with the image: cosign's check (key, digest, no identity) accepts it where it landed.
+    const verified = await airlock(
+      ["verify", "--key", key.pub, "--insecure-ignore-tlog", "--tls-verify=false", `${h}/loaded/multi0:v1`],
+      { cwd: tmp.path },
+    );
+    assertEquals(verified.code, 0, show(verified));
   });
 
   await t.step("on a terminal: a progress line that no log record ever shares a line with", async () => {

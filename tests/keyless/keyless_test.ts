@@ -1,6 +1,6 @@
 /**
  * Keyless and key+Rekor verification of real cosign signatures (containers/image fixtures, cosign v3 referrer
- * bundle). Expected outcomes come from the fixtures' documentation (shared/fixtures/README.md, spec/cosign.md §6).
+ * bundle). Expected outcomes come from the fixtures' documentation (tests/fixtures/README.md, docs/spec/cosign.md §6).
  */
 import { Buffer } from "node:buffer";
 import { isAirlockError } from "../../core/errors.ts";
