@@ -152,6 +152,19 @@ Deno.test("serve: signing through the API equals the CLI (file key, TLS registry
     unsigned.top.digest,
   ]);
 
+  // An image none of whose manifests matches the platforms: nothing validated fails, unless skipUnmatched.
+  await pushSingle(reg, "srv/s390x", "v1", "serve-s390x", "linux/s390x");
+  const unmatched = [`${h}/srv/s390x:v1`];
+  const gate = await svc.wait((await svc.post("/v1/validate", { images: unmatched })).body.id as string);
+  assertEquals([gate.state, gate.images[0].status, gate.images[0].error?.code], [
+    "failed",
+    "failed",
+    "NOTHING_VALIDATED",
+  ]);
+  const skip = await svc.post("/v1/validate", { images: unmatched, skipUnmatched: true });
+  const skipped = await svc.wait(skip.body.id as string);
+  assertEquals([skipped.state, skipped.images[0].status], ["succeeded", "skipped"]);
+
   const pk = await svc.call("/v1/public-key");
   assertEquals(pk.status, 200);
   assertEquals(await pk.text(), key.publicPem);

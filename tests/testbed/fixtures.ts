@@ -158,6 +158,8 @@ export interface OracleVerdict {
   platform: string;
   /** The policy file in `oracle-skopeo/image-policies/` (`@KEYS@` stands for the key directory). */
   policy: string;
+  /** A file of `oracle-skopeo/image-registries.d/` used as registries.d; absent: attachments on everywhere. */
+  registriesD?: string;
   /** skopeo's exit code. */
   exit: number;
   /** Whether skopeo accepted the image (exit 0). */
