@@ -66,7 +66,7 @@ Deno.test("every registry command ends at its --timeout against a trickling or s
   }
   await writeList(join(tmp.path, "direct.txt"), [`${reg.host}/a/multi:v1`]);
   const saved = await airlock(
-    ["save", "-f", "direct.txt", "-o", "ok.tar", "--tls-verify=false", "--registries.d", rd],
+    ["save", "-f", "direct.txt", "-d", "ok.tar", "--tls-verify=false", "--registries.d", rd],
     { cwd: tmp.path },
   );
   assertEquals(saved.code, 0, show(saved));
@@ -114,7 +114,7 @@ Deno.test("every registry command ends at its --timeout against a trickling or s
       name: "sign validate",
       args: ["sign", "validate", "-f", "list.txt", "-p", key.pub, "--registries.d", rd, insecure],
     },
-    { name: "save", args: ["save", "-f", "list.txt", "-o", "out.tar", "--registries.d", rd, insecure] },
+    { name: "save", args: ["save", "-f", "list.txt", "-d", "out.tar", "--registries.d", rd, insecure] },
     { name: "mirror", args: ["mirror", "-f", "list.txt", "-d", dst.host, "--registries.d", rd, insecure] },
     { name: "load", args: ["load", "-i", "ok.tar", "-d", stalled.host, insecure] },
   ];
