@@ -106,6 +106,15 @@ export function registerServe(program: Command): void {
     });
 }
 
+/** `parse()`, its error naming the flag (`--rate-limit: invalid rate limit …`). */
+function flagValue<T>(flag: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    throw usageError(`${flag}: ${errorMessage(e)}`);
+  }
+}
+
 function positiveInt(value: string, flag: string): number {
   const n = intFlag(flag, value);
   if (!(n >= 1)) throw usageError(`invalid ${flag} ${value}: must be at least 1`);
@@ -152,7 +161,7 @@ async function runServeCommand(flags: ServeFlags, log: Logger): Promise<number> 
     registriesD: flags["registries.d"],
     maxBodyBytes: positiveInt(flags.maxBody, "--max-body"),
     maxImages: positiveInt(flags.maxImages, "--max-images"),
-    ratePerMinute: parseRateLimit(flags.rateLimit),
+    ratePerMinute: flagValue("--rate-limit", () => parseRateLimit(flags.rateLimit)),
     jobs: positiveInt(flags.jobs, "--jobs"),
     shutdownTimeoutMs,
     logger: log,

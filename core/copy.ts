@@ -234,11 +234,11 @@ export class ImageCopier {
         return { ...base, status: "skipped", manifests: [], platforms: [], attachments: [] };
       }
       const there = o.mergeIndex && dst.tag !== undefined
-        ? await this.#destinationIndex(dst, signal)
+        ? await this.#destinationTag(dst, signal)
         : undefined;
-      const index = destinationIndex(top, plan.doc, plan.children, there);
+      const index = destinationIndex(top, plan.doc, plan.children, there?.index);
       await mapLimit(plan.children, 2, (c) => this.#copyChild(src, dst, c, signal));
-      await this.#putTop(dst, index.bytes, top.mediaType, index.digest, signal);
+      await this.#putTop(dst, index.bytes, top.mediaType, index.digest, signal, there);
       manifests = plan.children.map((c) => c.digest);
       platforms = plan.children.flatMap((c) => (c.platform ? [formatPlatform(c.platform)] : []));
       digest = index.digest;
@@ -283,16 +283,16 @@ export class ImageCopier {
     };
   }
 
-  /** The index at the destination tag, to merge with; `undefined` when the tag is absent or not an index. */
-  async #destinationIndex(dst: Reference, signal?: AbortSignal): Promise<FetchedManifest | undefined> {
+  /** What the destination tag holds: its digest (none when absent) and, when it is an index, the index to merge. */
+  async #destinationTag(dst: Reference, signal?: AbortSignal): Promise<TagContent> {
     try {
       const m = await this.#o.destination.getManifest(
         { registry: dst.registry, repository: dst.repository, tag: dst.tag },
         { signal },
       );
-      return isIndexMediaType(m.mediaType) ? m : undefined;
+      return { digest: m.digest, index: isIndexMediaType(m.mediaType) ? m : undefined };
     } catch (e) {
-      if (isManifestUnknown(e)) return undefined;
+      if (isManifestUnknown(e)) return {};
       throw e;
     }
   }
@@ -341,16 +341,20 @@ export class ImageCopier {
     this.stats.manifestsWritten++;
   }
 
-  /** The index (original or filtered) at the destination tag, unless it is there already. */
+  /**
+   * The index (original or new) at the destination tag, unless it is there already (`known`: what the tag was
+   * found to hold in this copy, which saves the `HEAD`).
+   */
   async #putTop(
     dst: Reference,
     bytes: Uint8Array,
     mediaType: string,
     digest: string,
     signal?: AbortSignal,
+    known?: TagContent,
   ): Promise<void> {
     const repo = { registry: dst.registry, repository: dst.repository };
-    const there = await this.#o.destination.headManifest(
+    const there = known ?? await this.#o.destination.headManifest(
       dst.tag !== undefined ? { ...repo, tag: dst.tag } : { ...repo, digest },
       { signal },
     );
@@ -553,6 +557,12 @@ export class ImageCopier {
   ): Promise<{ architecture: string; os: string; variant?: string } | undefined> {
     return imagePlatform(this.#o.source, src, top, this.#o.platforms, signal);
   }
+}
+
+/** What a destination tag held when it was read: its digest (none: absent) and the index there, if it is one. */
+interface TagContent {
+  readonly digest?: string;
+  readonly index?: FetchedManifest;
 }
 
 /** The children of an index to copy and the index bytes to write. */

@@ -207,6 +207,10 @@ Deno.test("CLI: flag errors are one line, exit 1; numbers and durations name the
       "--shutdown-timeout: time: invalid",
     ],
     [
+      ["serve", "--key", "k", "--token-file", "t", "--rate-limit", "fast"],
+      `--rate-limit: invalid rate limit "fast"`,
+    ],
+    [
       ["sign", "validate", "-f", list, "-p", "k", "-o", "json"],
       `"json" is an output format, not a file name`,
     ],
