@@ -265,6 +265,19 @@ function joinErrors(errors: unknown[]): unknown {
   );
 }
 
+/**
+ * The result line of a signed image: `Signed [ref]: 3 signatures written, 0 already present`, or
+ * `Unchanged [ref]: 3 signatures already present` when nothing was missing.
+ */
+function signedLine(r: ImageSignResult): string {
+  const written = r.targets.filter((t) => t.status === "signed").length;
+  const present = r.targets.length - written;
+  const sigs = (n: number) => `${n} signature${n === 1 ? "" : "s"}`;
+  return r.status === "unchanged"
+    ? `Unchanged [${r.reference}]: ${sigs(present)} already present`
+    : `Signed [${r.reference}]: ${sigs(written)} written, ${present} already present`;
+}
+
 /** Options of {@linkcode signImages}. */
 export interface SignRunOptions extends SignOptions {
   /** Images signed at once (1–20). */
@@ -315,6 +328,18 @@ export async function signImages(
   const signer = await Signer.create(o);
   const work = images.filter((r) => r.status === "ok");
   const confirmations = new Map<number, Promise<void>>();
+  // Each image's result line is printed when the image is done (its writes confirmed), each failure once.
+  const failedNow = new Set<number>();
+  const fail = (item: ResolvedImageLine & { status: "ok" }, e: unknown): AirlockError => {
+    const err = toAirlockError(e);
+    if (!failedNow.has(item.line.id)) {
+      failedNow.add(item.line.id);
+      log.error(`error occurred when sign [${formatReference(item.reference)}]: ${err.message}`, {
+        IMG: item.line.id,
+      });
+    }
+    return err;
+  };
   let done = 0;
   const results = await runPool(work, o.jobs, async (item, signal) => {
     const ref = item.reference;
@@ -329,19 +354,23 @@ export async function signImages(
     }
     // Confirmation runs while the worker moves on; its failure fails the image.
     const c = signer.confirm(written, o.signal);
-    c.catch(() => {});
+    c.then(() => {
+      if (written.result.status !== "skipped") log.info(signedLine(written.result), fields);
+    }, (e) => fail(item, e));
     confirmations.set(item.line.id, c);
     return written.result;
   }, {
     signal: o.signal,
     timeoutMs: o.timeoutMs,
-    onSettled: () => o.onProgress?.(++done, work.length),
+    onSettled: (i, r) => {
+      if (!r.ok) fail(work[i], r.error);
+      o.onProgress?.(++done, work.length);
+    },
   });
 
   const byId = new Map<number, LineSignResult>();
   await Promise.all(work.map(async (item, i) => {
     const r = results[i];
-    const ref = formatReference(item.reference);
     let error: unknown = r.ok ? undefined : r.error;
     if (r.ok) {
       try {
@@ -351,8 +380,7 @@ export async function signImages(
       }
     }
     if (error !== undefined) {
-      const err = toAirlockError(error);
-      log.error(`error occurred when sign [${ref}]: ${err.message}`, { IMG: item.line.id });
+      const err = fail(item, error);
       byId.set(item.line.id, { id: item.line.id, line: item.line.line, status: "failed", error: err });
     } else if (r.ok) {
       byId.set(item.line.id, {

@@ -205,6 +205,7 @@ Deno.test({
       const all = `${r.stdout}\n${r.stderr}`;
       assertEquals(r.code, 0, all);
       const image = `127.0.0.1:${port}/try/hello:1.0`;
+      assertStringIncludes(r.stdout, `Signed [${image}]: 3 signatures written, 0 already present\n`);
       assertStringIncludes(r.stdout, `PASS: [${image}]`);
       assertStringIncludes(r.stdout, `"docker-reference":"${image}"`); // verify's JSON
       assert(await exists(join(work, "cosign.key")), "the key pair is not where airlock was run");

@@ -181,6 +181,21 @@ Deno.test("list commands: result lines, a summary checked against the registry, 
         .exec(r.stdout);
     assert(m, show(r));
     assertEquals(m.slice(1).map(Number), [signedRepos.size, unchangedRepos.size, 1, 1, written, present]);
+    // One result line per image, its counts the registry's for that image.
+    const perRepo = new Map<string, number>();
+    for (const [tag, n] of after) {
+      const repo = tag.slice(0, tag.indexOf(":"));
+      perRepo.set(repo, (perRepo.get(repo) ?? 0) + n - (before.get(tag) ?? 0));
+    }
+    const resultLines = [...r.stdout.matchAll(
+      /^- \[INFO\] \[IMG:\d+\] (Signed|Unchanged) \[[^/]+\/(out\/[^:]+):v1\]: (\d+) signatures? (written|already present)/gm,
+    )];
+    assertEquals(resultLines.length, 48, r.stdout);
+    for (const [, kind, repo, n, what] of resultLines) {
+      if (kind === "Signed") {
+        assertEquals([what, Number(n)], ["written", perRepo.get(repo)], repo);
+      } else assertEquals([what, Number(n), perRepo.get(repo)], ["already present", 3, 0], repo);
+    }
     // Each error once; the run's last words after the summary are hangar's.
     assertEquals(r.stderr.split("error occurred when sign").length - 1, 1, r.stderr);
     assertStringIncludes(r.stderr, `- [ERRO] [IMG:50] error occurred when sign [${h}/out/missing:v1]: `);
