@@ -9,3 +9,4 @@ await import("./validate_bench.ts");
 await import("./startup_bench.ts");
 await import("./serve_bench.ts");
 await import("./mirror_bench.ts");
+await import("./admission_bench.ts");

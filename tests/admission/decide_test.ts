@@ -314,3 +314,30 @@ Deno.test("decide: no verdict within the timeout is a denial (fail-closed), nami
     'image "reg.io/good/slow:1" (container "app") denied: no verdict within 8s',
   );
 });
+
+Deno.test("pod holders: every kind's pod spec is found; an image without tag is judged as the kubelet pulls it", async () => {
+  const spec = podSpec({ containers: [container("c", "nginx")] });
+  const holders: [string, string, Json, string][] = [
+    ["v1", "PodTemplate", { template: { spec } }, "/template/spec/containers/0/image"],
+    [
+      "v1",
+      "ReplicationController",
+      { spec: { template: { spec } } },
+      "/spec/template/spec/containers/0/image",
+    ],
+    ["apps/v1", "ReplicaSet", { spec: { template: { spec } } }, "/spec/template/spec/containers/0/image"],
+    ["apps/v1", "StatefulSet", { spec: { template: { spec } } }, "/spec/template/spec/containers/0/image"],
+    ["apps/v1", "DaemonSet", { spec: { template: { spec } } }, "/spec/template/spec/containers/0/image"],
+    ["batch/v1", "Job", { spec: { template: { spec } } }, "/spec/template/spec/containers/0/image"],
+  ];
+  for (const [apiVersion, kind, body, path] of holders) {
+    const asked: string[] = [];
+    const object = { apiVersion, kind, metadata: { name: "x", namespace: "shop" }, ...body };
+    const r = await decideReview(parseAdmissionReview(review(object)), RULES, scripted(asked), {
+      mutate: true,
+    });
+    assertEquals(asked, ["docker.io/library/nginx:latest"], kind);
+    assertEquals(r.answer.allowed, false, kind);
+    assertEquals(r.images[0].slots.map((s) => s.path), [path], kind);
+  }
+});

@@ -115,3 +115,21 @@ Deno.test("verdict cache: close() refuses what is waiting and what comes later",
   const v = await h.cache.check(parseReference("reg.io/app:1"));
   assertEquals([v.allowed, v.kind, v.code], [false, "error", "UNAVAILABLE"]);
 });
+
+Deno.test("verdict cache: an evaluation is cancelled at the background limit and answers error", async () => {
+  let aborted = false;
+  const cache = new VerdictCache({
+    ttlMs: 60_000,
+    backgroundLimitMs: 50,
+    resolve: () => Promise.resolve(D1),
+    evaluate: (_ref, _digest, signal) =>
+      new Promise<Verdict>((resolve) =>
+        signal.addEventListener("abort", () => {
+          aborted = true;
+          resolve({ allowed: false, reason: "cancelled", kind: "error", code: "CANCELLED" });
+        })
+      ),
+  });
+  const v = await cache.check(parseReference("reg.io/slow:1"));
+  assertEquals([aborted, v.allowed, v.kind], [true, false, "error"]);
+});

@@ -1,9 +1,10 @@
 /**
  * A FAKE Kubernetes API server, only as much of one as `kubectl apply --dry-run=client` needs to run without a
  * cluster (no kube-apiserver can run here: Debian ships only the client). It speaks the real wire format of
- * discovery — `GET /api` (`APIVersions`), `/apis` (`APIGroupList`), `/api/v1` and
- * `/apis/admissionregistration.k8s.io/v1` (`APIResourceList` naming the two webhook configuration resources) —
- * and answers every object `GET` with the `Status` 404 a real server gives for an object that does not exist
+ * discovery — `GET /api` (`APIVersions`), `/apis` (`APIGroupList`), `/api/v1`, `/apis/apps/v1` and
+ * `/apis/admissionregistration.k8s.io/v1` (`APIResourceList`: namespaces, configmaps, secrets, services, pods,
+ * deployments, the two webhook configurations) — and answers every object `GET` with the `Status` 404 a real
+ * server gives for an object that does not exist
  * (which is what makes kubectl's client-side dry run print "created (dry run)"). Everything else is a 404
  * `Status`. Nothing is stored; no request changes anything. Requests are recorded for the test to read.
  *
@@ -28,8 +29,23 @@ export interface FakeKubeApiServer extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
-const WEBHOOK_GROUP = "admissionregistration.k8s.io";
 const VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+
+/** The resources the fake knows, by group version (`v1` is the core group). */
+const RESOURCES: Record<string, { kind: string; name: string; namespaced: boolean }[]> = {
+  "v1": [
+    { kind: "Namespace", name: "namespaces", namespaced: false },
+    { kind: "ConfigMap", name: "configmaps", namespaced: true },
+    { kind: "Secret", name: "secrets", namespaced: true },
+    { kind: "Service", name: "services", namespaced: true },
+    { kind: "Pod", name: "pods", namespaced: true },
+  ],
+  "apps/v1": [{ kind: "Deployment", name: "deployments", namespaced: true }],
+  "admissionregistration.k8s.io/v1": [
+    { kind: "MutatingWebhookConfiguration", name: "mutatingwebhookconfigurations", namespaced: false },
+    { kind: "ValidatingWebhookConfiguration", name: "validatingwebhookconfigurations", namespaced: false },
+  ],
+};
 
 function status(code: number, reason: string, message: string, details?: Record<string, string>): Response {
   return Response.json({
@@ -42,6 +58,21 @@ function status(code: number, reason: string, message: string, details?: Record<
     ...(details ? { details } : {}),
     code,
   }, { status: code });
+}
+
+function resourceList(groupVersion: string): Response {
+  return Response.json({
+    kind: "APIResourceList",
+    apiVersion: "v1",
+    groupVersion,
+    resources: RESOURCES[groupVersion].map((r) => ({
+      name: r.name,
+      singularName: r.kind.toLowerCase(),
+      namespaced: r.namespaced,
+      kind: r.kind,
+      verbs: VERBS,
+    })),
+  });
 }
 
 /**
@@ -62,48 +93,41 @@ export function startFakeKubeApiServer(): Promise<FakeKubeApiServer> {
     const { pathname } = new URL(req.url);
     requests.push({ method: req.method, path: pathname });
     if (req.method !== "GET") return status(405, "MethodNotAllowed", "this fake only answers GET");
-    switch (pathname) {
-      case "/api":
-        return Response.json({
-          kind: "APIVersions",
-          versions: ["v1"],
-          serverAddressByClientCIDRs: [{
-            clientCIDR: "0.0.0.0/0",
-            serverAddress: `127.0.0.1:${server.addr.port}`,
-          }],
-        });
-      case "/apis":
-        return Response.json({
-          kind: "APIGroupList",
-          apiVersion: "v1",
-          groups: [{
-            name: WEBHOOK_GROUP,
-            versions: [{ groupVersion: `${WEBHOOK_GROUP}/v1`, version: "v1" }],
-            preferredVersion: { groupVersion: `${WEBHOOK_GROUP}/v1`, version: "v1" },
-          }],
-        });
-      case "/api/v1":
-        return Response.json({ kind: "APIResourceList", groupVersion: "v1", resources: [] });
-      case `/apis/${WEBHOOK_GROUP}/v1`:
-        return Response.json({
-          kind: "APIResourceList",
-          apiVersion: "v1",
-          groupVersion: `${WEBHOOK_GROUP}/v1`,
-          resources: ["Mutating", "Validating"].map((k) => ({
-            name: `${k.toLowerCase()}webhookconfigurations`,
-            singularName: `${k.toLowerCase()}webhookconfiguration`,
-            namespaced: false,
-            kind: `${k}WebhookConfiguration`,
-            verbs: VERBS,
-          })),
-        });
+    if (pathname === "/api") {
+      return Response.json({
+        kind: "APIVersions",
+        versions: ["v1"],
+        serverAddressByClientCIDRs: [{
+          clientCIDR: "0.0.0.0/0",
+          serverAddress: `127.0.0.1:${server.addr.port}`,
+        }],
+      });
     }
-    const m = pathname.match(/^\/apis\/admissionregistration\.k8s\.io\/v1\/([a-z]+)\/([^/]+)$/);
+    if (pathname === "/apis") {
+      const groups = Object.keys(RESOURCES).filter((gv) => gv.includes("/"));
+      return Response.json({
+        kind: "APIGroupList",
+        apiVersion: "v1",
+        groups: groups.map((gv) => ({
+          name: gv.split("/")[0],
+          versions: [{ groupVersion: gv, version: "v1" }],
+          preferredVersion: { groupVersion: gv, version: "v1" },
+        })),
+      });
+    }
+    if (pathname === "/api/v1") return resourceList("v1");
+    const gv = pathname.match(/^\/apis\/([a-z0-9.-]+\/v1)$/);
+    if (gv && RESOURCES[gv[1]]) return resourceList(gv[1]);
+    // An object: /api/v1/[namespaces/NS/]RESOURCE/NAME or /apis/GROUP/v1/[namespaces/NS/]RESOURCE/NAME.
+    const m = pathname.match(
+      /^\/(?:api\/v1|apis\/([a-z0-9.-]+)\/v1)\/(?:namespaces\/[^/]+\/)?([a-z]+)\/([^/]+)$/,
+    );
     if (m) {
-      return status(404, "NotFound", `${m[1]}.${WEBHOOK_GROUP} "${m[2]}" not found`, {
-        name: m[2],
-        group: WEBHOOK_GROUP,
-        kind: m[1],
+      const group = m[1] ?? "";
+      return status(404, "NotFound", `${m[2]}${group ? "." + group : ""} "${m[3]}" not found`, {
+        name: m[3],
+        group,
+        kind: m[2],
       });
     }
     return status(404, "NotFound", "the server could not find the requested resource");
