@@ -141,10 +141,12 @@ const errors = (...codes: number[]): Record<string, Schema> => {
   const text: Record<number, string> = {
     400: "Malformed JSON, a wrong or unknown field, or a field naming a key, file or module.",
     401: "Missing, unknown or revoked bearer token.",
+    403: "No client certificate signed by `--client-ca` (admission endpoints).",
     404: "No such job.",
     413: "Request body or image list too large.",
     415: "The body is not `application/json`.",
     429: "Too many requests for this token; see `Retry-After`.",
+    501: "The service was started without `--key` (a verify-only admission webhook).",
     503: "Shutting down, or too many jobs queued.",
   };
   return Object.fromEntries(codes.map((c) => [String(c), {
@@ -170,7 +172,7 @@ const submit = (summary: string, schema: string): Schema => ({
         },
       },
     },
-    ...errors(400, 401, 413, 415, 429, 503),
+    ...errors(400, 401, 413, 415, 429, 501, 503),
   },
 });
 
@@ -267,10 +269,26 @@ export function openApiDocument(): Record<string, unknown> {
           security: [{ bearer: [] }],
           responses: {
             "200": { description: "PEM", content: { "application/x-pem-file": {} } },
-            ...errors(401),
+            ...errors(401, 501),
           },
         },
       },
+      ...Object.fromEntries((["validate", "mutate"] as const).map((kind) => [`/v1/admission/${kind}`, {
+        post: {
+          summary: kind === "validate"
+            ? "Kubernetes validating admission webhook: allows or denies pods by their images' signatures"
+            : "Kubernetes mutating admission webhook: also pins each verified tag to its digest (JSON Patch)",
+          description:
+            "Only with `--admission-config`. Takes an `admission.k8s.io/v1` `AdmissionReview` and " +
+            "answers one (200 whatever the verdict). No bearer token; with `--client-ca`, a client " +
+            "certificate signed by that CA is required (403 otherwise).",
+          requestBody: { required: true, content: { "application/json": {} } },
+          responses: {
+            "200": { description: "The AdmissionReview answer", content: { "application/json": {} } },
+            ...errors(400, 403, 413, 415),
+          },
+        },
+      }])),
       "/healthz": {
         get: {
           summary: "Liveness",

@@ -89,7 +89,7 @@ Deno.test("README admission.yaml: the example (and its cosign variants) is a val
   ]);
   // The commented cosign lines: a key variant and a keyless one, each valid on its own.
   const commented = new Map(
-    [...text.matchAll(/^#   (\w+): (\S+)/gm)].map((m) => [m[1], m[2]] as const),
+    [...text.matchAll(/^# {5}(\w+): (\S+)/gm)].map((m) => [m[1], m[2]] as const),
   );
   const variant = (keys: string[]) =>
     "cosign:\n" +

@@ -359,6 +359,30 @@ Deno.test("admission, mutate: verified tags pinned to the verified digest; kubec
     const again = await hook.post("validate", review(patched));
     allowed(again.body);
 
+    // A matchExact policy accepts the tag it was signed for, and refuses the pinned (digest) reference.
+    const exactDir = await Deno.makeTempDir({ dir: tmp.path });
+    const exact = JSON.parse(policyJson(bed));
+    exact.transports.docker[bed.reg.host][0].signedIdentity = { type: "matchExact" };
+    await Deno.writeTextFile(join(exactDir, "policy.json"), JSON.stringify(exact));
+    {
+      await using strict = await startWebhook({ dir: exactDir, config: "policy: policy.json\n" });
+      allowed(
+        (await strict.post(
+          "validate",
+          review(pod("shop", "t", podSpec({ containers: [container("c", i.app.ref)] }))),
+        )).body,
+      );
+      const pinned = `${i.app.ref}@${i.app.digest}`;
+      const refused = await strict.post(
+        "validate",
+        review(pod("shop", "d", podSpec({ containers: [container("c", pinned)] }))),
+      );
+      assertEquals(
+        denial(refused.body),
+        `airlock: image "${pinned}" (container "c") denied: Signature for identity "${i.app.ref}" is not accepted`,
+      );
+    }
+
     // A CronJob and a debug container: their patches apply too.
     const cj = cronJob("ops", "backup", podSpec({ containers: [container("b", i.busybox.ref)] }));
     const cjPatched = await kubectlPatch(tmp.path, cj, patchOf((await hook.post("mutate", review(cj))).body));
@@ -448,6 +472,10 @@ Deno.test("admission endpoints: client certificate required with --client-ca; be
     });
     assertEquals(bad.status, 400);
     assertStringIncludes((bad.body.error as Json).message as string, "admissionReviewVersions: [v1]");
+
+    // The OpenAPI document lists the two endpoints.
+    const doc = await (await hook.call("/openapi.json")).json();
+    assert("/v1/admission/validate" in doc.paths && "/v1/admission/mutate" in doc.paths);
 
     // The bearer-token API is still there (no client certificate needed); the job routes need a key.
     assertEquals((await hook.call("/v1/jobs")).status, 200);
