@@ -42,6 +42,7 @@ const DEFINITIVE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "SIGNATURE_INVALID",
   "NO_MATCHING_SIGNATURES",
   "IDENTITY_NOT_ACCEPTED",
+  "NOTHING_VALIDATED",
   "POLICY_REJECTED",
   "POLICY_UNSUPPORTED",
   "CONFIG_INVALID",
@@ -150,11 +151,13 @@ async function byPolicy(ctx: EvaluateContext, ref: Reference, signal?: AbortSign
   if (ctx.mode.kind !== "policy" || !ctx.evaluator) throw new Error("policy mode without a policy");
   const early = verdictWithoutRegistry(ctx, ref);
   if (early) return early;
+  // Exactly `sign validate --policy`: each platform manifest the nodes run, judged under the pulled reference.
   const r = await validateImage(ref, {
     client: ctx.client,
     registriesD: ctx.registriesD,
     policy: ctx.evaluator,
     platforms: ctx.mode.platforms,
+    platformReference: "line",
   }, signal);
   if (r.status === "passed") {
     const scopes = [...new Set(r.targets.map((t) => t.scope).filter((s) => s !== undefined))];
@@ -166,14 +169,15 @@ async function byPolicy(ctx: EvaluateContext, ref: Reference, signal?: AbortSign
       kind: "verified",
     };
   }
-  if (r.status === "skipped") {
+  if (r.error?.code === "NOTHING_VALIDATED") {
+    // No platform manifest the nodes run: the pull would fail on every node.
     const p = ctx.mode.platforms;
     return {
       allowed: false,
       digest: r.digest,
-      reason: `no manifest for the nodes' platforms (${p.os.join(",")}/${p.arch.join(",")})`,
+      reason: `no manifest for the nodes' platforms (os ${p.os.join(",")}, arch ${p.arch.join(",")})`,
       kind: "rejected",
-      code: "UNSUPPORTED_MEDIA_TYPE",
+      code: "NOTHING_VALIDATED",
     };
   }
   const rejected = r.targets.filter((t) => t.status === "rejected");

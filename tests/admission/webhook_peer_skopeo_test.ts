@@ -96,8 +96,13 @@ Deno.test("admission on skopeo's signatures: policy mode agrees with skopeo, per
     deny(images[8], `Signature for identity "registry.test:5000/a/elsewhere:v1" is not accepted`),
     deny(images[9], `linux/arm64/v8: ${NO_SIGNATURE}`),
   ]);
-  // Nodes that run only amd64: A7's signed platform is all they pull.
+  // Nodes that run only amd64: A7's signed platform is all they pull. Nodes no image is built for: refused.
   assertEquals(await run("policy: alice.json\narch: [amd64]\n", [local(c("A7"))]), ["allowed"]);
+  images = [local(c("A2")), local(c("A1"))];
+  assertEquals(await run("policy: alice.json\narch: [s390x]\n", images), [
+    deny(images[0], "no manifest for the nodes' platforms (os linux, arch s390x)"),
+    deny(images[1], "no manifest for the nodes' platforms (os linux, arch s390x)"),
+  ]);
   // mallory's key: skopeo's wrong-key answer.
   images = [local(c("A1")), local(c("A3"))];
   assertEquals(await run("policy: mallory.json\n", images), [
