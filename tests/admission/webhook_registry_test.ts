@@ -493,3 +493,46 @@ Deno.test("admission endpoints: client certificate required with --client-ca; be
     await bed.reg.stop();
   }
 });
+
+Deno.test("with --client-ca and a key: the job API, its event stream and the page work through the same listener", async () => {
+  await using tmp = await tempDir("airlock-admission-jobs-");
+  const bed = await signedRegistry(tmp.path);
+  try {
+    await Deno.writeTextFile(join(tmp.path, "policy.json"), policyJson(bed));
+    const signer = await makeKey(tmp.path, "service");
+    await pushSingle(bed.reg, "shop/fresh", "1", "seed-fresh");
+    await using hook = await startWebhook({
+      dir: tmp.path,
+      config: "policy: policy.json\n",
+      serve: { keyRef: signer.key, passphraseFile: signer.pass },
+    });
+    // A sign job over HTTPS without a client certificate (the bearer token is what counts there).
+    const submitted = await hook.call("/v1/sign", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ images: [`${bed.reg.host}/shop/fresh:1`] }),
+    });
+    assertEquals(submitted.status, 202);
+    const { id } = await submitted.json();
+    // The event stream, read to its end through the node:https adapter.
+    const events = await (await hook.call(`/v1/jobs/${id}/events`)).text();
+    assertStringIncludes(events, "event: done");
+    assertStringIncludes(events, '"state":"succeeded"');
+    assertEquals((await (await hook.call("/v1/public-key")).text()).trim(), signer.publicPem.trim());
+    // The page sets its cookie Secure (TLS), and the admission endpoints still need the client certificate.
+    const login = await hook.call(`/?token=${hook.token}`, {
+      redirect: "manual",
+      headers: { authorization: "" },
+    });
+    assertEquals(login.status, 303);
+    assertMatch(login.headers.get("set-cookie") ?? "", /; Secure/);
+    const r = await hook.post(
+      "validate",
+      review(pod("shop", "p", podSpec({ containers: [container("c", `${bed.reg.host}/shop/fresh:1`)] }))),
+      "none",
+    );
+    assertEquals(r.status, 403);
+  } finally {
+    await bed.reg.stop();
+  }
+});
