@@ -7,8 +7,9 @@
  * Prints, for the listener with `--client-ca` (node:https, client certificate checked) and without (Deno.serve):
  * - uncached: every review names an image never seen (one registry check each), 1 client and 50 concurrent;
  * - cached: reviews of images already judged, 1 client and 50 concurrent;
- * with p50 and p99 latency (ms, client side: request sent → answer read, HTTP/1.1 keep-alive) and reviews per
- * second. Asserts nothing.
+ * with p50 and p99 latency (ms, client side: request sent → answer read, HTTP/1.1 keep-alive), reviews per
+ * second, and the share of reviews the service itself answered within 10 and 25 ms (from its own `/metrics`
+ * latency histogram, so client-side queueing on a busy machine is told apart). Asserts nothing.
  * `BENCH_ADMISSION_IMAGES` sets the images per uncached run (default 100), `BENCH_ADMISSION_CACHED` the
  * reviews per cached run (default 2000).
  *
@@ -71,7 +72,7 @@ try {
     join(work, "admission.yaml"),
     "policy: policy.json\nexemptNamespaces: [kube-system]\n",
   );
-  await addToken(join(work, "tokens"), "bench");
+  const { token } = await addToken(join(work, "tokens"), "bench");
   const tls = await makeWebhookTls(work);
 
   const rows: string[][] = [];
@@ -120,8 +121,24 @@ try {
       }
       return ms;
     };
+    /** The server's own latency histogram of the validate route (cumulative bucket counts by bound). */
+    const histogram = async () => {
+      const text =
+        await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` }, client: http }))
+          .text();
+      const counts = new Map<string, number>();
+      for (
+        const m of text.matchAll(
+          /^airlock_http_request_duration_seconds_bucket\{route="\/v1\/admission\/validate",le="([^"]+)"\} (\d+)$/gm,
+        )
+      ) {
+        counts.set(m[1], Number(m[2]));
+      }
+      return counts;
+    };
     const measure = async (label: string, images: string[], clients: number) => {
       const latencies: number[] = [];
+      const before = await histogram();
       const start = performance.now();
       const results = await runPool(images, clients, async (image) => {
         latencies.push(await post(image));
@@ -129,6 +146,12 @@ try {
       const failed = results.filter((r) => !r.ok);
       if (failed.length > 0) throw failed[0].error;
       const seconds = (performance.now() - start) / 1000;
+      const after = await histogram();
+      const share = (le: string) => {
+        const n = (after.get(le) ?? 0) - (before.get(le) ?? 0);
+        const all = (after.get("+Inf") ?? 0) - (before.get("+Inf") ?? 0);
+        return all === 0 ? "-" : `${(100 * n / all).toFixed(1)}%`;
+      };
       rows.push([
         withCa ? "node:https + --client-ca" : "Deno.serve",
         label,
@@ -137,6 +160,8 @@ try {
         percentile(latencies, 50).toFixed(1),
         percentile(latencies, 99).toFixed(1),
         (images.length / seconds).toFixed(0),
+        share("0.01"),
+        share("0.025"),
       ]);
     };
     const prefix = withCa ? "ca" : "plain";
@@ -154,7 +179,28 @@ try {
     server.child.kill("SIGTERM");
     await server.status;
   }
-  printTable(["listener", "verdict", "clients", "reviews", "p50 ms", "p99 ms", "reviews/s"], rows);
+  printTable(
+    [
+      "listener",
+      "verdict",
+      "clients",
+      "reviews",
+      "p50 ms",
+      "p99 ms",
+      "reviews/s",
+      "server ≤10ms",
+      "server ≤25ms",
+    ],
+    rows,
+  );
+  const load = Deno.loadavg();
+  console.log(
+    `client-side latency (request sent → answer read); "server ≤Nms": share of reviews the service itself answered ` +
+      `within N ms (its /metrics histogram, until the answer's headers). Load average ${
+        load[0].toFixed(1)
+      } on ` +
+      `${navigator.hardwareConcurrency} cores.`,
+  );
   console.log(
     "uncached = one registry check per review (tag resolution, .sig manifest, payload blobs; index + 2 platforms for multi-arch)",
   );
