@@ -37,6 +37,7 @@ import {
   type Descriptor,
   type FetchedManifest,
   type ImageIndex,
+  type ImageManifest,
   isImageManifestMediaType,
   isIndexMediaType,
   MediaType,
@@ -46,6 +47,7 @@ import { deadlineError } from "./pool.ts";
 import { attachmentRef } from "./signature/attachment_store.ts";
 import { ATTESTATION_TAG_SUFFIX, parseAttachmentTag, SIGNATURE_TAG_SUFFIX } from "./signature/attachments.ts";
 import { sha256Digest } from "./encoding/digest.ts";
+import { parseImageIndex, parseImageManifest } from "./registry/manifest.ts";
 import { indexTar, type TarEntryLocation, TarWriter } from "./tar.ts";
 import { type RegistriesDConfig, useSigstoreAttachments } from "./config/registries_d.ts";
 import { createHash } from "node:crypto";
@@ -395,12 +397,13 @@ export class ArchiveReader implements ImageSource {
           `archive "${path}" has no index.json: it is not an image archive, or it was cut short`,
         );
       }
-      const index = parseJsonObject<ImageIndex>(await reader.#read(indexLoc), `index.json of "${path}"`);
+      const indexBytes = await reader.#read(indexLoc);
+      const index = inArchive(path, () => parseImageIndex(indexBytes, "index.json"));
       const names = new Map<string, Descriptor>();
       const images: ArchiveImage[] = [];
-      for (const d of Array.isArray(index.manifests) ? index.manifests : []) {
+      for (const d of index.manifests) {
         const name = d.annotations?.[REF_NAME_ANNOTATION];
-        if (!name || typeof d.digest !== "string") continue;
+        if (!name) continue;
         let reference: Reference;
         try {
           reference = parseReference(name);
@@ -442,24 +445,24 @@ export class ArchiveReader implements ImageSource {
       }
       return loc;
     };
-    const walk = async (d: Descriptor, by: string): Promise<void> => {
-      if (seen.has(d.digest)) return;
+    // Depth first, with a stack of its own: an archive of deeply nested indexes cannot exhaust the call stack.
+    const stack = roots.map((d) => ({ d, by: d.annotations?.[REF_NAME_ANNOTATION] ?? d.digest })).reverse();
+    for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+      const { d, by } = next;
+      if (seen.has(d.digest)) continue;
       seen.add(d.digest);
       const bytes = await this.#read(need(d, by));
       if (sha256Digest(bytes) !== d.digest) {
         throw new AirlockError("ARCHIVE_INVALID", `archive "${this.#path}": manifest ${d.digest} is damaged`);
       }
-      const doc = parseJsonObject<{ manifests?: Descriptor[]; mediaType?: string }>(
-        bytes,
-        `manifest ${d.digest}`,
-      );
-      if (Array.isArray(doc.manifests)) {
-        for (const c of doc.manifests) await walk(c, `index ${d.digest}`);
+      const what = `manifest ${d.digest}`;
+      const doc = inArchive(this.#path, () => readDocument(bytes, what));
+      if ("manifests" in doc) {
+        for (const c of [...doc.manifests].reverse()) stack.push({ d: c, by: `index ${d.digest}` });
       } else {
-        for (const b of manifestBlobs(bytes)) need(b, `manifest ${d.digest}`);
+        for (const b of inArchive(this.#path, () => manifestBlobs(bytes, what))) need(b, what);
       }
-    };
-    for (const d of roots) await walk(d, d.annotations?.[REF_NAME_ANNOTATION] ?? d.digest);
+    }
   }
 
   /** Reads an entry whole (manifests, index.json: small); reads of the shared handle take turns. */
@@ -509,9 +512,9 @@ export class ArchiveReader implements ImageSource {
     if (sha256Digest(bytes) !== digest) {
       throw new AirlockError("DIGEST_MISMATCH", `archive "${this.#path}": manifest ${digest} is damaged`);
     }
-    const doc = parseJsonObject<{ mediaType?: string; manifests?: unknown }>(bytes, `manifest ${digest}`);
+    const doc = inArchive(this.#path, () => readDocument(bytes, `manifest ${digest}`));
     const mediaType = doc.mediaType ?? declared ??
-      (Array.isArray(doc.manifests) ? MediaType.ociIndex : MediaType.ociManifest);
+      ("manifests" in doc ? MediaType.ociIndex : MediaType.ociManifest);
     return { mediaType, digest, bytes };
   }
 
@@ -600,14 +603,26 @@ export class ArchiveReader implements ImageSource {
   }
 }
 
-function parseJsonObject<T>(bytes: Uint8Array, what: string): T {
+/** A manifest stored in an archive, read strictly: an index when it has `manifests`, else an image manifest. */
+function readDocument(bytes: Uint8Array, what: string): ImageIndex | ImageManifest {
+  let isIndex = false;
   try {
     const doc = JSON.parse(dec.decode(bytes));
-    if (typeof doc === "object" && doc !== null && !Array.isArray(doc)) return doc as T;
+    isIndex = typeof doc === "object" && doc !== null && "manifests" in doc;
   } catch {
-    // fall through
+    // the manifest parser says what is wrong
   }
-  throw new AirlockError("ARCHIVE_INVALID", `${what} is not a JSON object`);
+  return isIndex ? parseImageIndex(bytes, what) : parseImageManifest(bytes, what);
+}
+
+/** Runs a parser over archive content: a document that is not what it should be makes the archive invalid. */
+function inArchive<T>(path: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    if (!isAirlockError(e, "MANIFEST_INVALID")) throw e;
+    throw new AirlockError("ARCHIVE_INVALID", `archive "${path}": ${e.message}`, { cause: e });
+  }
 }
 
 /** Options of {@linkcode loadArchive}. */

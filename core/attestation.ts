@@ -24,9 +24,10 @@ import type {
 } from "./keyless/mod.ts";
 import { formatPlatform } from "./platform.ts";
 import { runPool } from "./pool.ts";
-import type { Reference } from "./reference.ts";
+import { formatReference, type Reference } from "./reference.ts";
 import type { RegistryClient } from "./registry/client.ts";
-import { type ImageIndex, isIndexMediaType, MediaType } from "./registry/types.ts";
+import { isIndexMediaType, MediaType } from "./registry/types.ts";
+import { parseImageIndex } from "./registry/manifest.ts";
 import { DSSE_ENVELOPE_MEDIA_TYPE } from "./signature/attachments.ts";
 import { readAttachment } from "./signature/attachment_store.ts";
 import { goJsonString } from "./encoding/go_json.ts";
@@ -479,8 +480,8 @@ async function platformChild(
   if (!isIndexMediaType(m.mediaType)) {
     throw new AirlockError("INVALID_ARGUMENT", "specified reference is not a multiarch image");
   }
-  const index = JSON.parse(new TextDecoder().decode(m.bytes)) as ImageIndex;
-  const child = (index.manifests ?? []).find((d) =>
+  const index = parseImageIndex(m.bytes, `index ${formatReference(ref)}`, m.mediaType);
+  const child = index.manifests.find((d) =>
     d.platform?.os === p.os && d.platform?.architecture === p.architecture &&
     (p.variant === undefined || d.platform?.variant === p.variant)
   );

@@ -23,7 +23,7 @@
  * @module
  */
 import { describeSource, type RegistriesDConfig, useSigstoreAttachments } from "./config/registries_d.ts";
-import { parseManifestJson } from "./encoding/manifest_json.ts";
+import { parseImageManifest, readIndexObject } from "./registry/manifest.ts";
 import { imagePlatform } from "./targets.ts";
 import { KeyedLock } from "./keyed_lock.ts";
 import { AirlockError } from "./errors.ts";
@@ -34,8 +34,6 @@ import { isManifestUnknown } from "./registry/errors.ts";
 import {
   type Descriptor,
   type FetchedManifest,
-  type ImageIndex,
-  type ImageManifest,
   isImageManifestMediaType,
   isIndexMediaType,
   isSchema1MediaType,
@@ -333,7 +331,7 @@ export class ImageCopier {
         return;
       }
     }
-    const blobs = manifestBlobs(m.bytes);
+    const blobs = manifestBlobs(m.bytes, `manifest ${m.digest} of ${formatReference(src)}`, m.mediaType);
     await mapLimit(blobs, this.#o.blobConcurrency ?? 3, (d) => this.#copyBlob(src, dst, d, signal));
     await this.#o.destination.putManifest({ ...repo, tag, digest: m.digest }, m.bytes, m.mediaType, {
       signal,
@@ -598,9 +596,8 @@ export function planIndex(
   name: string,
   opts: { provenance?: boolean } = {},
 ): IndexPlan {
-  const index = parseManifestJson<ImageIndex>(top.bytes, `index ${top.digest}`);
-  const entries = Array.isArray(index.manifests) ? index.manifests : [];
-  const doc = { ...index, manifests: entries };
+  const doc = readIndexObject(top.bytes, `index ${name}`, top.mediaType);
+  const entries = doc.manifests;
   const chosen = chooseEntries(entries, (e) => allowsPlatform(filter, e.platform), opts.provenance === true);
   for (const e of chosen) {
     if (isIndexMediaType(e.mediaType) || isSchema1MediaType(e.mediaType)) {
@@ -638,15 +635,14 @@ export function planIndex(
  * for (const d of manifestBlobs(m.bytes)) await copy(d);
  * ```
  */
-export function manifestBlobs(bytes: Uint8Array): Descriptor[] {
-  const doc = parseManifestJson<ImageManifest>(bytes, "manifest");
-  return [doc.config, ...(Array.isArray(doc.layers) ? doc.layers : [])].filter(isCopiedBlob);
+export function manifestBlobs(bytes: Uint8Array, what = "manifest", mediaType?: string): Descriptor[] {
+  const doc = parseImageManifest(bytes, what, mediaType);
+  return [doc.config, ...doc.layers].filter(isCopiedBlob);
 }
 
 /** Blobs that are copied: everything but non-distributable (foreign) layers, which live at their `urls`. */
-function isCopiedBlob(d: Descriptor | undefined): d is Descriptor {
-  if (!d || typeof d.digest !== "string" || typeof d.size !== "number") return false;
-  const foreign = /nondistributable|foreign/.test(d.mediaType ?? "") && (d.urls?.length ?? 0) > 0;
+function isCopiedBlob(d: Descriptor): boolean {
+  const foreign = /nondistributable|foreign/.test(d.mediaType) && (d.urls?.length ?? 0) > 0;
   return !foreign;
 }
 

@@ -26,6 +26,8 @@ export type ErrorCode =
   | "DIGEST_MISMATCH"
   | "TOO_LARGE"
   | "UNSUPPORTED_MEDIA_TYPE"
+  /** a manifest, index or image config is not what its media type says (not JSON, wrong shape or types) */
+  | "MANIFEST_INVALID"
   | "TIMEOUT"
   | "CANCELLED"
   | "CREDENTIALS"

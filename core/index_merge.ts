@@ -9,10 +9,10 @@
  *
  * @module
  */
-import { parseManifestJson } from "./encoding/manifest_json.ts";
 import { sha256Digest } from "./encoding/digest.ts";
 import { formatPlatform } from "./platform.ts";
-import type { Descriptor, FetchedManifest, ImageIndex } from "./registry/types.ts";
+import { readIndexObject } from "./registry/manifest.ts";
+import type { Descriptor, FetchedManifest } from "./registry/types.ts";
 
 /** buildx's annotations on an attestation entry (`unknown/unknown`) and the image entry it describes. */
 const REFERENCE_TYPE = "vnd.docker.reference.type";
@@ -119,12 +119,9 @@ export function destinationIndex(
   return { bytes, digest: sha256Digest(bytes), rewritten: true, leftOut, kept };
 }
 
-/** The entries of the destination's index at the tag (none when it is not an index). */
+/** The entries of the destination's index at the tag, as written (`MANIFEST_INVALID` when it is malformed). */
 function existingEntries(existing: FetchedManifest): Descriptor[] {
-  const doc = parseManifestJson<ImageIndex>(existing.bytes, `index ${existing.digest}`);
-  return Array.isArray(doc.manifests)
-    ? doc.manifests.filter((e) => typeof e === "object" && e !== null && typeof e.digest === "string")
-    : [];
+  return readIndexObject(existing.bytes, `index ${existing.digest}`, existing.mediaType).manifests;
 }
 
 /** An entry for messages: its platform, or its digest without one. */

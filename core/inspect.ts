@@ -4,14 +4,13 @@
  *
  * @module
  */
-import { parseManifestJson } from "./encoding/manifest_json.ts";
+import { parseImageConfig, parseImageDocument, parseImageManifest } from "./registry/manifest.ts";
 import { AirlockError } from "./errors.ts";
-import type { Reference } from "./reference.ts";
+import { formatReference, type Reference } from "./reference.ts";
 import type { RegistryClient } from "./registry/client.ts";
 import {
   type Descriptor,
   type FetchedManifest,
-  type ImageIndex,
   type ImageManifest,
   isImageManifestMediaType,
   isIndexMediaType,
@@ -65,17 +64,6 @@ export interface ImageInspectInfo {
   Env: string[] | null;
   /** Config author. */
   Author: string;
-}
-
-/** An image config as far as inspect reads it. */
-interface ImageConfig {
-  created?: string;
-  author?: string;
-  architecture?: string;
-  os?: string;
-  variant?: string;
-  docker_version?: string;
-  config?: { Labels?: Record<string, string> | null; Env?: string[] | null };
 }
 
 const GO_ARCH: Record<string, string> = { x86_64: "amd64", aarch64: "arm64" };
@@ -151,7 +139,7 @@ export async function inspectImage(
     );
   }
   const configBytes = await client.getBlob(ref, manifest.config.digest, { signal });
-  const config = parseManifestJson<ImageConfig>(configBytes, `config ${manifest.config.digest}`);
+  const config = parseImageConfig(configBytes, `config ${manifest.config.digest}`);
   const isOci = fetched.mediaType === MediaType.ociManifest;
   return {
     Tag: "",
@@ -193,14 +181,12 @@ async function resolveInstance(
   signal?: AbortSignal,
 ): Promise<{ manifest: ImageManifest; fetched: FetchedManifest }> {
   const top = await client.getManifest(ref, { signal });
-  if (isImageManifestMediaType(top.mediaType)) {
-    return { manifest: parseManifestJson<ImageManifest>(top.bytes, "manifest"), fetched: top };
-  }
-  if (!isIndexMediaType(top.mediaType)) {
+  if (!isImageManifestMediaType(top.mediaType) && !isIndexMediaType(top.mediaType)) {
     throw new AirlockError("UNSUPPORTED_MEDIA_TYPE", `unsupported manifest MIME type "${top.mediaType}"`);
   }
-  const index = parseManifestJson<ImageIndex>(top.bytes, "index");
-  const entry = chooseEntry(index.manifests ?? [], choice);
+  const doc = parseImageDocument(top, formatReference(ref));
+  if (doc.kind === "image") return { manifest: doc.manifest, fetched: top };
+  const entry = chooseEntry(doc.index.manifests, choice);
   if (!entry) {
     const rt = runtimePlatform();
     const kind = top.mediaType === MediaType.ociIndex ? "image index" : "manifest list";
@@ -215,7 +201,10 @@ async function resolveInstance(
   if (!isImageManifestMediaType(child.mediaType)) {
     throw new AirlockError("UNSUPPORTED_MEDIA_TYPE", `unsupported manifest MIME type "${child.mediaType}"`);
   }
-  return { manifest: parseManifestJson<ImageManifest>(child.bytes, "manifest"), fetched: child };
+  return {
+    manifest: parseImageManifest(child.bytes, `manifest ${child.digest}`, child.mediaType),
+    fetched: child,
+  };
 }
 
 /** containers/image's choice: exact os and arch; the variant must match when one is wanted. */

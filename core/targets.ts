@@ -5,17 +5,15 @@
  *
  * @module
  */
-import { parseManifestJson } from "./encoding/manifest_json.ts";
 import { AirlockError } from "./errors.ts";
 import { allowsPlatform, formatPlatform, type PlatformFilter } from "./platform.ts";
 import { formatReference, type Reference, repositoryName } from "./reference.ts";
 import type { RegistryClient } from "./registry/client.ts";
+import { parseImageConfig, parseImageDocument, parseImageManifest } from "./registry/manifest.ts";
 import {
   type Descriptor,
   type FetchedManifest,
   type ImageIndex,
-  type ImageManifest,
-  isImageManifestMediaType,
   isIndexMediaType,
   isSchema1MediaType,
   MediaType,
@@ -62,7 +60,8 @@ export interface SelectOptions {
 /**
  * Fetches the image's top-level manifest (and, for a single image, its config) and lists the manifests to sign.
  *
- * @throws {AirlockError} `UNSUPPORTED_MEDIA_TYPE` for schema 1 and unknown manifest types; registry errors.
+ * @throws {AirlockError} `UNSUPPORTED_MEDIA_TYPE` for schema 1 and unknown manifest types; `MANIFEST_INVALID` for
+ *   a manifest or index that is not what its type says (see `registry/manifest.ts`); registry errors.
  *
  * @example
  * ```ts
@@ -76,22 +75,20 @@ export async function selectTargets(
 ): Promise<TargetSelection> {
   const top = await client.getManifest(ref, { signal: opts.signal });
   const named = namedIdentity(ref, top.digest);
-  if (isIndexMediaType(top.mediaType)) return selectFromIndex(ref, top, named, opts);
-  if (isImageManifestMediaType(top.mediaType)) {
-    const filter = opts.filterSingleImage === false ? { arch: [], os: [], variant: [] } : opts.filter;
-    const platform = await imagePlatform(client, ref, top, filter, opts.signal);
-    const targets: Target[] = allowsPlatform(filter, platform)
-      ? [{
-        kind: "image",
-        digest: top.digest,
-        identity: named,
-        platform: platform && formatPlatform(platform),
-      }]
-      : [];
-    return { top, targets, entryErrors: [] };
-  }
   // Docker schema 1 never gets here: getManifest refuses it (UNSUPPORTED_MEDIA_TYPE).
-  throw new AirlockError("UNSUPPORTED_MEDIA_TYPE", `unsupported MIME type "${top.mediaType}"`);
+  const doc = parseImageDocument(top, formatReference(ref));
+  if (doc.kind === "index") return selectFromIndex(top, doc.index, named, opts);
+  const filter = opts.filterSingleImage === false ? { arch: [], os: [], variant: [] } : opts.filter;
+  const platform = await imagePlatform(client, ref, top, filter, opts.signal);
+  const targets: Target[] = allowsPlatform(filter, platform)
+    ? [{
+      kind: "image",
+      digest: top.digest,
+      identity: named,
+      platform: platform && formatPlatform(platform),
+    }]
+    : [];
+  return { top, targets, entryErrors: [] };
 }
 
 /** `host/repo:tag`, or `host/repo@digest` when the reference names no tag (the line's own digest when pinned). */
@@ -101,15 +98,14 @@ function namedIdentity(ref: Reference, digest: string): string {
 }
 
 function selectFromIndex(
-  ref: Reference,
   top: FetchedManifest,
+  index: ImageIndex,
   named: string,
   opts: SelectOptions,
 ): TargetSelection {
-  const index = parseManifestJson<ImageIndex>(top.bytes, `index ${formatReference(ref)}`);
   const targets: Target[] = [];
   const entryErrors: AirlockError[] = [];
-  for (const entry of index.manifests ?? []) {
+  for (const entry of index.manifests) {
     // An entry without `platform` is treated as ("", "", ""), which every filter allows (hangar panics here).
     if (!allowsPlatform(opts.filter, entry.platform)) continue;
     const problem = entryProblem(entry);
@@ -168,14 +164,9 @@ export async function imagePlatform(
   signal?: AbortSignal,
 ): Promise<{ architecture: string; os: string; variant?: string } | undefined> {
   if (filter.arch.length === 0 && filter.os.length === 0 && filter.variant.length === 0) return undefined;
-  const cfg = parseManifestJson<ImageManifest>(top.bytes, `manifest ${top.digest}`).config;
-  if (!cfg || (cfg.mediaType !== MediaType.ociConfig && cfg.mediaType !== MediaType.dockerConfig)) {
-    return undefined;
-  }
+  const cfg = parseImageManifest(top.bytes, `manifest ${top.digest}`, top.mediaType).config;
+  if (cfg.mediaType !== MediaType.ociConfig && cfg.mediaType !== MediaType.dockerConfig) return undefined;
   const bytes = await source.getBlob(ref, cfg.digest, { signal });
-  const config = parseManifestJson<{ architecture?: string; os?: string; variant?: string }>(
-    bytes,
-    `config ${cfg.digest}`,
-  );
+  const config = parseImageConfig(bytes, `config ${cfg.digest}`);
   return { architecture: config.architecture ?? "", os: config.os ?? "", variant: config.variant };
 }

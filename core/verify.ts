@@ -38,10 +38,11 @@
  * @module
  */
 import { AirlockError } from "./errors.ts";
-import { parseReference, type Reference, withDefaultTag } from "./reference.ts";
+import { formatReference, parseReference, type Reference, withDefaultTag } from "./reference.ts";
 import type { RegistryClient } from "./registry/client.ts";
 import { isManifestUnknown } from "./registry/errors.ts";
-import { MediaType } from "./registry/types.ts";
+import { isImageManifestMediaType, isIndexMediaType, MediaType } from "./registry/types.ts";
+import { parseImageDocument } from "./registry/manifest.ts";
 import { runPool } from "./pool.ts";
 import {
   ANNOTATION_BUNDLE,
@@ -276,6 +277,10 @@ async function resolveDigest(
   // bytes (never taken from a header).
   const target: Reference = ref.digest !== undefined ? { ...ref, tag: undefined } : ref;
   const m = await client.getManifest(target, { signal });
+  // An image or index must be one (cosign would not parse it; what is not one is never reported verified).
+  if (isIndexMediaType(m.mediaType) || isImageManifestMediaType(m.mediaType)) {
+    parseImageDocument(m, formatReference(target));
+  }
   return { digest: m.digest, mediaType: m.mediaType };
 }
 

@@ -10,7 +10,7 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { indexTar } from "../../core/tar.ts";
+import { indexTar, TarWriter } from "../../core/tar.ts";
 import { airlock, show, startRegistry, tempDir } from "../testbed/mod.ts";
 import { baseSeed, caseCount, clearError, memorySource, within } from "./harness.ts";
 import { Rng } from "./rng.ts";
@@ -99,6 +99,40 @@ Deno.test("airlock load: malformed tar headers are clear errors, exit 1 at once,
       `${attack.name}\n${show(r)}`,
     );
     assert(!/TypeError|RangeError|at .*\.ts:\d+/.test(r.stderr), `${attack.name}: a crash\n${show(r)}`);
+  }
+  const cat = await (await reg.fetch("/v2/_catalog")).json();
+  assertEquals(cat.repositories, [], "nothing was pushed");
+});
+
+Deno.test("airlock load: an archive whose index.json or manifests are not what they say is refused, nothing pushed", async () => {
+  await using tmp = await tempDir("airlock-hostile-index-");
+  await using reg = await startRegistry();
+  const enc = new TextEncoder();
+  const hex = "a".repeat(64);
+  const indexes = [
+    "[]",
+    '{"schemaVersion":2,"manifests":"x"}',
+    '{"schemaVersion":2,"manifests":[null]}',
+    `{"schemaVersion":2,"manifests":[{"mediaType":"x","digest":"sha256:zz","size":1,"annotations":{"org.opencontainers.image.ref.name":"r.io/a/b:1"}}]}`,
+    `{"schemaVersion":2,"manifests":[{"mediaType":"x","digest":"sha256:${hex}","size":"1","annotations":{"org.opencontainers.image.ref.name":"r.io/a/b:1"}}]}`,
+    `{"schemaVersion":2,"manifests":[{"mediaType":"x","digest":"sha256:${hex}","size":1,"annotations":{"org.opencontainers.image.ref.name":7}}]}`,
+  ];
+  for (const index of indexes) {
+    const file = join(tmp.path, "bad-index.tar");
+    {
+      using f = await Deno.open(file, { write: true, create: true, truncate: true });
+      const tar = new TarWriter(f);
+      await tar.addFile("oci-layout", enc.encode('{"imageLayoutVersion":"1.0.0"}'));
+      await tar.addFile("index.json", enc.encode(index));
+      await tar.close();
+    }
+    const r = await airlock(["load", "-i", file, "-d", reg.host, "--tls-verify=false"], { cwd: tmp.path });
+    assertEquals(r.code, 1, `${index}\n${show(r)}`);
+    assertMatch(
+      r.stderr,
+      /FATA.*archive ".*bad-index\.tar": index\.json is not a valid/,
+      `${index}\n${show(r)}`,
+    );
   }
   const cat = await (await reg.fetch("/v2/_catalog")).json();
   assertEquals(cat.repositories, [], "nothing was pushed");
