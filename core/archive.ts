@@ -44,6 +44,7 @@ import {
 } from "./registry/types.ts";
 import { type Logger, silentLogger } from "./report.ts";
 import { deadlineError } from "./pool.ts";
+import { LinkedAbort } from "./abort.ts";
 import { attachmentRef } from "./signature/attachment_store.ts";
 import { ATTESTATION_TAG_SUFFIX, parseAttachmentTag, SIGNATURE_TAG_SUFFIX } from "./signature/attachments.ts";
 import { sha256Digest } from "./encoding/digest.ts";
@@ -157,7 +158,9 @@ export async function saveImages(
       const timer = timeoutMs > 0
         ? setTimeout(() => deadline.abort(deadlineError(timeoutMs)), timeoutMs)
         : undefined;
-      const signal = o.signal ? AbortSignal.any([o.signal, deadline.signal]) : deadline.signal;
+      const link = new LinkedAbort(o.signal);
+      deadline.signal.addEventListener("abort", () => link.abort(deadline.signal.reason), { once: true });
+      const signal = link.signal;
       try {
         const saved = await saveOne(tar, stored, ref, { ...o, signal });
         if (saved === undefined) {
@@ -184,6 +187,7 @@ export async function saveImages(
         lines.push({ id: r.line.id, line: r.line.line, status: "failed", error });
       } finally {
         clearTimeout(timer);
+        link.dispose();
       }
       o.onProgress?.(++done, work.length);
     }

@@ -23,7 +23,6 @@ import type {
   SigstoreTrustedRoot,
 } from "./keyless/mod.ts";
 import { formatPlatform } from "./platform.ts";
-import { runPool } from "./pool.ts";
 import { formatReference, type Reference } from "./reference.ts";
 import type { RegistryClient } from "./registry/client.ts";
 import { isIndexMediaType, MediaType } from "./registry/types.ts";
@@ -32,8 +31,8 @@ import { DSSE_ENVELOPE_MEDIA_TYPE } from "./signature/attachments.ts";
 import { readAttachment } from "./signature/attachment_store.ts";
 import { goJsonString } from "./encoding/go_json.ts";
 import type { PublicKey } from "./signature/public_key.ts";
-import { findReferrerBundles, type ReferrerBundle } from "./signature/referrer_bundles.ts";
-import { MAX_ATTACHMENT_LAYERS, MAX_PAYLOAD_BYTES } from "./signature/signature_layers.ts";
+import { type ReferrerBundle, referrerBundles } from "./signature/referrer_bundles.ts";
+import { MAX_ATTACHMENT_LAYERS, readPayloads } from "./signature/signature_layers.ts";
 import { cosignReference, cosignReferenceName, verifyReferrerBundle } from "./verify.ts";
 
 /** cosign's `--type` shorthands and the predicate type URIs they stand for (`options/predicate.go`). */
@@ -151,54 +150,31 @@ interface AttLayer {
   readonly error?: string;
 }
 
-const LAYER_CONTENT_ERRORS = new Set(["DIGEST_MISMATCH", "TOO_LARGE", "NOT_FOUND"]);
-
-/** Every layer of `sha256-<hex>.att` with its blob (per-layer failures as reasons); `[]` when there is no tag. */
-async function readAttestationLayers(
+/**
+ * Every layer of `sha256-<hex>.att` with its blob (per-layer failures as reasons), one at a time in manifest
+ * order, blobs read a few at a time and a few MiB ahead at most; nothing when there is no tag.
+ */
+async function* readAttestationLayers(
   client: RegistryClient,
   repo: Reference,
   digest: string,
   signal?: AbortSignal,
   maxLayers = MAX_ATTACHMENT_LAYERS,
-): Promise<AttLayer[]> {
+): AsyncGenerator<AttLayer> {
   const stored = await readAttachment(client, repo, digest, { suffix: "att", signal });
-  if (!stored) return [];
+  if (!stored) return;
+  const name = `attestation manifest ${stored.ref.repository}:${stored.ref.tag}`;
   if (stored.layers.length > maxLayers) {
     throw new AirlockError(
       "TOO_LARGE",
-      `attestation manifest ${stored.ref.repository}:${stored.ref.tag} has ${stored.layers.length} layers, ` +
-        `more than the ${maxLayers} accepted`,
+      `${name} has ${stored.layers.length} layers, more than the ${maxLayers} accepted`,
     );
   }
-  const results = await runPool(stored.layers, 4, async (l, itemSignal): Promise<AttLayer> => {
+  for await (const r of readPayloads(client, stored.ref, stored.layers, { signal, name })) {
+    const l = r.layer;
     const base = { index: l.index, mediaType: l.mediaType, digest: l.digest, annotations: l.annotations };
-    if (!Number.isSafeInteger(l.size) || l.size < 0 || l.size > MAX_PAYLOAD_BYTES) {
-      return {
-        ...base,
-        error: `layer ${l.digest} is ${l.size} bytes, more than the ${MAX_PAYLOAD_BYTES} accepted`,
-      };
-    }
-    try {
-      const payload = await client.getBlob(stored.ref, l.digest, {
-        maxBytes: MAX_PAYLOAD_BYTES,
-        signal: itemSignal,
-      });
-      if (payload.length !== l.size) {
-        return {
-          ...base,
-          error: `layer ${l.digest}: ${payload.length} bytes read, the manifest says ${l.size}`,
-        };
-      }
-      return { ...base, payload };
-    } catch (e) {
-      if (isAirlockError(e) && LAYER_CONTENT_ERRORS.has(e.code)) return { ...base, error: e.message };
-      throw e;
-    }
-  }, { signal });
-  return results.map((r) => {
-    if (!r.ok) throw r.error;
-    return r.value;
-  });
+    yield r.payload ? { ...base, payload: r.payload } : { ...base, error: r.error?.message };
+  }
 }
 
 type Outcome = VerifiedAttestation | { readonly reason: string };
@@ -234,13 +210,15 @@ export async function verifyImageAttestations(
   // 1. The digest (a digest reference as it is, a tag resolved).
   const digest = await resolveCosignDigest(client, ref, opts.signal);
   // 2. Referrer bundles first (cosign v3), else the legacy .att layers.
-  const { bundles } = await findReferrerBundles(client, ref, digest, { signal: opts.signal });
-  let outcomes: Outcome[];
-  if (bundles.length > 0) {
-    outcomes = await Promise.all(bundles.map((b) => checkBundle(b, digest, opts)));
-  } else {
-    const layers = await readAttestationLayers(client, ref, digest, opts.signal);
-    outcomes = await Promise.all(layers.map((l) => checkAttLayer(l, digest, opts)));
+  // Each bundle or layer is checked as it is read, and only what verified is kept.
+  const outcomes: Outcome[] = [];
+  for await (const b of referrerBundles(client, ref, digest, { signal: opts.signal }).bundles) {
+    outcomes.push(await checkBundle(b, digest, opts));
+  }
+  if (outcomes.length === 0) {
+    for await (const l of readAttestationLayers(client, ref, digest, opts.signal)) {
+      outcomes.push(await checkAttLayer(l, digest, opts));
+    }
   }
   if (outcomes.length === 0) {
     throw new AirlockError("SIGNATURE_MISSING", "no matching attestations: no attestations found");
@@ -382,8 +360,7 @@ export async function downloadAttestations(
   const want = opts.predicateType;
   const lines: string[] = [];
   // 1. Referrer bundles (the reference as given: --platform does not apply).
-  const { bundles } = await findReferrerBundles(client, ref, digest, { signal: opts.signal });
-  for (const b of bundles) {
+  for await (const b of referrerBundles(client, ref, digest, { signal: opts.signal }).bundles) {
     if (b.bundle === undefined) continue;
     let json: Record<string, unknown>;
     try {
@@ -396,14 +373,8 @@ export async function downloadAttestations(
   }
   // 2. The legacy .att tag, of the platform's child when --platform is given.
   const attDigest = platform ? await platformChild(client, ref, platform, opts.signal) : digest;
-  const layers = await readAttestationLayers(
-    client,
-    ref,
-    attDigest,
-    opts.signal,
-    MAX_DOWNLOADED_ATTESTATIONS,
-  );
-  for (const l of layers) {
+  const layers = readAttestationLayers(client, ref, attDigest, opts.signal, MAX_DOWNLOADED_ATTESTATIONS);
+  for await (const l of layers) {
     if (l.payload === undefined) {
       throw new AirlockError("REGISTRY_ERROR", l.error ?? `layer ${l.digest} not read`);
     }

@@ -17,6 +17,7 @@
  * @module
  */
 import { AirlockError } from "./errors.ts";
+import { LinkedAbort } from "./abort.ts";
 
 /**
  * The outcome of one item.
@@ -224,5 +225,40 @@ export async function withDeadline<T>(
   } finally {
     clearTimeout(timer);
     stop();
+  }
+}
+
+/**
+ * Maps `items` with `fn`, at most `limit` at once, yielding the results in input order as soon as each is the next
+ * one due: a consumer that handles each result and drops it holds at most `limit` results. A failure of `fn` is
+ * thrown when its turn comes; leaving the loop early aborts the calls still running (their signal).
+ *
+ * @example
+ * ```ts
+ * for await (const blob of mapInOrder(digests, 4, (d, signal) => client.getBlob(ref, d, { signal }))) check(blob);
+ * ```
+ */
+export async function* mapInOrder<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, signal: AbortSignal) => Promise<R>,
+  signal?: AbortSignal,
+): AsyncGenerator<R> {
+  const link = new LinkedAbort(signal);
+  const inner = link.signal;
+  const running: Promise<R>[] = [];
+  let next = 0;
+  try {
+    while (next < items.length || running.length > 0) {
+      while (next < items.length && running.length < limit) {
+        const p = fn(items[next++], inner);
+        p.catch(() => {}); // awaited in its turn; a failure after an early exit is not unhandled
+        running.push(p);
+      }
+      yield await running.shift()!;
+    }
+  } finally {
+    link.abort(new AirlockError("CANCELLED", "no longer needed"));
+    link.dispose();
   }
 }

@@ -26,6 +26,7 @@ import {
   type NewAttachmentLayer,
 } from "./signature/attachments.ts";
 import { readAttachment } from "./signature/attachment_store.ts";
+import { checkLayerCount, readPayloads } from "./signature/signature_layers.ts";
 import { AttachmentWriter, FRESH_READ_MS, type PendingAppend } from "./signature/attachment_writer.ts";
 import { buildSimpleSigningPayload } from "./signature/payload.ts";
 import { sha256Digest } from "./encoding/digest.ts";
@@ -185,6 +186,7 @@ export class Signer {
       let readAt = performance.now();
       let stored = await readAttachment(o.client, repo, target.digest, { signal });
       const readDone = performance.now();
+      if (stored) checkLayerCount(stored.layers.length, signatureManifestName(stored.ref));
       if (stored && !o.force) {
         const found = await this.#findEqual(repo, target, stored.layers, signal);
         if (found) return { signed: { ...target, status: "present" as const, layerDigest: found } };
@@ -209,6 +211,13 @@ export class Signer {
         readAt = performance.now();
         stored = await readAttachment(o.client, repo, target.digest, { signal });
       }
+      // cosign and airlock read at most 1000 layers: a signature appended as the 1001st would never be verified.
+      if (stored) {
+        checkLayerCount(
+          stored.layers.length + 1,
+          `with this signature, ${signatureManifestName(stored.ref)}`,
+        );
+      }
       const append = {
         repo,
         digest: target.digest,
@@ -230,6 +239,7 @@ export class Signer {
     layers: readonly {
       mediaType: string;
       digest: string;
+      size: number;
       annotations: Readonly<Record<string, string>>;
       isSignature: boolean;
       signature?: string;
@@ -238,20 +248,28 @@ export class Signer {
   ): Promise<string | undefined> {
     const candidates = layers.filter((l) => l.isSignature && l.signature);
     if (candidates.length === 0) return undefined;
-    // No `digest` in the decoded layers: getBlob has checked each payload against it already.
-    const decoded = await Promise.all(candidates.map(async (l) => ({
-      mediaType: l.mediaType,
-      annotations: l.annotations,
-      payload: await this.#o.client.getBlob(repo, l.digest, { signal }),
-    })));
-    const found = await findEquivalentSignature(decoded, {
+    // One payload at a time, a few fetched ahead, stopping at the first equal one: memory stays at a few MiB
+    // whatever the .sig holds. A layer whose blob is unusable is simply not equal.
+    const query = {
       manifestDigest: target.digest,
       dockerReference: target.identity,
       annotations: this.#o.annotations,
-      verify: (payload, signature) => verifySignature(this.#publicKey, payload, signature),
-    });
-    return found === undefined ? undefined : candidates[found.index].digest;
+      verify: (payload: Uint8Array, signature: Uint8Array) =>
+        verifySignature(this.#publicKey, payload, signature),
+    };
+    for await (const r of readPayloads(this.#o.client, repo, candidates, { signal })) {
+      if (!r.payload) continue;
+      // No `digest` in the decoded layer: the payload was checked against it when read.
+      const decoded = { mediaType: r.layer.mediaType, annotations: r.layer.annotations, payload: r.payload };
+      if (await findEquivalentSignature([decoded], query)) return r.layer.digest;
+    }
+    return undefined;
   }
+}
+
+/** `signature manifest <repo>:<tag>`, for messages. */
+function signatureManifestName(ref: Reference): string {
+  return `signature manifest ${ref.repository}:${ref.tag}`;
 }
 
 /** Several manifest errors of one image become one error whose message lists them, one per line. */

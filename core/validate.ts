@@ -33,7 +33,8 @@ import type { RegistryClient } from "./registry/client.ts";
 import type { FetchedManifest } from "./registry/types.ts";
 import { isIndexMediaType } from "./registry/types.ts";
 import { type Logger, silentLogger } from "./report.ts";
-import { fetchSignatureLayers } from "./signature/signature_layers.ts";
+import { readAttachment } from "./signature/attachment_store.ts";
+import { checkLayerCount, oversizedLayer, readPayloads } from "./signature/signature_layers.ts";
 import { selectTargets, type Target, type TargetSelection } from "./targets.ts";
 
 export { hangarValidatePolicy } from "./config/policy.ts";
@@ -267,33 +268,46 @@ function policyImage(
   o: ValidateOptions,
   signal?: AbortSignal,
 ): PolicyImage {
-  let sigs: Promise<readonly UntrustedSignature[]> | undefined;
   return {
     reference,
     manifestDigest: digest,
-    signatures: () => sigs ??= readSignatures(reference, digest, o, signal),
+    signatures: () => readSignatures(reference, digest, o, signal),
   };
 }
 
-async function readSignatures(
+/**
+ * The signatures of a manifest, one at a time: every layer of its `.sig` tag with its blob, as containers/image
+ * reads them (any unreadable layer fails the whole), fetched a few at a time so that only a few MiB are held.
+ */
+async function* readSignatures(
   reference: Reference,
   digest: string,
   o: ValidateOptions,
   signal?: AbortSignal,
-): Promise<readonly UntrustedSignature[]> {
+): AsyncGenerator<UntrustedSignature> {
   // Lookaside (GPG) signatures are never read; sigstore attachments only when registries.d enables them, and
   // when it does not, the rejection says so (containers/image would only say that no signature exists).
   const decision = useSigstoreAttachments(o.registriesD, reference);
   if (!decision.value) {
     throw attachmentsDisabledError(o.registriesD, formatReference(reference), decision, "reading");
   }
-  const { layers } = await fetchSignatureLayers(o.client, reference, digest, { signal });
-  return layers.map((l) => ({
-    kind: "sigstore" as const,
-    mimeType: l.mediaType,
-    payload: l.payload,
-    annotations: l.annotations,
-  }));
+  const stored = await readAttachment(o.client, reference, digest, { signal });
+  if (!stored) return;
+  const name = `attachment manifest ${stored.ref.repository}:${stored.ref.tag}`;
+  checkLayerCount(stored.layers.length, name);
+  for (const l of stored.layers) {
+    const tooLarge = oversizedLayer(l, "layer", ` of ${stored.ref.repository}:${stored.ref.tag}`);
+    if (tooLarge) throw tooLarge;
+  }
+  for await (const r of readPayloads(o.client, stored.ref, stored.layers, { signal, name })) {
+    if (r.error) throw r.error;
+    yield {
+      kind: "sigstore",
+      mimeType: r.layer.mediaType,
+      payload: r.payload!,
+      annotations: r.layer.annotations,
+    };
+  }
 }
 
 /** hangar's error chain for an image with rejected manifests (spec/hangar.md §6.4 step 4). */

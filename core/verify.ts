@@ -20,14 +20,13 @@
  *
  * The identity (`docker-reference`) is not checked, as in cosign. Nothing here prints.
  *
- * **Never trusting the registry.** The `.sig` manifest is refused as a whole when it has more than
- * {@linkcode MAX_ATTACHMENT_LAYERS} layers (as cosign does). Blobs are read per layer, as cosign's `Payload()` is
- * called per signature: a layer whose declared size is over {@linkcode MAX_PAYLOAD_BYTES} (4 MiB; cosign allows
- * 128 MiB) is not fetched, a blob is read up to that limit and checked against its digest and size, and a missing,
- * oversized or mismatched blob makes that one layer fail with a reason, so a bad layer appended by someone with
- * push rights cannot hide a good one. Network and authorization errors end the verification (exit 1), never
- * turn into "no matching signatures". (`fetchSignatureLayers` fails the whole manifest on the first bad blob, so it
- * is not used here.)
+ * **Never trusting the registry.** The `.sig` manifest is refused as a whole when it has more than 1000 layers
+ * (as cosign does), or when its layers announce more than 64 MiB in all (`signature_layers.ts`). Blobs are read
+ * per layer, as cosign's `Payload()` is called per signature, a few at a time and at most a few MiB ahead of the
+ * checks: a layer whose declared size is over 4 MiB (cosign allows 128 MiB) is not fetched, a blob is read up to
+ * its declared size and checked against its digest, and a missing, oversized or mismatched blob makes that one
+ * layer fail with a reason, so a bad layer appended by someone with push rights cannot hide a good one. Network
+ * and authorization errors end the verification (exit 1), never turn into "no matching signatures".
  *
  * **Payload parsing.** cosign reads payloads with Go's lenient `json.Unmarshal`. airlock reads them the same way
  * (unknown members ignored, `null` leaves a field empty, wrong kinds fail) with three refusals a legitimate signer
@@ -43,7 +42,6 @@ import type { RegistryClient } from "./registry/client.ts";
 import { isManifestUnknown } from "./registry/errors.ts";
 import { isImageManifestMediaType, isIndexMediaType, MediaType } from "./registry/types.ts";
 import { parseImageDocument } from "./registry/manifest.ts";
-import { runPool } from "./pool.ts";
 import {
   ANNOTATION_BUNDLE,
   ANNOTATION_RFC3161_TIMESTAMP,
@@ -54,7 +52,7 @@ import {
 } from "./signature/attachments.ts";
 import { goBase64Decode } from "./encoding/base64.ts";
 import { attachmentRef } from "./signature/attachment_store.ts";
-import { findReferrerBundles, type ReferrerBundle } from "./signature/referrer_bundles.ts";
+import { type ReferrerBundle, referrerBundles } from "./signature/referrer_bundles.ts";
 import type {
   CertificateIdentity,
   IdentityPolicy,
@@ -76,7 +74,7 @@ import { goQuote } from "./encoding/go_quote.ts";
 import { base64Encode } from "./encoding/base64.ts";
 import { type PublicKey, verifySignature } from "./signature/public_key.ts";
 import { errorMessage, isAirlockError } from "./errors.ts";
-import { MAX_ATTACHMENT_LAYERS, MAX_PAYLOAD_BYTES } from "./signature/signature_layers.ts";
+import { checkLayerCount, readPayloads } from "./signature/signature_layers.ts";
 
 /** cosign's message when the digest has no signature at all (`ErrNoSignaturesFound`, exit code 10). */
 export const NO_SIGNATURES_FOUND = "no signatures found";
@@ -159,7 +157,7 @@ export interface VerifyResult {
  * @throws {AirlockError} `SIGNATURE_MISSING` `no signatures found` when the digest has no `.sig` tag (or an empty
  * one) and no referrer bundle; `NO_MATCHING_SIGNATURES` `no matching signatures:\n<reason>\n  <reason>…` when no
  * layer (or referrer bundle) passes; `INVALID_ARGUMENT` for options that are not exactly one of key and identity;
- * `TOO_LARGE` for a `.sig` manifest with more than {@linkcode MAX_ATTACHMENT_LAYERS} layers; registry errors
+ * `TOO_LARGE` for a `.sig` manifest with more than 1000 layers or 64 MiB of payloads; registry errors
  * (`NOT_FOUND`, `DIGEST_MISMATCH`, `UNAUTHORIZED`, …) as the client raises them.
  *
  * @example
@@ -180,15 +178,15 @@ export async function verifyImage(
   const { digest, mediaType } = await resolveDigest(client, ref, opts.signal);
   const name = cosignReferenceName(ref);
   // 2. cosign v3 verifies sigstore bundles stored as OCI referrers when there are any.
-  const { bundles } = await findReferrerBundles(client, ref, digest, { signal: opts.signal });
-  let outcomes: (VerifiedSignature | Rejection)[];
-  if (bundles.length > 0) {
-    outcomes = await Promise.all(bundles.map((b, i) => checkReferrerBundle(b, i, digest, name, opts)));
-  } else {
-    // 3. Every layer of sha256-<hex>.sig, blobs fetched per layer (a broken layer is one more reason, not a crash).
-    const layers = await readSignatureLayers(client, ref, digest, opts.signal);
-    // 4. Each layer checked as cosign's verifyInternal does: signature, claims, transparency log.
-    outcomes = await Promise.all(layers.map((l) => checkLayer(l, digest, opts)));
+  // Each bundle is checked as it is read, and only what verified is kept.
+  let outcomes: (VerifiedSignature | Rejection)[] = [];
+  for await (const b of referrerBundles(client, ref, digest, { signal: opts.signal }).bundles) {
+    outcomes.push(await checkReferrerBundle(b, outcomes.length, digest, name, opts));
+  }
+  if (outcomes.length === 0) {
+    // 3. Every layer of sha256-<hex>.sig, blobs read in turn (a broken layer is one more reason, not a crash),
+    // 4. each checked as cosign's verifyInternal does: signature, claims, transparency log.
+    outcomes = await checkSignatureLayers(client, ref, digest, opts);
   }
   const signatures = outcomes.filter((o): o is VerifiedSignature => !("reason" in o));
   const rejected = outcomes.filter((o): o is Rejection => "reason" in o);
@@ -395,21 +393,23 @@ interface Rejection {
   readonly reason: string;
 }
 
-/** Registry errors that are about one layer's content (a reason), not about reaching the registry (an abort). */
-const LAYER_CONTENT_ERRORS = new Set(["DIGEST_MISMATCH", "TOO_LARGE", "NOT_FOUND"]);
-
-async function readSignatureLayers(
+/**
+ * Every layer of the `.sig` tag of `digest`, checked in order: payload blobs are read a few at a time (at most a
+ * few MiB ahead) and each is dropped once checked unless it verified. A layer whose blob is missing, too large or
+ * damaged is one more reason, not a failure of the whole.
+ */
+async function checkSignatureLayers(
   client: RegistryClient,
   repo: Reference,
   digest: string,
-  signal?: AbortSignal,
-): Promise<ReadLayer[]> {
+  opts: VerifyOptions,
+): Promise<(VerifiedSignature | Rejection)[]> {
   const sigRef = attachmentRef(repo, digest);
   let fetched;
   try {
     fetched = await client.getManifest(sigRef, {
       accept: [MediaType.ociManifest, MediaType.dockerManifest],
-      signal,
+      signal: opts.signal,
     });
   } catch (e) {
     if (isManifestUnknown(e)) throw new AirlockError("SIGNATURE_MISSING", NO_SIGNATURES_FOUND, { cause: e });
@@ -430,42 +430,28 @@ async function readSignatureLayers(
   });
   const layers = listAttachmentLayers(manifest);
   if (layers.length === 0) throw new AirlockError("SIGNATURE_MISSING", NO_SIGNATURES_FOUND);
-  if (layers.length > MAX_ATTACHMENT_LAYERS) {
-    throw new AirlockError(
-      "TOO_LARGE",
-      `signature manifest ${sigRef.repository}:${sigRef.tag} has ${layers.length} layers, more than the ` +
-        `${MAX_ATTACHMENT_LAYERS} accepted`,
-    );
-  }
-  const results = await runPool(layers, 4, async (layer, itemSignal): Promise<ReadLayer> => {
-    if (!layer.isSignature) return { layer };
-    if (!Number.isSafeInteger(layer.size) || layer.size < 0 || layer.size > MAX_PAYLOAD_BYTES) {
-      return {
-        layer,
-        error: `payload ${layer.digest} is ${layer.size} bytes, more than the ${MAX_PAYLOAD_BYTES} accepted`,
-      };
-    }
-    try {
-      const payload = await client.getBlob(sigRef, layer.digest, {
-        maxBytes: MAX_PAYLOAD_BYTES,
-        signal: itemSignal,
-      });
-      if (payload.length !== layer.size) {
-        return {
-          layer,
-          error: `payload ${layer.digest}: ${payload.length} bytes read, the manifest says ${layer.size}`,
-        };
+  const name = `signature manifest ${sigRef.repository}:${sigRef.tag}`;
+  checkLayerCount(layers.length, name);
+  const reads = readPayloads(client, sigRef, layers.filter((l) => l.isSignature), {
+    signal: opts.signal,
+    name,
+    what: "payload",
+  })[Symbol.asyncIterator]();
+  const outcomes: (VerifiedSignature | Rejection)[] = [];
+  try {
+    for (const layer of layers) {
+      if (!layer.isSignature) {
+        outcomes.push(await checkLayer({ layer }, digest, opts));
+        continue;
       }
-      return { layer, payload };
-    } catch (e) {
-      if (e instanceof AirlockError && LAYER_CONTENT_ERRORS.has(e.code)) return { layer, error: e.message };
-      throw e;
+      const { value: r } = await reads.next();
+      if (!r) throw new AirlockError("REGISTRY_ERROR", `payload ${layer.digest} was not read`);
+      outcomes.push(await checkLayer({ layer, payload: r.payload, error: r.error?.message }, digest, opts));
     }
-  }, { signal });
-  return results.map((r) => {
-    if (!r.ok) throw r.error;
-    return r.value;
-  });
+  } finally {
+    await reads.return(undefined);
+  }
+  return outcomes;
 }
 
 const SIGNATURE_FAILURE: Readonly<Record<PublicKey["algorithm"], string>> = {

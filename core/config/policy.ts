@@ -854,8 +854,11 @@ export interface PolicyImage {
   readonly reference: Reference;
   /** The manifest's sha256 digest (`sha256:…`), already verified against the bytes. */
   readonly manifestDigest: string;
-  /** The signatures of the manifest (read at most once); may throw (the image is then rejected with it). */
-  signatures(): Promise<readonly UntrustedSignature[]>;
+  /**
+   * The signatures of the manifest: all at once, or one at a time (each call reads them again, so that a reader
+   * need not hold every payload); may throw (the image is then rejected with it).
+   */
+  signatures(): Promise<readonly UntrustedSignature[]> | AsyncIterable<UntrustedSignature>;
 }
 
 /**
@@ -962,35 +965,40 @@ export class PolicyEvaluator {
     req: SigstoreSignedRequirement,
     image: PolicyImage,
   ): Promise<AirlockError | undefined> {
-    let sigs: readonly UntrustedSignature[];
+    // Only the code and text of each rejection are kept (an error object holds its stack: 1000 of them per manifest
+    // would be megabytes).
+    const rejections: { readonly code: ErrorCode; readonly message: string }[] = [];
+    let nonSigstore = 0;
+    let nonAttachments = 0;
+    let accepted = false;
     try {
-      sigs = await image.signatures();
+      // containers/image reads every signature before judging any: one that cannot be read rejects the image even
+      // after another was accepted. Read one at a time, each payload is dropped once judged.
+      for await (const sig of await image.signatures()) {
+        if (accepted) continue;
+        if (sig.kind !== "sigstore") {
+          nonSigstore++;
+          continue;
+        }
+        if (sig.mimeType !== SIMPLE_SIGNING_MEDIA_TYPE) {
+          nonAttachments++;
+          continue;
+        }
+        const reason = await this.#signature(req, image, sig);
+        if (reason === undefined) accepted = true; // one accepted signature is enough
+        else rejections.push({ code: reason.code, message: reason.message });
+      }
     } catch (e) {
       return e instanceof AirlockError ? e : reject("REGISTRY_ERROR", errorMessage(e));
     }
-    const rejections: AirlockError[] = [];
-    let nonSigstore = 0;
-    let nonAttachments = 0;
-    for (const sig of sigs) {
-      if (sig.kind !== "sigstore") {
-        nonSigstore++;
-        continue;
-      }
-      if (sig.mimeType !== SIMPLE_SIGNING_MEDIA_TYPE) {
-        nonAttachments++;
-        continue;
-      }
-      const reason = await this.#signature(req, image, sig);
-      if (reason === undefined) return undefined; // one accepted signature is enough
-      rejections.push(reason);
-    }
+    if (accepted) return undefined;
     if (rejections.length === 0) {
       const counters = nonSigstore === 0 && nonAttachments === 0
         ? ""
         : ` (${nonSigstore} non-sigstore signatures, ${nonAttachments} sigstore non-signature attachments)`;
       return reject("SIGNATURE_MISSING", `A signature was required, but no signature exists${counters}`);
     }
-    if (rejections.length === 1) return rejections[0];
+    if (rejections.length === 1) return reject(rejections[0].code, rejections[0].message);
     const code = rejections.every((r) => r.code === rejections[0].code)
       ? rejections[0].code
       : "SIGNATURE_INVALID";

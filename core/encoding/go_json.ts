@@ -296,6 +296,15 @@ class TreeParser {
     this.pos++;
     let out = "";
     for (;;) {
+      // Runs without escapes are taken whole: adding them a character at a time would make each string a chain of
+      // one-character pieces (~32 bytes per character, kept as long as the string lives).
+      const start = this.pos;
+      while (this.pos < this.s.length) {
+        const r = this.s.charCodeAt(this.pos);
+        if (r === 0x22 || r === 0x5c || r < 0x20) break;
+        this.pos++;
+      }
+      if (this.pos > start) out += this.s.slice(start, this.pos);
       if (this.pos >= this.s.length) this.fail("");
       const c = this.s.charCodeAt(this.pos);
       if (c === 0x22) {
@@ -303,10 +312,6 @@ class TreeParser {
         return out;
       }
       if (c < 0x20) this.fail("in string literal");
-      if (c !== 0x5c) {
-        out += this.s[this.pos++];
-        continue;
-      }
       this.pos++;
       const e = this.s[this.pos];
       if (e !== undefined && Object.hasOwn(SIMPLE_ESCAPES, e)) {

@@ -8,6 +8,13 @@
 import { AirlockError } from "../errors.ts";
 import { type NetworkError, networkError, type TransportResponse } from "./transport.ts";
 
+/** What a body read gathered: the bytes (one or more chunks), their count, whether the body ended. */
+interface Read {
+  chunks: Uint8Array[];
+  total: number;
+  complete: boolean;
+}
+
 /** Error bodies are read up to this many bytes; the rest says nothing more. */
 const errorBodyLimit = 64 * 1024;
 
@@ -48,18 +55,26 @@ export class Answer {
   readonly url: URL;
   readonly #body: ReadableStream<Uint8Array> | null;
   readonly #classify: (e: unknown) => NetworkError;
+  readonly #done: () => void;
 
   /**
    * @param res the transport's response
    * @param url the URL it answers
    * @param classify turns a failure while reading the body into a {@linkcode NetworkError}
+   * @param done called once the body has been read, drained or cancelled (not when it is streamed out)
    */
-  constructor(res: TransportResponse, url: URL, classify: (e: unknown) => NetworkError) {
+  constructor(
+    res: TransportResponse,
+    url: URL,
+    classify: (e: unknown) => NetworkError,
+    done: () => void = () => {},
+  ) {
     this.status = res.status;
     this.headers = res.headers;
     this.url = url;
     this.#body = res.body;
     this.#classify = classify;
+    this.#done = done;
   }
 
   /**
@@ -122,29 +137,82 @@ export class Answer {
    * Reads the body until its end or until more than `max` bytes arrived (then cancels it: `complete` is false and
    * the chunks hold the first bytes beyond the limit). A read failure is classified and thrown, or with `tolerant`
    * ends the reading (what was read is returned).
+   *
+   * A byte stream (fetch's bodies) is read into one buffer of the announced size: reading chunk by chunk would
+   * leave a buffer per chunk for the garbage collector, hundreds of MiB of them when thousands of small blobs
+   * are read a minute.
    */
   async #read(
     max: number,
     tolerant = false,
   ): Promise<{ chunks: Uint8Array[]; total: number; complete: boolean }> {
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    if (!this.#body) return { chunks, total, complete: true };
-    const reader = this.#body.getReader();
+    if (!this.#body) {
+      this.#done();
+      return { chunks: [], total: 0, complete: true };
+    }
+    let byob: ReadableStreamBYOBReader | undefined;
+    try {
+      byob = this.#body.getReader({ mode: "byob" });
+    } catch {
+      // not a byte stream: chunk by chunk
+    }
+    const read: Read = { chunks: [], total: 0, complete: false };
+    try {
+      await (byob ? this.#readInto(byob, max, read) : this.#readChunks(this.#body.getReader(), max, read));
+      return read;
+    } catch (e) {
+      if (!tolerant) throw this.#classify(e);
+      return { ...read, complete: false };
+    } finally {
+      this.#done();
+    }
+  }
+
+  /** Reads a byte stream into one growing buffer; `read` holds what was read so far, even on a failure. */
+  async #readInto(reader: ReadableStreamBYOBReader, max: number, read: Read): Promise<void> {
+    const declared = Number(this.headers.get("content-length") ?? NaN);
+    const first = Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, max) + 1 : 16 * 1024;
+    let buf = new Uint8Array(Math.min(first, max + 1));
+    try {
+      for (;;) {
+        if (read.total === buf.length) {
+          if (read.total > max) break;
+          const bigger = new Uint8Array(Math.min(buf.length * 2, max + 1));
+          bigger.set(buf);
+          buf = bigger;
+        }
+        const { done, value } = await reader.read(buf.subarray(read.total));
+        if (value) buf = new Uint8Array(value.buffer, 0, value.buffer.byteLength);
+        read.chunks = [buf.subarray(0, read.total + (done ? 0 : value!.byteLength))];
+        if (done) {
+          read.complete = true;
+          return;
+        }
+        read.total += value!.byteLength;
+        if (read.total > max) break;
+      }
+      await reader.cancel().catch(() => {});
+    } finally {
+      reader.releaseLock();
+    }
+  }
+
+  /** Reads any other stream chunk by chunk; `read` holds what was read so far, even on a failure. */
+  async #readChunks(reader: ReadableStreamDefaultReader<Uint8Array>, max: number, read: Read): Promise<void> {
     try {
       for (;;) {
         const { done, value } = await reader.read();
-        if (done) return { chunks, total, complete: true };
-        chunks.push(value);
-        total += value.byteLength;
-        if (total > max) {
+        if (done) {
+          read.complete = true;
+          return;
+        }
+        read.chunks.push(value);
+        read.total += value.byteLength;
+        if (read.total > max) {
           await reader.cancel().catch(() => {});
-          return { chunks, total, complete: false };
+          return;
         }
       }
-    } catch (e) {
-      if (!tolerant) throw this.#classify(e);
-      return { chunks, total, complete: false };
     } finally {
       reader.releaseLock();
     }

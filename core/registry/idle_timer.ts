@@ -23,6 +23,9 @@ export class IdleTimer {
   readonly #message: string;
   readonly #controller = new AbortController();
   #timer?: ReturnType<typeof setTimeout>;
+  #timedOut = false;
+  #other?: AbortSignal;
+  readonly #follow = () => this.#controller.abort(this.#other?.reason);
 
   /**
    * @param ms how long the transfer may stay idle
@@ -37,28 +40,37 @@ export class IdleTimer {
   arm(): void {
     clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {
+      this.#timedOut = true;
       this.#controller.abort(new AirlockError("TIMEOUT", this.#message));
     }, this.#ms);
   }
 
-  /** Stops the countdown (the transfer ended, or failed otherwise). */
+  /** Stops the countdown (the transfer ended, or failed otherwise) and stops following the other signal. */
   stop(): void {
     clearTimeout(this.#timer);
+    this.#other?.removeEventListener("abort", this.#follow);
   }
 
   /** Whether the transfer went idle for too long. */
   get fired(): boolean {
-    return this.#controller.signal.aborted;
+    return this.#timedOut;
   }
 
-  /** This timer's abort signal, combined with `other` when given. */
+  /**
+   * This timer's abort signal, also aborted by `other` when given (until {@linkcode IdleTimer.stop}; not with
+   * `AbortSignal.any`, which would keep a record on `other` for as long as it lives).
+   */
   signal(other?: AbortSignal): AbortSignal {
-    const own = this.#controller.signal;
-    return other ? AbortSignal.any([other, own]) : own;
+    if (other && this.#other === undefined) {
+      this.#other = other;
+      if (other.aborted) this.#follow();
+      else other.addEventListener("abort", this.#follow, { once: true });
+    }
+    return this.#controller.signal;
   }
 
   /** The error to report for a failure `e`: the TIMEOUT when the timer fired (it caused the failure), else `e`. */
   explain(e: unknown): unknown {
-    return this.fired ? this.#controller.signal.reason : e;
+    return this.#timedOut ? this.#controller.signal.reason : e;
   }
 }

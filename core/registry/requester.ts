@@ -12,6 +12,7 @@
  */
 
 import { AirlockError } from "../errors.ts";
+import { LinkedAbort } from "../abort.ts";
 import { Answer } from "./answer.ts";
 import { Authenticator, type Authorization } from "./auth.ts";
 import { RegistryError, registryError } from "./errors.ts";
@@ -279,16 +280,23 @@ export class Requester {
     let headers = exchange.headers;
     for (let hop = 0;; hop++) {
       if (signal?.aborted) throw networkError(signal.reason, current, { cancelled: true });
-      const timeout = limitMs > 0 ? AbortSignal.timeout(limitMs) : undefined;
-      const signals = [signal, timeout].filter((s): s is AbortSignal => s !== undefined);
+      // The request's own timer, stopped as soon as its body has been read: thousands of requests a minute must
+      // not leave thousands of pending 60 s timers (and their signals) behind.
+      const timeout = new RequestTimer(limitMs, signal);
       const hopUrl = current;
       const classify = (e: unknown) =>
         networkError(e, hopUrl, {
           cancelled: signal?.aborted === true,
-          timedOut: timeout?.aborted === true,
+          timedOut: timeout.timedOut,
           timeoutMs: limitMs,
         });
-      const transport = await this.#transportFor(current, allowHttp);
+      let transport: Transport;
+      try {
+        transport = await this.#transportFor(current, allowHttp);
+      } catch (e) {
+        timeout.stop();
+        throw e;
+      }
       let res: TransportResponse;
       try {
         res = await transport.send({
@@ -296,12 +304,13 @@ export class Requester {
           url: current,
           headers,
           ...(body instanceof ReadableStream ? { stream: body } : { body }),
-          signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals),
+          signal: timeout.signal,
         });
       } catch (e) {
+        timeout.stop();
         throw classify(e);
       }
-      const answer = new Answer(res, current, classify);
+      const answer = new Answer(res, current, classify, () => timeout.stop());
       const location = res.headers.get("location");
       if (!redirectStatuses.has(res.status) || !location || (method !== "GET" && method !== "HEAD")) {
         return answer;
@@ -389,6 +398,36 @@ export class Requester {
       const skipChecks = !tlsVerify && url.protocol === "https:";
       return skipChecks ? new NodeTransport(material) : new FetchTransport(material);
     });
+  }
+}
+
+/**
+ * The signal of one request: aborted by the caller's signal, or (a `TimeoutError`) after `ms` (0: never), until
+ * {@linkcode RequestTimer.stop}. Made of a listener removed at the end rather than `AbortSignal.any`, which keeps
+ * a record on the caller's (run-long) signal for every request.
+ */
+class RequestTimer {
+  readonly #link: LinkedAbort;
+  readonly #timer?: ReturnType<typeof setTimeout>;
+  timedOut = false;
+
+  constructor(ms: number, parent?: AbortSignal) {
+    this.#link = new LinkedAbort(parent);
+    if (ms > 0) {
+      this.#timer = setTimeout(() => {
+        this.timedOut = true;
+        this.#link.abort(new DOMException("request timed out", "TimeoutError"));
+      }, ms);
+    }
+  }
+
+  get signal(): AbortSignal {
+    return this.#link.signal;
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+    this.#link.dispose();
   }
 }
 

@@ -20,8 +20,8 @@ import type { Reference } from "../reference.ts";
 import type { RegistryClient } from "../registry/client.ts";
 import { isManifestUnknown } from "../registry/errors.ts";
 import { type Descriptor, MediaType } from "../registry/types.ts";
-import { runPool } from "../pool.ts";
-import { MAX_ATTACHMENT_LAYERS, MAX_PAYLOAD_BYTES } from "./signature_layers.ts";
+import { mapInOrder } from "../pool.ts";
+import { MAX_ATTACHMENT_BYTES, MAX_ATTACHMENT_LAYERS, MAX_PAYLOAD_BYTES } from "./signature_layers.ts";
 
 /** Prefix of the media types (and artifact types) of sigstore bundles. */
 export const SIGSTORE_BUNDLE_MEDIA_TYPE_PREFIX = "application/vnd.dev.sigstore.bundle";
@@ -77,39 +77,76 @@ export async function findReferrerBundles(
   digest: string,
   opts: { signal?: AbortSignal } = {},
 ): Promise<ReferrerBundles> {
-  const signal = opts.signal;
-  let listed: Descriptor[] | undefined;
-  let source: ReferrerBundles["source"] = "api";
-  try {
-    listed = await client.referrers(repo, digest, { signal });
-    if (listed === undefined) {
-      source = "tag";
-      listed = await referrersFromTag(client, repo, digest, signal);
-    }
-  } catch (e) {
-    if (signal?.aborted) throw e;
-    return { source: "none", bundles: [] };
-  }
-  const candidates = listed.filter((d) =>
-    d.artifactType === undefined || d.artifactType === "" ||
-    d.artifactType.startsWith(SIGSTORE_BUNDLE_MEDIA_TYPE_PREFIX)
-  ).slice(0, MAX_ATTACHMENT_LAYERS);
-  const results = await runPool(candidates, 4, async (d, itemSignal) => {
-    try {
-      return await readReferrer(client, repo, digest, d, itemSignal);
-    } catch (e) {
-      if (e instanceof AirlockError && CONTENT_ERRORS.has(e.code)) {
-        return { manifestDigest: d.digest, annotations: d.annotations ?? {}, error: e.message };
-      }
-      throw e;
-    }
-  }, { signal });
+  const found = referrerBundles(client, repo, digest, opts);
   const bundles: ReferrerBundle[] = [];
-  for (const r of results) {
-    if (!r.ok) throw r.error;
-    if (r.value) bundles.push(r.value);
+  for await (const b of found.bundles) bundles.push(b);
+  return { source: await found.source, bundles };
+}
+
+/**
+ * {@linkcode findReferrerBundles} one bundle at a time, in listing order: the referrers are read two at a time,
+ * so that only a few MiB are held whatever the registry lists, and a caller that checks each bundle as it comes
+ * holds none of them. The bundles of one digest may not exceed {@linkcode MAX_ATTACHMENT_BYTES} in all.
+ *
+ * @throws {AirlockError} (from the iteration) `TOO_LARGE` past that total; registry errors other than a referrer's
+ *   content.
+ *
+ * @example
+ * ```ts
+ * const { bundles } = referrerBundles(client, ref, digest);
+ * for await (const b of bundles) if (b.bundle) await verifyKeyless({ bundle: b.bundle }, options);
+ * ```
+ */
+export function referrerBundles(
+  client: RegistryClient,
+  repo: Reference,
+  digest: string,
+  opts: { signal?: AbortSignal } = {},
+): { source: Promise<ReferrerBundles["source"]>; bundles: AsyncGenerator<ReferrerBundle> } {
+  let setSource: (s: ReferrerBundles["source"]) => void = () => {};
+  const source = new Promise<ReferrerBundles["source"]>((resolve) => (setSource = resolve));
+  async function* bundles(): AsyncGenerator<ReferrerBundle> {
+    const signal = opts.signal;
+    let listed: Descriptor[] | undefined;
+    try {
+      listed = await client.referrers(repo, digest, { signal });
+      if (listed === undefined) {
+        listed = await referrersFromTag(client, repo, digest, signal);
+        setSource("tag");
+      } else setSource("api");
+    } catch (e) {
+      setSource("none");
+      if (signal?.aborted) throw e;
+      return;
+    }
+    const candidates = listed.filter((d) =>
+      d.artifactType === undefined || d.artifactType === "" ||
+      d.artifactType.startsWith(SIGSTORE_BUNDLE_MEDIA_TYPE_PREFIX)
+    ).slice(0, MAX_ATTACHMENT_LAYERS);
+    let total = 0;
+    const read = async (d: Descriptor, itemSignal: AbortSignal) => {
+      try {
+        return await readReferrer(client, repo, digest, d, itemSignal);
+      } catch (e) {
+        if (e instanceof AirlockError && CONTENT_ERRORS.has(e.code) && !itemSignal.aborted) {
+          return { manifestDigest: d.digest, annotations: d.annotations ?? {}, error: e.message };
+        }
+        throw e;
+      }
+    };
+    for await (const b of mapInOrder(candidates, 2, read, signal)) {
+      if (b === undefined) continue;
+      total += b.bundle?.length ?? 0;
+      if (total > MAX_ATTACHMENT_BYTES) {
+        throw new AirlockError(
+          "TOO_LARGE",
+          `the sigstore bundles referring to ${digest} hold more than the ${MAX_ATTACHMENT_BYTES} bytes read`,
+        );
+      }
+      yield b;
+    }
   }
-  return { source, bundles };
+  return { source, bundles: bundles() };
 }
 
 /** The referrers index at the tag `sha256-<hex>`; none when the tag does not exist or is not an index. */
@@ -180,7 +217,7 @@ async function readReferrer(
       error: `bundle ${layer.digest} is ${layer.size} bytes, more than ${MAX_PAYLOAD_BYTES}`,
     };
   }
-  const bundle = await client.getBlob(ref, layer.digest, { maxBytes: MAX_PAYLOAD_BYTES, signal });
+  const bundle = await client.getBlob(ref, layer.digest, { maxBytes: layer.size, signal });
   if (bundle.length !== layer.size) {
     return {
       ...base,

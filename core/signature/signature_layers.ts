@@ -1,103 +1,176 @@
 /**
- * Fetching the signature layers of a manifest, without trusting the registry: the `.sig` manifest and every blob
- * are digest-checked by the client and size-limited, and a manifest with more layers than any signer writes is
- * refused before a single blob is fetched.
+ * Reading the payload blobs of an attachment manifest (`.sig`, `.att`) without trusting the registry, in bounded
+ * memory: a manifest with more layers than any signer writes, or whose layers announce more bytes in all than any
+ * signer needs, is refused before a single blob is fetched; every blob is digest-checked by the client and read
+ * up to its size limit; and blobs are fetched a few at a time, in manifest order, with at most
+ * {@linkcode PAYLOAD_BYTES_IN_FLIGHT} announced bytes fetched ahead of the consumer, which gets each payload as
+ * it comes and keeps only what it needs. Whatever the registry holds, one attachment manifest never costs more
+ * than a few MiB of memory.
  *
  * @module
  */
-import { AirlockError } from "../errors.ts";
+import { LinkedAbort } from "../abort.ts";
+import { AirlockError, isAirlockError } from "../errors.ts";
 import type { Reference } from "../reference.ts";
 import type { RegistryClient } from "../registry/client.ts";
-import { runPool } from "../pool.ts";
-import type { AttachmentLayer } from "./attachments.ts";
-import { readAttachment, type StoredAttachment } from "./attachment_store.ts";
 
-/** Most layers accepted in one attachment manifest (cosign writes at most 1000). */
+/** Most layers accepted in one attachment manifest (cosign writes and reads at most 1000). */
 export const MAX_ATTACHMENT_LAYERS = 1000;
 /** Largest payload blob fetched (containers/image's limit for signatures). */
 export const MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;
+/**
+ * Most payload bytes read from one attachment manifest in all (the sum of the announced sizes of the layers that
+ * are fetched; layers over {@linkcode MAX_PAYLOAD_BYTES} are not fetched and do not count). A simple-signing
+ * payload is under 1 KiB, so this is room for every signature cosign allows and for several large attestations.
+ */
+export const MAX_ATTACHMENT_BYTES = 64 * 1024 * 1024;
+/** Most announced payload bytes fetched ahead of the consumer (one larger payload is fetched alone). */
+export const PAYLOAD_BYTES_IN_FLIGHT = 4 * 1024 * 1024;
+/** Blobs fetched at once. */
+const CONCURRENCY = 4;
 
-/** A layer with its blob fetched and checked against the layer digest. */
-export interface FetchedLayer extends AttachmentLayer {
-  /** The blob: for simple-signing layers, the payload bytes that were signed. */
-  readonly payload: Uint8Array;
+/** What a payload read needs to know of a layer. */
+export interface PayloadLayer {
+  /** `algorithm:hex` digest of the blob. */
+  readonly digest: string;
+  /** Announced size of the blob. */
+  readonly size: number;
 }
 
-/** What {@linkcode fetchSignatureLayers} found for a digest. */
-export interface SignatureLayers {
-  /** The attachment manifest, or `undefined` when the digest has none. */
-  readonly stored?: StoredAttachment;
-  /** Every layer of the wanted media type(s), with its blob, in manifest order. */
-  readonly layers: readonly FetchedLayer[];
-  /** Layers of other media types (containers/image: "sigstore non-signature attachments"). */
-  readonly otherLayers: number;
+/** One layer's payload, or why it could not be read (a problem of that layer's content). */
+export interface PayloadRead<L extends PayloadLayer> {
+  /** The layer. */
+  readonly layer: L;
+  /** The blob, checked against the layer's digest and size. */
+  readonly payload?: Uint8Array;
+  /** Why the blob is not usable: missing, over the size limit, not matching its digest or size. */
+  readonly error?: AirlockError;
 }
 
-/** Options of {@linkcode fetchSignatureLayers}. */
-export interface FetchLayersOptions {
-  /** Tag suffix: `sig` (default) or `att`. */
-  readonly suffix?: string;
-  /** Only layers of these media types are fetched; default every layer. */
-  readonly mediaTypes?: readonly string[];
-  /** Cancels the fetches. */
-  readonly signal?: AbortSignal;
-  /** Blobs fetched at once (default 4). */
-  readonly concurrency?: number;
-}
+/** Registry errors that are about one layer's content (a reason), not about reaching the registry (an abort). */
+const LAYER_CONTENT_ERRORS = new Set(["DIGEST_MISMATCH", "TOO_LARGE", "NOT_FOUND"]);
 
 /**
- * Reads the attachment tag of `digest` and fetches the blobs of its layers.
+ * Refuses an attachment manifest with more than {@linkcode MAX_ATTACHMENT_LAYERS} layers.
  *
- * @throws {AirlockError} `TOO_LARGE` for a manifest with more than {@linkcode MAX_ATTACHMENT_LAYERS} layers or a
- * blob over {@linkcode MAX_PAYLOAD_BYTES}; `DIGEST_MISMATCH` when a blob does not match its descriptor.
+ * @throws {AirlockError} `TOO_LARGE` naming the manifest (`kind` `attachment manifest`, `signature manifest`, …).
  *
  * @example
  * ```ts
- * const { layers } = await fetchSignatureLayers(client, ref, "sha256:…", { mediaTypes: [MediaType.cosignSimpleSigning] });
+ * checkLayerCount(stored.layers.length, `attachment manifest ${stored.ref.repository}:${stored.ref.tag}`);
  * ```
  */
-export async function fetchSignatureLayers(
-  client: RegistryClient,
-  repo: Reference,
-  digest: string,
-  opts: FetchLayersOptions = {},
-): Promise<SignatureLayers> {
-  const stored = await readAttachment(client, repo, digest, { suffix: opts.suffix, signal: opts.signal });
-  if (!stored) return { layers: [], otherLayers: 0 };
-  if (stored.layers.length > MAX_ATTACHMENT_LAYERS) {
+export function checkLayerCount(count: number, name: string): void {
+  if (count > MAX_ATTACHMENT_LAYERS) {
     throw new AirlockError(
       "TOO_LARGE",
-      `attachment manifest ${stored.ref.repository}:${stored.ref.tag} has ${stored.layers.length} layers, ` +
-        `more than the ${MAX_ATTACHMENT_LAYERS} accepted`,
+      `${name} has ${count} layers, more than the ${MAX_ATTACHMENT_LAYERS} accepted`,
     );
   }
-  const wanted = stored.layers.filter((l) => !opts.mediaTypes || opts.mediaTypes.includes(l.mediaType));
-  for (const l of wanted) {
-    if (l.size > MAX_PAYLOAD_BYTES) {
-      throw new AirlockError(
-        "TOO_LARGE",
-        `layer ${l.digest} of ${stored.ref.repository}:${stored.ref.tag} is ${l.size} bytes, ` +
-          `more than the ${MAX_PAYLOAD_BYTES} accepted`,
-      );
-    }
+}
+
+/**
+ * The error of a layer whose announced size is not a size, or is over {@linkcode MAX_PAYLOAD_BYTES}
+ * (`<what> <digest><where> is <size> bytes, more than the 4194304 accepted`); `undefined` for any other layer.
+ *
+ * @example
+ * ```ts
+ * const e = oversizedLayer(layer, "layer", ` of ${repo}:${tag}`);
+ * ```
+ */
+export function oversizedLayer(layer: PayloadLayer, what = "layer", where = ""): AirlockError | undefined {
+  if (Number.isSafeInteger(layer.size) && layer.size >= 0 && layer.size <= MAX_PAYLOAD_BYTES) {
+    return undefined;
   }
-  const results = await runPool(wanted, opts.concurrency ?? 4, async (l) => {
-    const payload = await client.getBlob(stored.ref, l.digest, {
-      maxBytes: MAX_PAYLOAD_BYTES,
-      signal: opts.signal,
-    });
-    if (payload.length !== l.size) {
-      throw new AirlockError(
-        "DIGEST_MISMATCH",
-        `layer ${l.digest}: ${payload.length} bytes read, the manifest says ${l.size}`,
-      );
-    }
-    return { ...l, payload };
-  });
-  const layers: FetchedLayer[] = [];
-  for (const r of results) {
-    if (!r.ok) throw r.error;
-    layers.push(r.value);
+  return new AirlockError(
+    "TOO_LARGE",
+    `${what} ${layer.digest}${where} is ${layer.size} bytes, more than the ${MAX_PAYLOAD_BYTES} accepted`,
+  );
+}
+
+/**
+ * Reads the payloads of `layers` (blobs in the repository of `ref`), yielding one {@linkcode PayloadRead} per
+ * layer in order. A layer whose blob is missing, too large or does not match is yielded with its `error`; any
+ * other failure (network, authorization, cancellation) ends the reading with that error. Breaking out of the
+ * loop cancels the fetches still running.
+ *
+ * @param opts `what` names the payloads in errors (`payload`, `layer`); `name` the manifest
+ * @throws {AirlockError} `TOO_LARGE` before any fetch when the layers announce more than
+ *   {@linkcode MAX_ATTACHMENT_BYTES} in all; registry errors.
+ *
+ * @example
+ * ```ts
+ * for await (const r of readPayloads(client, stored.ref, stored.layers, { name: "sha256-….sig" })) {
+ *   if (r.payload) check(r.layer, r.payload); // r.payload is dropped after this turn
+ * }
+ * ```
+ */
+export async function* readPayloads<L extends PayloadLayer>(
+  client: RegistryClient,
+  ref: Reference,
+  layers: readonly L[],
+  opts: { signal?: AbortSignal; name?: string; what?: string } = {},
+): AsyncGenerator<PayloadRead<L>> {
+  const what = opts.what ?? "layer";
+  const announced = layers.reduce((n, l) => n + (oversizedLayer(l) ? 0 : l.size), 0);
+  if (announced > MAX_ATTACHMENT_BYTES) {
+    throw new AirlockError(
+      "TOO_LARGE",
+      `${
+        opts.name ?? "attachment manifest"
+      }: its ${layers.length} layers announce ${announced} bytes, more than ` +
+        `the ${MAX_ATTACHMENT_BYTES} read from one attachment manifest`,
+    );
   }
-  return { stored, layers, otherLayers: stored.layers.length - wanted.length };
+  const link = new LinkedAbort(opts.signal);
+  const signal = link.signal;
+  const fetchOne = async (l: L): Promise<PayloadRead<L>> => {
+    const tooLarge = oversizedLayer(l, what);
+    if (tooLarge) return { layer: l, error: tooLarge };
+    try {
+      // Read no more than announced: a blob longer than its descriptor says cannot use more memory.
+      const payload = await client.getBlob(ref, l.digest, { maxBytes: l.size, signal });
+      if (payload.length !== l.size) {
+        return {
+          layer: l,
+          error: new AirlockError(
+            "DIGEST_MISMATCH",
+            `${what} ${l.digest}: ${payload.length} bytes read, the manifest says ${l.size}`,
+          ),
+        };
+      }
+      return { layer: l, payload };
+    } catch (e) {
+      if (isAirlockError(e) && LAYER_CONTENT_ERRORS.has(e.code) && !signal.aborted) {
+        return { layer: l, error: e };
+      }
+      throw e;
+    }
+  };
+  const cost = (l: L) => (oversizedLayer(l) ? 0 : l.size);
+  const pending: { layer: L; read: Promise<PayloadRead<L>> }[] = [];
+  let next = 0;
+  let ahead = 0;
+  try {
+    while (next < layers.length || pending.length > 0) {
+      // Start fetches while fewer than CONCURRENCY run and the budget allows (one always may).
+      while (
+        next < layers.length && pending.length < CONCURRENCY &&
+        (pending.length === 0 || ahead + cost(layers[next]) <= PAYLOAD_BYTES_IN_FLIGHT)
+      ) {
+        const layer = layers[next++];
+        const read = fetchOne(layer);
+        read.catch(() => {}); // awaited below in order; a failure after a break is not unhandled
+        pending.push({ layer, read });
+        ahead += cost(layer);
+      }
+      const head = pending.shift()!;
+      const result = await head.read;
+      ahead -= cost(head.layer);
+      yield result;
+    }
+  } finally {
+    link.abort(new AirlockError("CANCELLED", "payload reading stopped"));
+    link.dispose();
+  }
 }
