@@ -35,6 +35,14 @@ Deno.test("admission config: policy and cosign files parsed, defaults, relative 
   assertEquals(c.mode.kind === "cosign" && c.mode.identity?.subjectRegExp, "^https://ci\\.example/");
   assertEquals(c.mode.kind === "cosign" && c.mode.trustedRootPath, "/abs/root.json");
   assertEquals([c.cacheTtlMs, c.timeoutMs, c.exemptNamespaces], [300_000, 8_000, []]);
+  const a = await parseAdmissionConfig(
+    "cosign:\n  key: k.pub\n  annotations: {env: prod, team: shop}\n",
+    "/etc/airlock/admission.yaml",
+  );
+  assertEquals(a.mode.kind === "cosign" && [a.mode.keyPath, a.mode.annotations], [
+    "/etc/airlock/k.pub",
+    { env: "prod", team: "shop" },
+  ]);
 });
 
 Deno.test("admission config: malformed files are refused with the reason", async () => {

@@ -445,6 +445,22 @@ Deno.test("admission, cosign mode: what airlock verify accepts with the key is a
       );
       assertEquals(denial(r.body), `airlock: image "${i[name].ref}" (container "c") denied: ${reason}`);
     }
+    // annotations: airlock's signatures here carry none, so a rule asking for one refuses them.
+    const annotated = await Deno.makeTempDir({ dir: tmp.path });
+    await using strict = await startWebhook({
+      dir: annotated,
+      config: `cosign:\n  key: ${
+        JSON.stringify(bed.trusted.pub)
+      }\n  insecureIgnoreTlog: true\n  annotations: {env: prod}\n`,
+    });
+    r = await strict.post(
+      "validate",
+      review(pod("shop", "a", podSpec({ containers: [container("c", i.app.ref)] }))),
+    );
+    assertStringIncludes(
+      denial(r.body),
+      `airlock: image "${i.app.ref}" (container "c") denied: no matching signatures:`,
+    );
   } finally {
     await bed.reg.stop();
   }
