@@ -8,7 +8,8 @@
  * `secretbox.open(ciphertext, nonce, key)` = PKCS#8 DER of an ECDSA (P-256/P-384/P-521), RSA or Ed25519 key.
  *
  * Extension over cosign and hangar: unencrypted `PRIVATE KEY` (PKCS#8), `EC PRIVATE KEY` (SEC1) and
- * `RSA PRIVATE KEY` (PKCS#1) PEMs are accepted too, without asking for a passphrase.
+ * `RSA PRIVATE KEY` (PKCS#1) PEMs are accepted too, without asking for a passphrase, but only when the caller
+ * says so explicitly (`allowUnencryptedKey`, the CLI's `--allow-unencrypted-key`); by default they are refused.
  *
  * The key is decrypted once, at open, and imported into WebCrypto as a non-extractable key; the decrypted
  * bytes are zeroed. Signing: ECDSA with SHA-256 whatever the curve (raw `r‖s` converted to ASN.1 DER),
@@ -55,6 +56,8 @@ import { type PassphraseOptions, resolvePassphrase } from "./passphrase.ts";
 export const SIGSTORE_KEY_PEM_TYPE = "ENCRYPTED SIGSTORE PRIVATE KEY";
 /** PEM type of the legacy cosign format, still written by skopeo/hangar `generate-sigstore-key`. */
 export const COSIGN_KEY_PEM_TYPE = "ENCRYPTED COSIGN PRIVATE KEY";
+/** PEM types of private keys stored in the clear (used only when explicitly allowed). */
+const UNENCRYPTED_TYPES = new Set(["PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY"]);
 /** The PEM types of encrypted key files. */
 export type EncryptedKeyPemType = typeof SIGSTORE_KEY_PEM_TYPE | typeof COSIGN_KEY_PEM_TYPE;
 
@@ -423,10 +426,18 @@ export async function keyFromPkcs8(pkcs8: Uint8Array, keyName: string): Promise<
 export async function loadPrivateKeyPem(
   pem: string | Uint8Array,
   keyName: string,
-  options: PassphraseOptions = {},
+  options: PassphraseOptions & { allowUnencryptedKey?: boolean } = {},
 ): Promise<KeyBackend> {
   const block = decodePem(pem);
   if (!block) throw invalid(keyName, "invalid pem block");
+  if (UNENCRYPTED_TYPES.has(block.type) && !options.allowUnencryptedKey) {
+    block.bytes.fill(0);
+    throw unsupported(
+      keyName,
+      `the private key is not encrypted (PEM "${block.type}"): an unencrypted key file is used only with ` +
+        `--allow-unencrypted-key (cosign refuses one too); encrypt it with "cosign import-key-pair"`,
+    );
+  }
   switch (block.type) {
     case SIGSTORE_KEY_PEM_TYPE:
     case COSIGN_KEY_PEM_TYPE: {
@@ -481,7 +492,10 @@ export async function loadPrivateKeyPem(
  * const key = await openKeyFile("cosign.key", { passphrase: "" });
  * ```
  */
-export async function openKeyFile(path: string, options: PassphraseOptions = {}): Promise<KeyBackend> {
+export async function openKeyFile(
+  path: string,
+  options: PassphraseOptions & { allowUnencryptedKey?: boolean } = {},
+): Promise<KeyBackend> {
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(path);

@@ -35,6 +35,7 @@
 import { AirlockError } from "../core/errors.ts";
 import type { PassphraseOptions } from "./passphrase.ts";
 import { pinValueWarning, redactPkcs11Uri } from "./pkcs11/uri.ts";
+import { parsePublicKeyPem } from "../core/signature/public_key.ts";
 
 /** A signing key wherever it lives. One instance per key reference, opened once per run. */
 export interface KeyBackend {
@@ -52,7 +53,13 @@ export interface KeyBackend {
  * see {@linkcode PassphraseOptions} for the order in which they are tried. Backends that need more (a PIN
  * source, a timeout) add their fields here with an intersection.
  */
-export type OpenKeyOptions = PassphraseOptions;
+export type OpenKeyOptions = PassphraseOptions & {
+  /**
+   * Accept a private key file that is not encrypted (`PRIVATE KEY`, `EC PRIVATE KEY`, `RSA PRIVATE KEY`);
+   * refused by default, as cosign refuses one.
+   */
+  readonly allowUnencryptedKey?: boolean;
+};
 
 /** Opens one kind of key reference. */
 export type KeyOpener = (ref: string, options: OpenKeyOptions) => Promise<KeyBackend>;
@@ -126,8 +133,8 @@ export function pluginName(ref: string): string | undefined {
  * fallible work once (decrypting a key file, logging into a token), so a wrong passphrase fails here, before
  * any network call.
  *
- * Errors: `KEY_UNSUPPORTED` (backend not available, unsupported key type), `KEY_INVALID`, `KEY_PASSPHRASE`,
- * `IO_ERROR`.
+ * Errors: `KEY_UNSUPPORTED` (backend not available, unsupported key type, an RSA key under 2048 bits, an
+ * unencrypted key file without `allowUnencryptedKey`), `KEY_INVALID`, `KEY_PASSPHRASE`, `IO_ERROR`.
  *
  * @example
  * ```ts
@@ -135,10 +142,19 @@ export function pluginName(ref: string): string | undefined {
  * const pem = await key.publicKey();
  * ```
  */
-export function openKey(ref: string, options: OpenKeyOptions = {}): Promise<KeyBackend> {
-  for (const [prefix, opener] of KEY_OPENERS) {
-    if (ref.startsWith(prefix)) return opener(ref, options);
+export async function openKey(ref: string, options: OpenKeyOptions = {}): Promise<KeyBackend> {
+  const opener = KEY_OPENERS.find(([prefix]) => ref.startsWith(prefix))?.[1] ??
+    (pluginName(ref) !== undefined ? openPluginKey : openFileKey);
+  const key = await opener(ref, options);
+  try {
+    // Whatever holds it, a key too weak to trust (RSA under 2048 bits) is refused before it signs anything.
+    parsePublicKeyPem(await key.publicKey());
+  } catch (e) {
+    await key.close().catch(() => {});
+    if (e instanceof AirlockError) {
+      throw new AirlockError(e.code, `key "${displayKeyRef(ref)}": ${e.message}`, { cause: e });
+    }
+    throw e;
   }
-  if (pluginName(ref) !== undefined) return openPluginKey(ref, options);
-  return openFileKey(ref, options);
+  return key;
 }

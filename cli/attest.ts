@@ -71,7 +71,10 @@ async function runAttest(images: string[], flags: AttestFlags, global: GlobalFla
   stderr(`Using payload from: ${flags.predicate}\n`);
   let key: KeyBackend;
   try {
-    key = await openKey(flags.key, { passphraseFile: flags.sigstorePassphraseFile });
+    key = await openKey(flags.key, {
+      passphraseFile: flags.sigstorePassphraseFile,
+      allowUnencryptedKey: flags.allowUnencryptedKey,
+    });
   } catch (e) {
     reportError(e, global.debug);
     return 1;

@@ -13,11 +13,13 @@ import { AirlockError, errorMessage } from "../core/errors.ts";
 import { usageError, writeStdout } from "./common.ts";
 import { reportError, stderr } from "./cosign_output.ts";
 import { addUploadFlags, checkUploadFlags, type UploadFlags } from "./cosign_flags.ts";
+import { ALLOW_UNENCRYPTED_HELP } from "./key_flags.ts";
 
 interface SignBlobFlags extends UploadFlags {
   key?: string;
   outputSignature?: string;
   passphraseFile?: string;
+  allowUnencryptedKey?: boolean;
 }
 
 interface VerifyBlobFlags {
@@ -79,6 +81,7 @@ export function registerBlob(program: Command): void {
       "--passphrase-file <file>",
       "read the key passphrase from the first line of FILE (else COSIGN_PASSWORD)",
     )
+    .option("--allow-unencrypted-key", ALLOW_UNENCRYPTED_HELP)
     .action((file: string, flags: SignBlobFlags) =>
       cosignStyle(async () => {
         if (!flags.key) throw usageError("--key is required (keyless signing is not supported)");
@@ -88,7 +91,10 @@ export function registerBlob(program: Command): void {
           import("../core/blob.ts"),
         ]);
         const blob = await readBlob(file);
-        const key = await openKey(flags.key, { passphraseFile: flags.passphraseFile });
+        const key = await openKey(flags.key, {
+          passphraseFile: flags.passphraseFile,
+          allowUnencryptedKey: flags.allowUnencryptedKey,
+        });
         let signature: string;
         try {
           signature = await signBlob(key, blob);

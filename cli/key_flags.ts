@@ -22,7 +22,13 @@ export interface SigningKeyFlags {
   sigstoreKey?: string;
   /** `--sigstore-passphrase-file FILE`. */
   sigstorePassphraseFile?: string;
+  /** `--allow-unencrypted-key`. */
+  allowUnencryptedKey?: boolean;
 }
+
+/** The help of `--allow-unencrypted-key`. */
+export const ALLOW_UNENCRYPTED_HELP =
+  "use a private key file that is not encrypted (refused without this flag, as cosign refuses one)";
 
 /**
  * Adds the signing key flags: `--sigstore-passphrase-file` and `--key`, and with `hangar` (for `sign`) hangar's
@@ -43,7 +49,8 @@ export function addSigningKeyFlags(cmd: Command, options: { hangar?: boolean } =
     .option(
       "--key <ref>",
       "signing key: a key file, pkcs11:…, hashivault://…, awskms://…, NAME://… (plugin)",
-    );
+    )
+    .option("--allow-unencrypted-key", ALLOW_UNENCRYPTED_HELP);
 }
 
 /**
@@ -79,7 +86,7 @@ export function signingKeyRef(flags: SigningKeyFlags): string {
  */
 export async function openKeyWithWarning(
   ref: string,
-  options: { passphraseFile?: string },
+  options: { passphraseFile?: string; allowUnencryptedKey?: boolean },
   log: Logger,
 ): Promise<KeyBackend> {
   const warning = keyRefWarning(ref);

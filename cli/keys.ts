@@ -11,7 +11,7 @@ import { pluginName } from "../backends/key_backend.ts";
 import { pinValueWarning } from "../backends/pkcs11/uri.ts";
 import { readPassphraseFile, terminalPrompt } from "../backends/passphrase.ts";
 import { type GlobalFlags, runCommand, writeStdout } from "./common.ts";
-import { openKeyWithWarning } from "./key_flags.ts";
+import { ALLOW_UNENCRYPTED_HELP, openKeyWithWarning } from "./key_flags.ts";
 import type { Logger } from "../core/report.ts";
 
 /**
@@ -77,9 +77,13 @@ export function registerKeys(program: Command): void {
       "key reference: a key file, pkcs11:…, hashivault://…, awskms://…, NAME://…",
     )
     .option("--passphrase-file <file>", "read the key passphrase from the first line of FILE")
-    .action((flags: { key: string; passphraseFile?: string }, cmd: Command) =>
+    .option("--allow-unencrypted-key", ALLOW_UNENCRYPTED_HELP)
+    .action((flags: { key: string; passphraseFile?: string; allowUnencryptedKey?: boolean }, cmd: Command) =>
       runCommand(cmd.optsWithGlobals<GlobalFlags>(), async (log) => {
-        const key = await openKeyWithWarning(flags.key, { passphraseFile: flags.passphraseFile }, log);
+        const key = await openKeyWithWarning(flags.key, {
+          passphraseFile: flags.passphraseFile,
+          allowUnencryptedKey: flags.allowUnencryptedKey,
+        }, log);
         try {
           writeStdout(await key.publicKey());
         } finally {

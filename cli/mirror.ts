@@ -111,7 +111,10 @@ async function openMirrorKey(flags: MirrorFlags, log: Logger): Promise<KeyBacken
   }
   const keyRef = flags.key ?? flags.sigstorePrivateKey;
   if (keyRef === undefined) return undefined;
-  return await openKeyWithWarning(keyRef, { passphraseFile: flags.sigstorePassphraseFile }, log);
+  return await openKeyWithWarning(keyRef, {
+    passphraseFile: flags.sigstorePassphraseFile,
+    allowUnencryptedKey: flags.allowUnencryptedKey,
+  }, log);
 }
 
 async function runMirror(flags: MirrorFlags, log: Logger): Promise<number> {

@@ -19,6 +19,7 @@ import {
   usageError,
   writeStdout,
 } from "./common.ts";
+import { ALLOW_UNENCRYPTED_HELP } from "./key_flags.ts";
 
 interface ServeFlags extends RegistryFlags {
   key?: string;
@@ -26,6 +27,7 @@ interface ServeFlags extends RegistryFlags {
   admissionTimeout?: string;
   clientCa?: string;
   passphraseFile?: string;
+  allowUnencryptedKey?: boolean;
   tokenFile?: string;
   listen: string;
   tlsCert?: string;
@@ -53,6 +55,7 @@ export function registerServe(program: Command): void {
       .description("run the HTTP signing and verification service (bearer tokens, the operator's key)")
       .option("--key <ref>", "the service's signing key: a key file, pkcs11:…, NAME://… (any backend)")
       .option("--passphrase-file <file>", "read the key file's passphrase from the first line of FILE")
+      .option("--allow-unencrypted-key", ALLOW_UNENCRYPTED_HELP)
       .option("--token-file <file>", "token file: one 'NAME SHA256HEX' line per token (see serve token-add)")
       .option("--listen <host:port>", "address to listen on; non-loopback needs TLS", "127.0.0.1:8080")
       .option("--tls-cert <file>", "serve HTTPS with this certificate (PEM, chain)")
@@ -152,6 +155,7 @@ async function runServeCommand(flags: ServeFlags, log: Logger): Promise<number> 
     admissionTimeoutMs,
     clientCa: flags.clientCa,
     passphraseFile: flags.passphraseFile,
+    openKeyOptions: { allowUnencryptedKey: flags.allowUnencryptedKey },
     tokenFile: flags.tokenFile,
     listen: flags.listen,
     tlsCert: flags.tlsCert,

@@ -98,7 +98,10 @@ async function runSign(flags: SignFlags, log: Logger): Promise<number> {
 
   const images = await readImageList(file, flags);
   const registriesD = await registriesDFor(flags["registries.d"], log);
-  const key = await openKeyWithWarning(keyRef, { passphraseFile: flags.sigstorePassphraseFile }, log);
+  const key = await openKeyWithWarning(keyRef, {
+    passphraseFile: flags.sigstorePassphraseFile,
+    allowUnencryptedKey: flags.allowUnencryptedKey,
+  }, log);
   // hangar's line, once the file has been read (never before the error that it cannot be).
   if (flags.sigstorePassphraseFile) {
     log.info(`Read the passphrase for key "${displayKeyRef(keyRef)}" from "${flags.sigstorePassphraseFile}"`);

@@ -174,6 +174,7 @@ export function parsePublicKeyPem(pem: string | Uint8Array, keyIndex = 1): Publi
     } catch (e) {
       throw keyError(keyIndex, `x509: failed to parse public key (PKCS#1): ${(e as Error).message}`);
     }
+    checkRsaSize(block.bytes, keyIndex);
     const spki = derEncode(
       DER.SEQUENCE,
       derEncode(DER.SEQUENCE, derOid(OID.RSA_ENCRYPTION), derEncode(DER.NULL)),
@@ -185,6 +186,36 @@ export function parsePublicKeyPem(pem: string | Uint8Array, keyIndex = 1): Publi
     keyIndex,
     `unknown Public key PEM file type: ${block.type}. Are you passing the correct public key?`,
   );
+}
+
+/** RSA keys shorter than this are refused, for signing and for verification. */
+export const MIN_RSA_BITS = 2048;
+
+/**
+ * The size in bits of the modulus of a PKCS#1 `RSAPublicKey` (DER); refuses a key under {@linkcode MIN_RSA_BITS}
+ * (`KEY_UNSUPPORTED`) or one that is not an RSAPublicKey (`KEY_INVALID`).
+ */
+function checkRsaSize(rsaPublicKey: Uint8Array, keyIndex: number): void {
+  let modulus: Uint8Array;
+  try {
+    const [n, e, ...rest] = readDer(readDerOne(rsaPublicKey, DER.SEQUENCE).value);
+    if (n?.tag !== DER.INTEGER || e?.tag !== DER.INTEGER || rest.length > 0) {
+      throw new Error("not an RSAPublicKey");
+    }
+    modulus = n.value;
+  } catch (e) {
+    throw keyError(keyIndex, `x509: failed to parse RSA public key: ${(e as Error).message}`);
+  }
+  let i = 0;
+  while (i < modulus.length && modulus[i] === 0) i++;
+  const bits = i === modulus.length ? 0 : (modulus.length - i - 1) * 8 + (32 - Math.clz32(modulus[i]));
+  if (bits < MIN_RSA_BITS) {
+    throw keyError(
+      keyIndex,
+      `RSA key of ${bits} bits: keys under ${MIN_RSA_BITS} bits are refused (too weak to sign or to trust)`,
+      "KEY_UNSUPPORTED",
+    );
+  }
 }
 
 /**
@@ -224,7 +255,10 @@ export function publicKeyFromSpki(spki: Uint8Array, keyIndex = 1): PublicKey {
     }
     return { algorithm: "ecdsa", curve, spki: copy };
   }
-  if (algOid === OID.RSA_ENCRYPTION) return { algorithm: "rsa", spki: copy };
+  if (algOid === OID.RSA_ENCRYPTION) {
+    checkRsaSize(keyBits, keyIndex);
+    return { algorithm: "rsa", spki: copy };
+  }
   if (algOid === OID.ED25519) {
     if (keyBits.length !== 32) throw keyError(keyIndex, "x509: wrong Ed25519 public key size");
     return { algorithm: "ed25519", spki: copy };

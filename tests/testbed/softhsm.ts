@@ -26,7 +26,7 @@ import { removeDir } from "./util.ts";
 export const SOFTHSM2_MODULE = "/usr/lib/softhsm/libsofthsm2.so";
 
 /** Key types `pkcs11-tool --key-type` understands and the tests use. */
-export type SoftHsmKeyType = "EC:prime256v1" | "EC:secp384r1" | "rsa:2048";
+export type SoftHsmKeyType = "EC:prime256v1" | "EC:secp384r1" | "rsa:1024" | "rsa:2048";
 
 /** An initialised token. */
 export interface SoftHsmToken {
