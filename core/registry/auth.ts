@@ -128,6 +128,11 @@ export interface AuthenticatorOptions {
   readonly exchange: TokenExchange;
   /** `client_id` sent with OAuth2 POST token requests. */
   readonly clientId?: string;
+  /**
+   * Whether the registries themselves may be reached over plain HTTP (`--tls-verify=false`). Unless they may,
+   * credentials (a password, a refresh token) are never sent to a token realm on `http://`.
+   */
+  readonly plainHttpAllowed?: boolean;
   /** Clock, for tests. */
   readonly now?: () => number;
 }
@@ -177,6 +182,7 @@ export class Authenticator {
   readonly #exchange: TokenExchange;
   readonly #clientId: string;
   readonly #now: () => number;
+  readonly #plainHttpAllowed: boolean;
   readonly #states = new Map<string, RegistryState>();
   readonly #credentials = new Map<string, Promise<Credential | undefined>>();
   readonly #tokens = new Map<string, CachedToken>();
@@ -190,6 +196,7 @@ export class Authenticator {
     this.#exchange = options.exchange;
     this.#clientId = options.clientId ?? "airlock";
     this.#now = options.now ?? Date.now;
+    this.#plainHttpAllowed = options.plainHttpAllowed ?? false;
   }
 
   #state(registry: string): RegistryState {
@@ -353,6 +360,15 @@ export class Authenticator {
       throw new AirlockError("REGISTRY_ERROR", `registry ${registry} sent an invalid token realm "${realm}"`);
     }
     const cred = await this.credentialsFor(registry);
+    if (cred && url.protocol === "http:" && !this.#plainHttpAllowed) {
+      // containers/image sends them anyway: anyone on the path would read the password in clear.
+      throw new AirlockError(
+        "TLS_ERROR",
+        `registry ${registry} asks for a token from ${url.origin}${url.pathname} over plain HTTP; the credentials ` +
+          `for ${registry} are not sent there: they would travel unencrypted. Plain HTTP is used only for a ` +
+          `registry allowed it with --tls-verify=false (fix the token service's realm to https)`,
+      );
+    }
     const headers = new Headers({ accept: "application/json" });
     let res: { status: number; headers: Headers; body: Uint8Array };
     if (cred && "identityToken" in cred) {

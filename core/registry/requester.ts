@@ -128,7 +128,9 @@ export class Requester {
     this.#options = options;
     this.#auth = new Authenticator({
       credentials: options.credentials,
-      // The realm is whatever the (verified) registry announced; like containers/image, http realms are allowed.
+      plainHttpAllowed: options.allowHttp,
+      // The realm is whatever the (verified) registry announced; http realms are allowed for anonymous tokens,
+      // and with credentials only where the registries themselves may use plain http (see auth.ts).
       exchange: async (req) => {
         const answer = await this.#roundTrip({ ...req, allowHttp: true }, true);
         const body = answer.status === 200

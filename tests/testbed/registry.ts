@@ -33,9 +33,15 @@ export interface BasicAuthOptions {
 }
 
 /** Token authentication: a token server (`startTokenServer`) is started and wired into the registry config. */
-export interface TokenAuthOptions extends TokenServerOptions {
+export interface TokenAuthOptions extends Omit<TokenServerOptions, "tls"> {
   /** Selects token authentication. */
   kind: "token";
+  /**
+   * With TLS, the token server still serves plain HTTP (a realm on `http://` announced by an HTTPS registry, a
+   * misconfiguration the client must not send credentials to). Default: the token server serves HTTPS with the
+   * registry's certificate, and `certDir` trusts it too.
+   */
+  plainRealm?: boolean;
 }
 
 /** Options of {@linkcode startRegistry}. */
@@ -199,8 +205,11 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
       await Deno.writeTextFile(path, lines.join("\n") + "\n");
       auth = { htpasswd: { realm: opts.auth.realm ?? "airlock-test", path } };
     } else if (opts.auth?.kind === "token") {
-      const { kind: _kind, ...tokenOpts } = opts.auth;
-      tokenServer = await startTokenServer(tokenOpts);
+      const { kind: _kind, plainRealm, ...tokenOpts } = opts.auth;
+      const tokenTls = tls && !plainRealm
+        ? { certPem: await Deno.readTextFile(tls.cert), keyPem: await Deno.readTextFile(tls.key), caCertPem }
+        : undefined;
+      tokenServer = await startTokenServer({ ...tokenOpts, tls: tokenTls });
       auth = {
         token: {
           realm: tokenServer.realm,
@@ -240,8 +249,15 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
         let certDir: string | undefined;
         if (caCertPem !== undefined) {
           certDir = join(dir, "certs.d");
-          await Deno.mkdir(join(certDir, host), { recursive: true });
-          await Deno.writeTextFile(join(certDir, host, "ca.crt"), caCertPem);
+          // The registry and its token server (same certificate, another port) are trusted through certs.d.
+          const hosts = [
+            host,
+            ...(tokenServer?.url.startsWith("https:") ? [new URL(tokenServer.url).host] : []),
+          ];
+          for (const h of hosts) {
+            await Deno.mkdir(join(certDir, h), { recursive: true });
+            await Deno.writeTextFile(join(certDir, h, "ca.crt"), caCertPem);
+          }
         }
         return handle({
           proc,

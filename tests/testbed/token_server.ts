@@ -41,6 +41,11 @@ export interface TokenServerOptions {
    * when asked with `offline_token=true`.
    */
   issueRefreshTokens?: boolean;
+  /**
+   * Serve HTTPS with this certificate and key (PEM); `caCertPem` lets {@linkcode TokenServer.getToken} trust it.
+   * Plain HTTP when absent.
+   */
+  tls?: { certPem: string; keyPem: string; caCertPem?: string };
 }
 
 /** One request the token server answered. */
@@ -356,12 +361,24 @@ function serve(
     return done(json(405, { error: "method not allowed" }));
   };
 
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, handle);
-  const url = `http://127.0.0.1:${server.addr.port}`;
+  const server = opts.tls
+    ? Deno.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      onListen() {},
+      cert: opts.tls.certPem,
+      key: opts.tls.keyPem,
+    }, handle)
+    : Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, handle);
+  const url = `${opts.tls ? "https" : "http"}://127.0.0.1:${server.addr.port}`;
+  const tokenClient = opts.tls?.caCertPem
+    ? Deno.createHttpClient({ caCerts: [opts.tls.caCertPem] })
+    : undefined;
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     stopped ??= (async () => {
       await server.shutdown();
+      tokenClient?.close();
       await removeDir(dir);
     })();
 
@@ -382,6 +399,7 @@ function serve(
       if (user !== undefined) q.set("account", user);
       const res = await fetch(`${url}/token?${q}`, {
         headers: user !== undefined ? { authorization: `Basic ${btoa(`${user}:${password ?? ""}`)}` } : {},
+        client: tokenClient,
       });
       if (res.status !== 200) throw new Error(`token request: ${res.status} ${await res.text()}`);
       return ((await res.json()) as { token: string }).token;
