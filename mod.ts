@@ -94,11 +94,21 @@ export {
   type StatementInput,
 } from "./core/attest.ts";
 export {
+  type AppendOptions,
   type AttachmentAppend,
   AttachmentWriter,
   type AttachmentWriterOptions,
   type PendingAppend,
+  type TagRead,
+  type TagSighting,
 } from "./core/signature/attachment_writer.ts";
+export {
+  APPLY_LATENCY_FACTOR,
+  LatencyGauge,
+  WRITE_WINDOW,
+  type WriteWindow,
+} from "./core/signature/write_window.ts";
+export { type CensusAnswer, TagCensus } from "./core/signature/tag_census.ts";
 export type {
   AttachmentHistory,
   AttachmentImageConfig,
@@ -234,7 +244,7 @@ export type {
   BlobUploadOptions,
   UploadedBlob,
 } from "./core/registry/blob_upload.ts";
-export type { ManifestReadOptions, RequestOptions } from "./core/registry/client.ts";
+export type { ManifestReadOptions, ManifestWriteOptions, RequestOptions } from "./core/registry/client.ts";
 export type {
   CredentialMatch,
   CredentialOptions,
@@ -246,7 +256,7 @@ export type {
 export type { ListTagsOptions, ReferrersOptions } from "./core/registry/listing.ts";
 export type { Transport, TransportRequest, TransportResponse } from "./core/registry/transport.ts";
 export type { LogFields, LogLevel } from "./core/report.ts";
-export type { LineSignResult, PendingLayer, SignedTarget, WrittenImage } from "./core/sign.ts";
+export type { LineSignResult, PendingLayer, SignedTarget, WrittenImage, WrittenTarget } from "./core/sign.ts";
 export type {
   AttachmentConfig,
   AttachmentLayer,

@@ -129,6 +129,19 @@ export function pluginName(ref: string): string | undefined {
 }
 
 /**
+ * Whether `ref` names a key file (the only backend that reads a passphrase), as {@linkcode openKey} decides.
+ *
+ * @example
+ * ```ts
+ * isKeyFileRef("cosign.key");              // true
+ * isKeyFileRef("pkcs11:token=t;object=k"); // false
+ * ```
+ */
+export function isKeyFileRef(ref: string): boolean {
+  return !KEY_OPENERS.some(([prefix]) => ref.startsWith(prefix)) && pluginName(ref) === undefined;
+}
+
+/**
  * Opens the signing key named by `ref` (see the module doc for the schemes). Opening does the expensive and
  * fallible work once (decrypting a key file, logging into a token), so a wrong passphrase fails here, before
  * any network call.

@@ -86,7 +86,7 @@ export function signingKeyRef(flags: SigningKeyFlags): string {
  */
 export async function openKeyWithWarning(
   ref: string,
-  options: { passphraseFile?: string; allowUnencryptedKey?: boolean },
+  options: { passphraseFile?: string; passphrase?: Uint8Array; allowUnencryptedKey?: boolean },
   log: Logger,
 ): Promise<KeyBackend> {
   const warning = keyRefWarning(ref);

@@ -4,7 +4,8 @@
  * @module
  */
 import type { Command } from "commander";
-import { displayKeyRef } from "../backends/key_backend.ts";
+import { displayKeyRef, isKeyFileRef } from "../backends/key_backend.ts";
+import { defaultEnv, PASSPHRASE_ENV, readPassphraseFile } from "../backends/passphrase.ts";
 import { targetJson } from "../core/report.ts";
 import { signImages, type SignReport } from "../core/sign.ts";
 import {
@@ -98,14 +99,22 @@ async function runSign(flags: SignFlags, log: Logger): Promise<number> {
 
   const images = await readImageList(file, flags);
   const registriesD = await registriesDFor(flags["registries.d"], log);
-  const key = await openKeyWithWarning(keyRef, {
-    passphraseFile: flags.sigstorePassphraseFile,
-    allowUnencryptedKey: flags.allowUnencryptedKey,
-  }, log);
+  // A key file's passphrase is read first (its errors come before any network call), then the key opens (scrypt)
+  // while the first images are read; nothing is written before it is open. Only a passphrase prompt on the
+  // terminal is waited for first, so that no log line runs through it.
+  const passFile = isKeyFileRef(keyRef) ? flags.sigstorePassphraseFile : undefined;
+  const passphrase = passFile === undefined ? undefined : await readPassphraseFile(passFile);
   // hangar's line, once the file has been read (never before the error that it cannot be).
   if (flags.sigstorePassphraseFile) {
     log.info(`Read the passphrase for key "${displayKeyRef(keyRef)}" from "${flags.sigstorePassphraseFile}"`);
   }
+  const opening = openKeyWithWarning(
+    keyRef,
+    { passphrase, allowUnencryptedKey: flags.allowUnencryptedKey },
+    log,
+  );
+  opening.finally(() => passphrase?.fill(0)).catch(() => {});
+  const key = mayPrompt(flags) ? await opening : opening;
   let report: SignReport;
   try {
     report = await withClient(flags, log, async (client, signal) => {
@@ -131,7 +140,7 @@ async function runSign(flags: SignFlags, log: Logger): Promise<number> {
       }
     });
   } finally {
-    await key.close();
+    await opening.then((k) => k.close(), () => {});
   }
 
   if (flags.output === "json") {
@@ -148,6 +157,12 @@ async function runSign(flags: SignFlags, log: Logger): Promise<number> {
     title: "Sign",
     fatal: "some images failed to sign",
   });
+}
+
+/** Whether opening the key may ask for a passphrase on the terminal (no file, no `COSIGN_PASSWORD`). */
+function mayPrompt(flags: SignFlags): boolean {
+  return flags.sigstorePassphraseFile === undefined && defaultEnv(PASSPHRASE_ENV) === undefined &&
+    Deno.stdin.isTerminal();
 }
 
 function parseAnnotations(values: string[]): Record<string, string> {

@@ -32,6 +32,7 @@ import {
   IN_TOTO_PAYLOAD_TYPE,
 } from "./signature/attachments.ts";
 import { AttachmentWriter } from "./signature/attachment_writer.ts";
+import type { WriteWindow } from "./signature/write_window.ts";
 import { goJsonString } from "./encoding/go_json.ts";
 import { sha256Digest } from "./encoding/digest.ts";
 import { base64Encode } from "./encoding/base64.ts";
@@ -146,8 +147,8 @@ export interface AttestOptions {
   readonly type?: string;
   /** The clock, unix seconds (the `custom` predicate's timestamp). */
   readonly now?: () => number;
-  /** Shortest wait before the written `.att` tag is re-read (see {@linkcode AttachmentWriter}). */
-  readonly confirmDelayMs?: number;
+  /** The writing rule (`window` of {@linkcode AttachmentWriter}); smaller than the default only in tests. */
+  readonly window?: WriteWindow;
   /** Debug lines. */
   readonly logger?: Logger;
   /** Cancels the registry requests. */
@@ -213,10 +214,7 @@ export async function attestImage(reference: Reference | string, opts: AttestOpt
   }
   const envelope = dsseEnvelopeJson(IN_TOTO_PAYLOAD_TYPE, statement, signature);
   // 4. Appended to sha256-<hex>.att, then confirmed against concurrent writers.
-  const writer = new AttachmentWriter(opts.client, {
-    confirmDelayMs: opts.confirmDelayMs,
-    logger: opts.logger,
-  });
+  const writer = new AttachmentWriter(opts.client, { window: opts.window, logger: opts.logger });
   const layerDigest = sha256Digest(envelope);
   const pending = await writer.append({
     repo: ref,
@@ -229,8 +227,9 @@ export async function attestImage(reference: Reference | string, opts: AttestOpt
     },
     layerDigest,
     label: `attestation of ${registry}/${ref.repository}@${m.digest}`,
-  }, opts.signal);
-  await writer.confirm([pending], opts.signal);
+  }, { signal: opts.signal });
+  // Not cancelled by `opts.signal`: once written, the attestation is confirmed (or the failure reported).
+  await writer.confirm([pending]);
   return {
     digest: m.digest,
     predicateType,

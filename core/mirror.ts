@@ -240,7 +240,7 @@ export async function copyImages(
       ? { ...item.destination, digest: r.digest }
       : item.destination;
     const written = await signer.write(at, signal);
-    await signer.confirm(written, signal);
+    await signer.confirm(written);
     log.info(`Signed [${formatReference(at)}]: ${written.result.targets.length} manifest(s)`, fields);
     return { copied: r, signed: written.result };
   }, {

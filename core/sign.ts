@@ -1,7 +1,7 @@
 /**
  * The signing pipeline: for each image, choose the manifests to sign, check that registries.d allows writing
- * attachments, then add one signature per manifest to its `.sig` tag — unless an equal one is there already.
- * The image manifest itself is never written again.
+ * attachments, then add one signature per manifest to its `.sig` tag — unless an equal one is there already —
+ * and confirm that no concurrent writer removed it. The image manifest itself is never written again.
  *
  * @module
  */
@@ -24,10 +24,12 @@ import {
   ANNOTATION_SIGNATURE,
   findEquivalentSignature,
   type NewAttachmentLayer,
+  signatureTag,
 } from "./signature/attachments.ts";
-import { readAttachment } from "./signature/attachment_store.ts";
 import { checkLayerCount, readPayloads } from "./signature/signature_layers.ts";
-import { AttachmentWriter, FRESH_READ_MS, type PendingAppend } from "./signature/attachment_writer.ts";
+import { AttachmentWriter, type PendingAppend, type TagRead } from "./signature/attachment_writer.ts";
+import { type CensusAnswer, TagCensus } from "./signature/tag_census.ts";
+import type { WriteWindow } from "./signature/write_window.ts";
 import { buildSimpleSigningPayload } from "./signature/payload.ts";
 import { sha256Digest } from "./encoding/digest.ts";
 import { base64Encode } from "./encoding/base64.ts";
@@ -38,8 +40,12 @@ import { selectTargets, type Target } from "./targets.ts";
 export interface SignOptions {
   /** The registry client (credentials, TLS). */
   readonly client: RegistryClient;
-  /** The signing key, opened once for the run. */
-  readonly key: KeyBackend;
+  /**
+   * The signing key, opened once for the run — or the promise of it while it is being opened (a key file's
+   * scrypt): the first images are read meanwhile, nothing is written before it is open, and its failure fails
+   * the run before any write.
+   */
+  readonly key: KeyBackend | Promise<KeyBackend>;
   /** registries.d: decides whether attachments may be written for each identity. */
   readonly registriesD: RegistriesDConfig;
   /** Which list children to sign; default `amd64,arm64` / `linux`. */
@@ -52,8 +58,11 @@ export interface SignOptions {
   readonly annotations?: Readonly<Record<string, string>>;
   /** The clock, in unix seconds (payload timestamps). */
   readonly now?: () => number;
-  /** Shortest wait before a written `.sig` tag is re-read (`confirmDelayMs` of {@linkcode AttachmentWriter}). */
-  readonly confirmDelayMs?: number;
+  /**
+   * The writing rule (`window` of {@linkcode AttachmentWriter}); default the one every airlock writer follows.
+   * Smaller values only for tests whose tags no other writer can touch.
+   */
+  readonly window?: WriteWindow;
   /** Log lines; default none. */
   readonly logger?: Logger;
 }
@@ -93,8 +102,9 @@ export interface WrittenImage {
 }
 
 /**
- * Signs images with one key. Holds the run's state: the public key (parsed once, for idempotency checks) and a
- * lock per `.sig` tag so that appends to one digest inside one run are serialised.
+ * Signs images with one key. Holds the run's state: the key (and its public half, for idempotency checks), the
+ * attachment writer (a lock per `.sig` tag so that appends to one digest inside one run are serialised, and the
+ * confirmations) and the tag census (one tag listing per repository).
  *
  * @example
  * ```ts
@@ -105,28 +115,53 @@ export interface WrittenImage {
  */
 export class Signer {
   readonly #o: SignOptions;
-  readonly #publicKey: PublicKey;
+  readonly #key: Promise<KeyBackend>;
+  readonly #publicKey: Promise<PublicKey>;
   readonly #writer: AttachmentWriter;
+  readonly #census: TagCensus;
+  /** Lines per repository announced by {@linkcode Signer.expect} (a listing pays off for two tags or more). */
+  readonly #linesPerRepository = new Map<string, number>();
 
-  private constructor(options: SignOptions, publicKey: PublicKey) {
+  private constructor(options: SignOptions) {
     this.#o = options;
-    this.#publicKey = publicKey;
-    this.#writer = new AttachmentWriter(options.client, {
-      confirmDelayMs: options.confirmDelayMs,
-      logger: options.logger,
-    });
+    this.#key = Promise.resolve(options.key);
+    this.#publicKey = this.#key.then(async (k) => parsePublicKeyPem(await k.publicKey()));
+    // Observed by whoever awaits them; a failure must not count as unhandled meanwhile.
+    this.#publicKey.catch(() => {});
+    this.#writer = new AttachmentWriter(options.client, { window: options.window, logger: options.logger });
+    this.#census = new TagCensus(options.client);
   }
 
-  /** Reads the key's public half once, then returns a signer. */
-  static async create(options: SignOptions): Promise<Signer> {
-    return new Signer(options, parsePublicKeyPem(await options.key.publicKey()));
+  /** Returns a signer; the key may still be opening (see {@linkcode SignOptions.key}). */
+  static create(options: SignOptions): Promise<Signer> {
+    return Promise.resolve(new Signer(options));
+  }
+
+  /**
+   * Announces that `ref` will be signed in this run: when a repository has several, one listing of its tags
+   * replaces a read of each `.sig` tag (as for a multi-arch image, whose manifests share one repository).
+   */
+  expect(ref: Reference): void {
+    const key = `${ref.registry}/${ref.repository}`;
+    this.#linesPerRepository.set(key, (this.#linesPerRepository.get(key) ?? 0) + 1);
+  }
+
+  /** Resolves when the key is open and its public half read; rejects with the key's failure. */
+  get ready(): Promise<void> {
+    return this.#publicKey.then(() => {});
   }
 
   /**
    * Signs every manifest of one image that needs it. Nothing is written when registries.d forbids any of them.
    * Errors of individual manifests are collected: the others are still signed, then the image fails.
+   * `onWritten` hears of every layer the registry accepted, as soon as it did — also when the image fails later
+   * (or its deadline passes), so that no signature written goes unaccounted.
    */
-  async write(ref: Reference, signal?: AbortSignal): Promise<WrittenImage> {
+  async write(
+    ref: Reference,
+    signal?: AbortSignal,
+    onWritten?: (p: PendingLayer) => void,
+  ): Promise<WrittenImage> {
     const o = this.#o;
     const filter = o.platforms ?? { arch: DEFAULT_ARCH_LIST, os: DEFAULT_OS_LIST, variant: [] };
     // 1. What to sign.
@@ -145,8 +180,13 @@ export class Signer {
     }
     // 2. May we write? Checked for every identity before anything is written.
     for (const t of targets) this.#checkAttachmentsAllowed(t);
-    // 3. One signature per manifest; manifests of one image are independent tags, so in parallel.
-    const settled = await Promise.allSettled(targets.map((t) => this.#signTarget(ref, t, signal)));
+    // 3. Which .sig tags exist: one listing of the repository when it serves more than one tag.
+    const lines = this.#linesPerRepository.get(`${ref.registry}/${ref.repository}`) ?? 1;
+    const census = targets.length > 1 || lines > 1 ? await this.#census.lookup(ref, signal) : undefined;
+    // 4. One signature per manifest; manifests of one image are independent tags, so in parallel.
+    const settled = await Promise.allSettled(
+      targets.map((t) => this.#signTarget(ref, t, census, signal, onWritten)),
+    );
     const errors: unknown[] = [...entryErrors];
     const done: SignedTarget[] = [];
     const pending: PendingLayer[] = [];
@@ -163,12 +203,18 @@ export class Signer {
   }
 
   /**
-   * Confirms the layers written by {@linkcode Signer.write}: after a short random delay, re-reads each `.sig` tag
-   * and appends again any layer a concurrent writer (another process) overwrote. The registry offers no
-   * conditional PUT, so this is how two signers appending to one tag at once both end up in it.
+   * Confirms the layers written by {@linkcode Signer.write}: each `.sig` tag is read again once no writer that
+   * read it before our write can still write it, and any layer a concurrent writer (another host) removed is
+   * appended again. The registry offers no conditional PUT, so this is how signers appending to one tag at once
+   * all end up in it.
    */
-  async confirm(written: WrittenImage, signal?: AbortSignal): Promise<void> {
-    await this.#writer.confirm(written.pending, signal);
+  async confirm(written: WrittenImage): Promise<void> {
+    await this.#writer.confirm(written.pending);
+  }
+
+  /** {@linkcode confirm} for one layer, as soon as it is written (one read per tag serves every layer of it). */
+  async confirmLayer(p: PendingLayer): Promise<void> {
+    await this.#writer.confirm([p]);
   }
 
   #checkAttachmentsAllowed(t: Target): void {
@@ -179,16 +225,20 @@ export class Signer {
   async #signTarget(
     repo: Reference,
     target: Target,
+    census: CensusAnswer | undefined,
     signal?: AbortSignal,
+    onWritten?: (p: PendingLayer) => void,
   ): Promise<{ signed: SignedTarget; pending?: PendingLayer }> {
     const o = this.#o;
-    return await this.#writer.locked(repo, target.digest, undefined, async () => {
-      let readAt = performance.now();
-      let stored = await readAttachment(o.client, repo, target.digest, { signal });
-      const readDone = performance.now();
-      if (stored) checkLayerCount(stored.layers.length, signatureManifestName(stored.ref));
-      if (stored && !o.force) {
-        const found = await this.#findEqual(repo, target, stored.layers, signal);
+    const w = this.#writer;
+    return await w.locked(repo, target.digest, undefined, async () => {
+      // What the tag holds: absent when the repository's listing did not name it (no read needed), else read.
+      const base: TagRead = census && !census.tags.has(signatureTag(target.digest))
+        ? { stored: undefined, sentAt: census.sentAt, answeredAt: census.answeredAt }
+        : await w.readTag(repo, target.digest, undefined, signal);
+      if (base.stored) checkLayerCount(base.stored.layers.length, signatureManifestName(base.stored.ref));
+      if (base.stored && !o.force) {
+        const found = await this.#findEqual(repo, target, base.stored.layers, signal);
         if (found) return { signed: { ...target, status: "present" as const, layerDigest: found } };
       }
       const payload = buildSimpleSigningPayload({
@@ -197,36 +247,21 @@ export class Signer {
         timestamp: Math.floor(o.now?.() ?? Date.now() / 1000),
         annotations: o.annotations,
       });
-      const signature = await o.key.sign(payload);
+      const signature = await (await this.#key).sign(payload);
       const layer: NewAttachmentLayer = {
         payload,
         annotations: { [ANNOTATION_SIGNATURE]: base64Encode(signature) },
       };
-      const layerDigest = sha256Digest(payload);
-      // A concurrent writer's layer can only be lost between our last read of the tag and our PUT. The equality
-      // check above (one blob per existing signature) can take long on a busy host: then read the tag again, so
-      // that only the uploads and the PUT stand between read and write. A 404 (no check) costs no second read,
-      // however long the registry took to answer it.
-      if (performance.now() - readDone > FRESH_READ_MS) {
-        readAt = performance.now();
-        stored = await readAttachment(o.client, repo, target.digest, { signal });
-      }
-      // cosign and airlock read at most 1000 layers: a signature appended as the 1001st would never be verified.
-      if (stored) {
-        checkLayerCount(
-          stored.layers.length + 1,
-          `with this signature, ${signatureManifestName(stored.ref)}`,
-        );
-      }
       const append = {
         repo,
         digest: target.digest,
         layer,
-        layerDigest,
+        layerDigest: sha256Digest(payload),
         label: `signature of ${target.identity}`,
       };
-      const manifestDigest = await this.#writer.appendTo(append, stored, false, signal);
-      const p: PendingLayer = { ...append, target, spanMs: performance.now() - readAt, manifestDigest };
+      // The writer re-checks the tag first when `base` has grown too old meanwhile (bounded staleness).
+      const p: PendingLayer = { ...(await w.appendLocked(append, { base, signal })), target };
+      onWritten?.(p);
       o.logger?.debug(`Signed [${target.identity}] ${target.digest}`);
       return { signed: { ...target, status: "signed" as const, layerDigest: p.layerDigest }, pending: p };
     });
@@ -250,12 +285,12 @@ export class Signer {
     if (candidates.length === 0) return undefined;
     // One payload at a time, a few fetched ahead, stopping at the first equal one: memory stays at a few MiB
     // whatever the .sig holds. A layer whose blob is unusable is simply not equal.
+    const publicKey = await this.#publicKey;
     const query = {
       manifestDigest: target.digest,
       dockerReference: target.identity,
       annotations: this.#o.annotations,
-      verify: (payload: Uint8Array, signature: Uint8Array) =>
-        verifySignature(this.#publicKey, payload, signature),
+      verify: (payload: Uint8Array, signature: Uint8Array) => verifySignature(publicKey, payload, signature),
     };
     for await (const r of readPayloads(this.#o.client, repo, candidates, { signal })) {
       if (!r.payload) continue;
@@ -302,10 +337,21 @@ export interface SignRunOptions extends SignOptions {
   readonly jobs: number;
   /** Deadline per image, covering all of its work; 0 = none. */
   readonly timeoutMs: number;
-  /** Stops scheduling new images (in-flight writes finish). */
+  /**
+   * Stops scheduling new images. Work already sent finishes: a signature whose write was sent is still confirmed
+   * and reported.
+   */
   readonly signal?: AbortSignal;
   /** Called as each image finishes. */
   readonly onProgress?: (done: number, total: number) => void;
+}
+
+/** A signature the registry accepted for a line that failed nevertheless (another manifest failed, a deadline). */
+export interface WrittenTarget extends Target {
+  /** The digest of the payload layer written. */
+  readonly layerDigest: string;
+  /** Whether it was confirmed (safe from concurrent writers); `false` when the confirmation failed. */
+  readonly confirmed: boolean;
 }
 
 /** One list line's outcome. */
@@ -320,6 +366,8 @@ export interface LineSignResult {
   readonly result?: ImageSignResult;
   /** What went wrong. */
   readonly error?: AirlockError;
+  /** For a failed line: the signatures it wrote all the same (every write the registry accepted is reported). */
+  readonly written?: readonly WrittenTarget[];
 }
 
 /** The outcome of a run. */
@@ -330,8 +378,16 @@ export interface SignReport {
   readonly failed: readonly string[];
 }
 
+/** What one line wrote, and the confirmation of each layer. */
+interface LineWrites {
+  readonly pending: PendingLayer[];
+  readonly confirmations: Promise<void>[];
+}
+
 /**
- * Signs every image of a resolved image list with a worker pool, then confirms the writes.
+ * Signs every image of a resolved image list with a worker pool, confirming each write as soon as it is made.
+ * When `o.key` is still opening, the first images are read meanwhile; if it fails to open, the run rejects with
+ * that error and nothing has been written.
  *
  * @example
  * ```ts
@@ -344,8 +400,12 @@ export async function signImages(
 ): Promise<SignReport> {
   const log = o.logger ?? silentLogger();
   const signer = await Signer.create(o);
+  // A key that fails to open stops the run; no image has written anything then (signing comes before writing).
+  const keyFailed = new AbortController();
+  signer.ready.catch((e) => keyFailed.abort(e));
   const work = images.filter((r) => r.status === "ok");
-  const confirmations = new Map<number, Promise<void>>();
+  for (const item of work) signer.expect(item.reference);
+  const writes = new Map<number, LineWrites>();
   // Each image's result line is printed when the image is done (its writes confirmed), each failure once.
   const failedNow = new Set<number>();
   const fail = (item: ResolvedImageLine & { status: "ok" }, e: unknown): AirlockError => {
@@ -362,52 +422,74 @@ export async function signImages(
   const results = await runPool(work, o.jobs, async (item, signal) => {
     const ref = item.reference;
     const fields = { IMG: item.line.id };
+    const lineWrites: LineWrites = { pending: [], confirmations: [] };
+    writes.set(item.line.id, lineWrites);
     log.info(`Signing [${formatReference(ref)}]`, fields);
-    const written = await signer.write(ref, signal);
+    const written = await signer.write(ref, signal, (p) => {
+      // Confirmation runs while the worker moves on; it is not cancelled with the run (see `signal`).
+      const c = signer.confirmLayer(p);
+      c.catch(() => {});
+      lineWrites.pending.push(p);
+      lineWrites.confirmations.push(c);
+    });
     if (written.result.status === "skipped") {
       log.warn(
         `Skip sign image [${formatReference(ref)}]: no available image for specified arch and os`,
         fields,
       );
     }
-    // Confirmation runs while the worker moves on; its failure fails the image.
-    const c = signer.confirm(written, o.signal);
-    c.then(() => {
+    // The image is done when its writes are confirmed; a failed confirmation fails it.
+    Promise.all(lineWrites.confirmations).then(() => {
       if (written.result.status !== "skipped") log.info(signedLine(written.result), fields);
     }, (e) => fail(item, e));
-    confirmations.set(item.line.id, c);
     return written.result;
   }, {
-    signal: o.signal,
+    signal: o.signal ? AbortSignal.any([o.signal, keyFailed.signal]) : keyFailed.signal,
     timeoutMs: o.timeoutMs,
     onSettled: (i, r) => {
-      if (!r.ok) fail(work[i], r.error);
+      if (!r.ok && !keyFailed.signal.aborted) fail(work[i], r.error);
       o.onProgress?.(++done, work.length);
     },
   });
+  if (keyFailed.signal.aborted) throw keyFailed.signal.reason;
 
   const byId = new Map<number, LineSignResult>();
   await Promise.all(work.map(async (item, i) => {
     const r = results[i];
-    let error: unknown = r.ok ? undefined : r.error;
-    if (r.ok) {
-      try {
-        await confirmations.get(item.line.id);
-      } catch (e) {
-        error = e;
-      }
-    }
-    if (error !== undefined) {
-      const err = fail(item, error);
-      byId.set(item.line.id, { id: item.line.id, line: item.line.line, status: "failed", error: err });
-    } else if (r.ok) {
+    const w = writes.get(item.line.id);
+    const confirmed = await Promise.allSettled(w?.confirmations ?? []);
+    const unconfirmed = confirmed.find((c) => c.status === "rejected") as PromiseRejectedResult | undefined;
+    const error: unknown = r.ok ? unconfirmed?.reason : r.error;
+    if (error === undefined && r.ok) {
       byId.set(item.line.id, {
         id: item.line.id,
         line: item.line.line,
         status: r.value.status,
         result: r.value,
       });
+      return;
     }
+    const err = fail(item, error);
+    const written: WrittenTarget[] = (w?.pending ?? []).map((p, k) => ({
+      ...p.target,
+      layerDigest: p.layerDigest,
+      confirmed: confirmed[k].status === "fulfilled",
+    }));
+    for (const t of written) {
+      log.warn(
+        `The signature of [${t.identity}] ${t.digest} was written${
+          t.confirmed ? "" : " but not confirmed"
+        } although the image failed`,
+        { IMG: item.line.id },
+      );
+    }
+    byId.set(item.line.id, {
+      id: item.line.id,
+      line: item.line.line,
+      status: "failed",
+      error: err,
+      ...(written.length > 0 ? { written } : {}),
+    });
   }));
 
   const lines: LineSignResult[] = inListOrder(images, byId, log, (line, error) => {

@@ -34,7 +34,10 @@ export interface TargetResult {
   readonly kind?: string;
   /** `os/arch[/variant]`, or `null` when unknown. */
   readonly platform?: string | null;
-  /** Per kind: `signed`/`present`, `accepted`/`rejected`, `verified`. */
+  /**
+   * Per kind: `signed`/`present` (`unconfirmed` on a failed image: written, but whether a concurrent writer
+   * removed it again could not be checked), `accepted`/`rejected`, `verified`.
+   */
   readonly status: string;
   /** The payload layer written or found (sign), or the verified layer (verify). */
   readonly layerDigest?: string;

@@ -118,16 +118,36 @@ export async function createOperations(o: OperationsOptions): Promise<Operations
         logger: log,
       });
       const l = report.lines[0];
-      const targets = l.result?.targets ?? [];
-      const written = targets.filter((t) => t.status === "signed");
+      // Every signature the registry accepted is audited, also when the image failed afterwards (another
+      // manifest failed, the deadline passed, the confirmation failed: then `confirmed=false`).
+      const written = [
+        ...(l.result?.targets ?? []).filter((t) => t.status === "signed").map((t) => ({
+          ...t,
+          confirmed: true,
+        })),
+        ...(l.written ?? []),
+      ];
       for (const t of written) {
         o.logger.info(
           `audit: signature written token=${ctx.submittedBy} image=${t.identity} digest=${t.digest} ` +
-            `time=${now().toISOString()} job=${ctx.id} layer=${t.layerDigest}`,
+            `time=${now().toISOString()} job=${ctx.id} layer=${t.layerDigest}` +
+            (t.confirmed ? "" : " confirmed=false"),
         );
       }
       o.metrics?.signatures(written.length);
-      return lineResult(req.images[i], line, l, (t) => ({ ...targetJson(t), layerDigest: t.layerDigest }));
+      const result = lineResult(
+        req.images[i],
+        line,
+        l,
+        (t) => ({ ...targetJson(t), layerDigest: t.layerDigest }),
+      );
+      if (l.status !== "failed" || !l.written) return result;
+      // A failed image still reports what it wrote.
+      const targets = l.written.map((t) => ({
+        ...targetJson({ ...t, status: t.confirmed ? "signed" : "unconfirmed" }),
+        layerDigest: t.layerDigest,
+      }));
+      return { ...result, targets };
     });
   }
 

@@ -125,6 +125,15 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
+/** Options of {@linkcode RegistryClient.putManifest}. */
+export interface ManifestWriteOptions extends RequestOptions {
+  /**
+   * Retry transient failures (default `true`). `false` for writes whose caller decides itself what to do after a
+   * lost answer (attachment tags: read the tag again rather than send an old manifest once more).
+   */
+  retry?: boolean;
+}
+
 const MiB = 1024 * 1024;
 /** Statuses of success, of success or absence, of a stored manifest, of a deletion. */
 const ok = [200], found = [200, 404], stored = [200, 201, 202], deleted = [200, 202, 204];
@@ -264,7 +273,7 @@ export class RegistryClient {
     ref: Reference,
     bytes: Uint8Array,
     mediaType: string,
-    opts: RequestOptions = {},
+    opts: ManifestWriteOptions = {},
   ): Promise<string> {
     const reference = pushReference(ref);
     const what = `writing manifest ${reference} in ${refName(ref)}`;
@@ -277,6 +286,7 @@ export class RegistryClient {
       headers: { "content-type": mediaType },
       body: bytes,
       signal: opts.signal,
+      retry: opts.retry,
     };
     const answer = await this.#http.exchange(ref, call, stored, what);
     checkStoredDigest(answer.headers, digest, what);

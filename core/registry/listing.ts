@@ -21,6 +21,8 @@ const maxPages = 100_000;
 export interface ListTagsOptions {
   /** Asks for `?n=` tags per page (the registry may cap it). */
   pageSize?: number;
+  /** Fails with `TOO_LARGE` as soon as the repository is known to have more tags than this (pages stop). */
+  maxTags?: number;
   /** Cancels the listing. */
   signal?: AbortSignal;
 }
@@ -57,6 +59,9 @@ export async function listTags(
       throw new AirlockError("REGISTRY_ERROR", `${what}: the answer's "tags" is not a list of strings`);
     }
     tags.push(...doc.tags);
+    if (opts.maxTags !== undefined && tags.length > opts.maxTags) {
+      throw new AirlockError("TOO_LARGE", `${what}: more than ${opts.maxTags} tags`);
+    }
   }
   return tags;
 }

@@ -126,7 +126,7 @@ Deno.test("sign CLI: every bad input fails clearly and leaves existing signature
     await unchanged();
   });
 
-  await t.step("wrong passphrase: fails before any registry call", async () => {
+  await t.step("wrong passphrase: fails before any registry write", async () => {
     await Deno.writeTextFile(join(tmp.path, "wrong.pass"), secrets[1]);
     const args = signArgs("signed.txt");
     args[args.indexOf(key.pass)] = "wrong.pass";

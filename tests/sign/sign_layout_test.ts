@@ -73,7 +73,7 @@ Deno.test("sign: .sig layout and payload are byte-identical to containers/image'
         jobs: 2,
         timeoutMs: 60_000,
         now: () => NOW,
-        confirmDelayMs: 20,
+        window: { readMaxAgeMs: 500, applyMinMs: 20 },
       });
     const report = await run();
     assertEquals(report.failed, []);

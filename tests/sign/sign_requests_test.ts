@@ -14,7 +14,16 @@ import { RegistryClient } from "../../core/registry/client.ts";
 import { signImages } from "../../core/sign.ts";
 import { assertEquals } from "../assert.ts";
 import { makeKey } from "../testbed/keys.ts";
-import { buildImage, pushImage, rawSink, startProxy, startRegistry, tempDir } from "../testbed/mod.ts";
+import {
+  buildImage,
+  loseAnswerRule,
+  pushImage,
+  rawSink,
+  startProxy,
+  startRegistry,
+  tempDir,
+} from "../testbed/mod.ts";
+import { readSig } from "../testbed/signatures.ts";
 
 /** Longer than `FRESH_READ_MS` (50 ms): a slow answer must not by itself cause a second read. */
 const SLOW_MS = 150;
@@ -51,7 +60,6 @@ Deno.test("sign: a first signature costs exactly GET .sig, 2 × (POST + PUT), PU
         registriesD: builtinDefaultConfig(),
         jobs: 1,
         timeoutMs: 60_000,
-        confirmDelayMs: 10,
       });
     // What the proxy saw, as "METHOD what" for the requests of this repository (the ping is not counted).
     const seen = (from: number) =>
@@ -93,6 +101,49 @@ Deno.test("sign: a first signature costs exactly GET .sig, 2 × (POST + PUT), PU
     const second = await sign();
     assertEquals(second.lines.map((l) => l.status), ["unchanged"]);
     assertEquals(seen(mark), ["GET image 200", "GET blob 200", "GET .sig 200", "GET blob 200"]);
+  } finally {
+    client.close();
+    await key.close();
+  }
+});
+
+Deno.test("sign: a signature whose write answer was lost is found in the registry and reported signed, not failed", async () => {
+  await using tmp = await tempDir("airlock-sign-lost-");
+  await using reg = await startRegistry();
+  await using proxy = await startProxy(reg.url);
+  const img = await buildImage({ seed: "lost-answer" });
+  const repo = "lost/app";
+  await pushImage(img, { registry: reg.host, repository: repo }, "v1", rawSink(reg.url));
+  const sigPath = `/v2/${repo}/manifests/sha256-${img.top.digest.slice("sha256:".length)}.sig`;
+  // The registry stores the .sig manifest but every answer to a PUT of it is lost (Deno's HTTP client sends a
+  // request again by itself once when a kept-alive connection closes without an answer; sending the same PUT
+  // again and again would never learn that it landed).
+  proxy.addRule(loseAnswerRule(undefined, { method: "PUT", path: sigPath }));
+  const files = await makeKey(tmp.path, "k", "pw");
+  const key = await openKey(files.key, { passphrase: "pw", env: () => undefined });
+  const client = new RegistryClient({ tlsVerify: false, retryBaseDelayMs: 10 });
+  try {
+    const report = await signImages(resolveImageList(parseImageList(`${proxy.host}/${repo}:v1`)), {
+      client,
+      key,
+      registriesD: builtinDefaultConfig(),
+      jobs: 1,
+      timeoutMs: 60_000,
+    });
+    assertEquals(report.failed, []);
+    assertEquals(report.lines.map((l) => l.status), ["signed"]);
+    // Written once (and re-sent once by the HTTP client), then read to see whether it landed: it had.
+    assertEquals(
+      proxy.requests.filter((r) => r.path === sigPath && r.method !== "HEAD").map((r) => r.method),
+      [
+        "GET",
+        "PUT",
+        "PUT",
+        "GET",
+      ],
+    );
+    const sig = await readSig(reg, repo, img.top.digest);
+    assertEquals(sig?.layers.length, 1);
   } finally {
     client.close();
     await key.close();

@@ -348,7 +348,8 @@ export async function signInProcess(
         platforms: { arch: [], os: [], variant: [] },
         jobs: opts.jobs ?? 4,
         timeoutMs: 0,
-        confirmDelayMs: 1,
+        // Nobody else writes the test registry's tags: a short confirmation wait is enough.
+        window: { readMaxAgeMs: 500, applyMinMs: 10 },
       },
     );
     if (report.failed.length > 0 && !opts.allowFailures) {
