@@ -29,7 +29,7 @@ export interface WriteWindow {
 }
 
 /** The rule airlock writers follow. All writers to one registry must use the same (or a smaller) S. */
-export const WRITE_WINDOW: WriteWindow = { readMaxAgeMs: 1000, applyMinMs: 500 };
+export const WRITE_WINDOW: WriteWindow = { readMaxAgeMs: 500, applyMinMs: 500 };
 
 /** T grows to this many times the slowest request of the last minute. */
 export const APPLY_LATENCY_FACTOR = 2;
