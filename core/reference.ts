@@ -139,6 +139,18 @@ function repositoryProblem(repository: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Whether `s` is a registry (`host[:port]`, `[IPv6][:port]`) or a repository namespace under one
+ * (`host[:port]/path`) in distribution/reference's grammar: what containers/image accepts as a `remapIdentity`
+ * prefix.
+ */
+export function isRegistryNamespace(s: string): boolean {
+  if (registryProblem(s) === undefined) return true;
+  const slash = s.indexOf("/");
+  return slash > 0 && registryProblem(s.slice(0, slash)) === undefined &&
+    repositoryProblem(s.slice(slash + 1)) === undefined;
+}
+
 /** distribution/reference `splitDockerDomain` in the containers/image flavour. */
 function splitDockerDomain(name: string): { registry: string; remainder: string } {
   const slash = name.indexOf("/");

@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { newExactRepository } from "../core/config/policy.ts";
+import { newExactRepository } from "../core/config/policy_config.ts";
 import { parseGoDuration } from "../core/encoding/go_values.ts";
 import { AirlockError, errorMessage } from "../core/errors.ts";
 import { parseImageList, type ResolvedImageLine, resolveImageList } from "../core/image_list.ts";

@@ -22,7 +22,8 @@
 import { dirname, isAbsolute, join } from "node:path";
 import { AirlockError, errorMessage } from "../errors.ts";
 import { parseGoDuration } from "../encoding/go_values.ts";
-import { loadPolicyFile, type Policy, type PolicyRequirement } from "../config/policy.ts";
+import { loadPolicyFile } from "../config/policy_config.ts";
+import type { Policy, PolicyRequirement } from "../config/policy_types.ts";
 import { DEFAULT_ARCH_LIST, DEFAULT_OS_LIST, type PlatformFilter } from "../platform.ts";
 import { parsePublicKeyPem, type PublicKey } from "../signature/public_key.ts";
 import type { IdentityPolicy, SigstoreTrustedRoot } from "../keyless/mod.ts";

@@ -11,7 +11,8 @@
  * @module
  */
 import type { RegistriesDConfig } from "../config/registries_d.ts";
-import { PolicyEvaluator, requirementsFor } from "../config/policy.ts";
+import { PolicyEvaluator } from "../config/policy_eval.ts";
+import { requirementsFor } from "../config/policy_scopes.ts";
 import { AirlockError, type ErrorCode, errorMessage } from "../errors.ts";
 import { formatReference, type Reference } from "../reference.ts";
 import type { RegistryClient } from "../registry/client.ts";

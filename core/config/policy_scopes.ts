@@ -1,5 +1,6 @@
 /**
- * Which scope keys each transport of a containers-policy.json accepts: containers/image's
+ * Policy scopes: which requirements apply to an image ({@linkcode requirementsFor}, containers/image
+ * `requirementsForImageRef`), and which scope keys each transport of a containers-policy.json accepts: containers/image's
  * `ValidatePolicyConfigurationScope` of every transport skopeo 1.14.5 (containers/image 5.29) registers. The
  * policy parser treats a key its transport refuses as an unknown key, so containers/image refuses the whole file
  * (`Unknown key "<scope>"`); airlock does the same. The transport default `""` is always accepted, and so is any
@@ -8,6 +9,40 @@
  * @module
  */
 import { digestError } from "../encoding/digest.ts";
+import { goQuote } from "../encoding/go_quote.ts";
+import type { Reference } from "../reference.ts";
+import type { Policy, PolicyRequirement } from "./policy_types.ts";
+import { policyConfigurationIdentity, policyConfigurationNamespaces } from "./registries_d.ts";
+
+/** The requirements that apply to an image, and the scope they came from. */
+export interface ScopedRequirements {
+  /** `docker "<scope>"` (`""` for the transport default) or `default`. */
+  readonly scope: string;
+  readonly requirements: readonly PolicyRequirement[];
+}
+
+/**
+ * The requirements for a docker image reference, as containers/image's `requirementsForImageRef` picks them: the
+ * full identity, then each namespace from most to least specific (including `*.domain` wildcards), then the
+ * transport's `""`, then the global `default`.
+ *
+ * @example
+ * ```ts
+ * requirementsFor(policy, parseReference("reg.io/team/app:1")).scope; // 'docker "reg.io/team"'
+ * ```
+ */
+export function requirementsFor(policy: Policy, ref: Reference): ScopedRequirements {
+  const scopes = Object.hasOwn(policy.transports, "docker") ? policy.transports.docker : undefined;
+  if (scopes) {
+    for (const name of [policyConfigurationIdentity(ref), ...policyConfigurationNamespaces(ref)]) {
+      if (Object.hasOwn(scopes, name)) {
+        return { scope: `docker ${goQuote(name)}`, requirements: scopes[name] };
+      }
+    }
+    if (Object.hasOwn(scopes, "")) return { scope: 'docker ""', requirements: scopes[""] };
+  }
+  return { scope: "default", requirements: policy.default };
+}
 
 /**
  * Whether containers/image accepts `scope` as a key under `transport` in a policy's `transports` object.

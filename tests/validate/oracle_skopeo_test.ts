@@ -10,8 +10,8 @@
  * `remapIdentity {prefix: 127.0.0.1:PORT, signedPrefix: registry.test:5000}` (the same rule after the rewrite).
  */
 import { join } from "node:path";
-import type { Policy } from "../../core/config/policy.ts";
-import { parsePolicy } from "../../core/config/policy.ts";
+import type { Policy } from "../../core/config/policy_types.ts";
+import { parsePolicy } from "../../core/config/policy_config.ts";
 import { builtinDefaultConfig } from "../../core/config/registries_d.ts";
 import { parseReference } from "../../core/reference.ts";
 import { RegistryClient } from "../../core/registry/client.ts";

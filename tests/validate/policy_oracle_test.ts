@@ -6,7 +6,7 @@
  * image of the list can pass — and a policy skopeo loads must load.
  */
 import { join } from "node:path";
-import { loadPolicyFile } from "../../core/config/policy.ts";
+import { loadPolicyFile } from "../../core/config/policy_config.ts";
 import { AirlockError } from "../../core/errors.ts";
 import { airlock, fixturePath, show, startPeerSkopeoRegistry, tempDir } from "../testbed/mod.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "../assert.ts";

@@ -7,7 +7,7 @@
  * (`image-policies/match.json`) was judged by skopeo 1.14.5.
  */
 import { join } from "node:path";
-import { parsePolicy } from "../../core/config/policy.ts";
+import { parsePolicy } from "../../core/config/policy_config.ts";
 import {
   airlock,
   ATTACHMENTS_ON,

@@ -4,18 +4,19 @@
  * `signature/policy_reference_match_test.go`) and containers-policy.json(5).
  */
 import { join } from "node:path";
+import { hangarValidatePolicy, parsePolicy } from "../../../core/config/policy_config.ts";
 import {
-  hangarValidatePolicy,
-  matchesDockerReference,
-  parsePolicy,
-  type Policy,
   PolicyEvaluator,
   type PolicyImage,
-  type PolicyReferenceMatch,
-  requirementsFor,
-  type SigstoreSignedRequirement,
   type UntrustedSignature,
-} from "../../../core/config/policy.ts";
+} from "../../../core/config/policy_eval.ts";
+import { matchesDockerReference } from "../../../core/config/policy_reference_match.ts";
+import { requirementsFor } from "../../../core/config/policy_scopes.ts";
+import type {
+  Policy,
+  PolicyReferenceMatch,
+  SigstoreSignedRequirement,
+} from "../../../core/config/policy_types.ts";
 import { AirlockError } from "../../../core/errors.ts";
 import { parseReference, type Reference } from "../../../core/reference.ts";
 import { base64Encode } from "../../../core/encoding/base64.ts";
