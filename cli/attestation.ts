@@ -13,7 +13,7 @@
  */
 import type { Command } from "commander";
 import { downloadAttestations, predicateTypeUri, verifyImageAttestations } from "../core/attestation.ts";
-import { certificateTextLines } from "../core/verify.ts";
+import { certificateTextLines } from "./verify_output.ts";
 import {
   addCommandTimeoutFlag,
   collect,

@@ -20,7 +20,8 @@
  */
 import type { Command } from "commander";
 import { AirlockError } from "../core/errors.ts";
-import { certificateTextLines, cosignJsonOutput, verifyImage } from "../core/verify.ts";
+import { verifyImage } from "../core/verify.ts";
+import { certificateTextLines, cosignJsonOutput } from "./verify_output.ts";
 import {
   addCommandTimeoutFlag,
   collect,

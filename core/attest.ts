@@ -37,7 +37,7 @@ import { goJsonString } from "./encoding/go_json.ts";
 import { sha256Digest } from "./encoding/digest.ts";
 import { base64Encode } from "./encoding/base64.ts";
 import { parsePublicKeyPem, verifySignature } from "./signature/public_key.ts";
-import { goMarshalAny } from "./verify.ts";
+import { goMarshalAny } from "./encoding/go_marshal.ts";
 
 /** The in-toto statement type cosign v2 `attest` writes. */
 export const IN_TOTO_STATEMENT_V01 = "https://in-toto.io/Statement/v0.1";

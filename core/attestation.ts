@@ -33,7 +33,8 @@ import { goJsonString } from "./encoding/go_json.ts";
 import type { PublicKey } from "./signature/public_key.ts";
 import { type ReferrerBundle, referrerBundles } from "./signature/referrer_bundles.ts";
 import { MAX_ATTACHMENT_LAYERS, readPayloads } from "./signature/signature_layers.ts";
-import { cosignReference, cosignReferenceName, verifyReferrerBundle } from "./verify.ts";
+import { cosignReference, cosignReferenceName } from "./verify.ts";
+import { verifyReferrerBundle } from "./signature/referrer_verify.ts";
 
 /** cosign's `--type` shorthands and the predicate type URIs they stand for (`options/predicate.go`). */
 export const PREDICATE_TYPE_SHORTHANDS: Readonly<Record<string, string>> = Object.freeze({

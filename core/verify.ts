@@ -28,52 +28,32 @@
  * layer fail with a reason, so a bad layer appended by someone with push rights cannot hide a good one. Network
  * and authorization errors end the verification (exit 1), never turn into "no matching signatures".
  *
- * **Payload parsing.** cosign reads payloads with Go's lenient `json.Unmarshal`. airlock reads them the same way
- * (unknown members ignored, `null` leaves a field empty, wrong kinds fail) with three refusals a legitimate signer
- * never triggers and that would otherwise let two JSON readers disagree about a signed payload: a duplicate key in
- * any object, a struct member that only case-folds to a field name (`"Critical"`, `"doc\u212Aer-reference"`),
- * and a number Go cannot hold in a float64. The payload is parsed only after its signature verified.
+ * **Payload parsing** is strict where two JSON readers could disagree (`signature/cosign_claims.ts`); cosign's
+ * output format is the command's (`cli/verify_output.ts`).
  *
  * @module
  */
-import { AirlockError } from "./errors.ts";
+import { AirlockError, errorMessage, isAirlockError } from "./errors.ts";
 import { formatReference, parseReference, type Reference, withDefaultTag } from "./reference.ts";
 import type { RegistryClient } from "./registry/client.ts";
 import { isManifestUnknown } from "./registry/errors.ts";
 import { isImageManifestMediaType, isIndexMediaType, MediaType } from "./registry/types.ts";
 import { parseImageDocument } from "./registry/manifest.ts";
 import {
-  ANNOTATION_BUNDLE,
-  ANNOTATION_RFC3161_TIMESTAMP,
   ANNOTATION_SIGNATURE,
   type AttachmentLayer,
   listAttachmentLayers,
   parseAttachmentManifest,
 } from "./signature/attachments.ts";
 import { goBase64Decode } from "./encoding/base64.ts";
+import { goQuote } from "./encoding/go_quote.ts";
 import { attachmentRef } from "./signature/attachment_store.ts";
 import { type ReferrerBundle, referrerBundles } from "./signature/referrer_bundles.ts";
-import type {
-  CertificateIdentity,
-  IdentityPolicy,
-  InTotoStatement,
-  SigstoreTrustedRoot,
-} from "./keyless/mod.ts";
-import {
-  compareGoMapKeys,
-  decodeGoStruct,
-  goInt,
-  goJsonString,
-  goString,
-  type JsonNode,
-  jsonNodeToValue,
-  parseJsonTree,
-} from "./encoding/go_json.ts";
-import { type CosignClaims, cosignClaimsMatch, parseCosignClaims } from "./signature/payload.ts";
-import { goQuote } from "./encoding/go_quote.ts";
-import { base64Encode } from "./encoding/base64.ts";
+import { type VerifiedBundle, verifyReferrerBundle } from "./signature/referrer_verify.ts";
+import type { CertificateIdentity, IdentityPolicy, SigstoreTrustedRoot } from "./keyless/mod.ts";
+import { type CosignClaims, cosignClaimsMatch } from "./signature/payload.ts";
+import { claimsJson, readClaims } from "./signature/cosign_claims.ts";
 import { type PublicKey, verifySignature } from "./signature/public_key.ts";
-import { errorMessage, isAirlockError } from "./errors.ts";
 import { checkLayerCount, readPayloads } from "./signature/signature_layers.ts";
 
 /** cosign's message when the digest has no signature at all (`ErrNoSignaturesFound`, exit code 10). */
@@ -174,28 +154,11 @@ export async function verifyImage(
 ): Promise<VerifyResult> {
   const ref = cosignReference(reference);
   checkMode(opts);
-  // 1. The digest the reference names, read (and hash-checked) from the registry.
   const { digest, mediaType } = await resolveDigest(client, ref, opts.signal);
   const name = cosignReferenceName(ref);
-  // 2. cosign v3 verifies sigstore bundles stored as OCI referrers when there are any.
-  // Each bundle is checked as it is read, and only what verified is kept.
-  let outcomes: (VerifiedSignature | Rejection)[] = [];
-  for await (const b of referrerBundles(client, ref, digest, { signal: opts.signal }).bundles) {
-    outcomes.push(await checkReferrerBundle(b, outcomes.length, digest, name, opts));
-  }
-  if (outcomes.length === 0) {
-    // 3. Every layer of sha256-<hex>.sig, blobs read in turn (a broken layer is one more reason, not a crash),
-    // 4. each checked as cosign's verifyInternal does: signature, claims, transparency log.
-    outcomes = await checkSignatureLayers(client, ref, digest, opts);
-  }
-  const signatures = outcomes.filter((o): o is VerifiedSignature => !("reason" in o));
-  const rejected = outcomes.filter((o): o is Rejection => "reason" in o);
-  if (signatures.length === 0) {
-    throw new AirlockError(
-      "NO_MATCHING_SIGNATURES",
-      `${NO_MATCHING_SIGNATURES}:\n${rejected.map((r) => r.reason).join("\n  ")}`,
-    );
-  }
+  let outcomes = await checkReferrerBundles(client, ref, digest, name, opts);
+  if (outcomes.length === 0) outcomes = await checkSignatureLayers(client, ref, digest, opts);
+  const { signatures, rejected } = verdict(outcomes);
   return {
     reference: ref,
     name,
@@ -266,6 +229,7 @@ export function cosignReferenceName(ref: Reference): string {
 // Steps
 // ---------------------------------------------------------------------------------------------------------------
 
+/** Step 1: the digest the reference names, read (and hash-checked) from the registry. */
 async function resolveDigest(
   client: RegistryClient,
   ref: Reference,
@@ -287,61 +251,38 @@ function engine(): Promise<typeof import("./keyless/mod.ts")> {
   return import("./keyless/mod.ts");
 }
 
-/** What verifying a referrer bundle (any predicate type) yields. */
-export interface VerifiedBundle {
-  readonly statement: InTotoStatement;
-  /** The verified in-toto statement bytes. */
-  readonly payload: Uint8Array;
-  /** The verified DSSE envelope. */
-  readonly envelope: {
-    payloadType: string;
-    payload: string;
-    signatures: readonly { keyid?: string; sig: string }[];
-  };
-  readonly signer?: CertificateIdentity;
-  readonly tlogVerified: boolean;
+/**
+ * Step 2: cosign v3 verifies sigstore bundles stored as OCI referrers when there are any. Each bundle is checked
+ * as it is read, and only what verified is kept; none means the `.sig` layout is read instead.
+ */
+async function checkReferrerBundles(
+  client: RegistryClient,
+  ref: Reference,
+  digest: string,
+  name: string,
+  opts: VerifyOptions,
+): Promise<(VerifiedSignature | Rejection)[]> {
+  const outcomes: (VerifiedSignature | Rejection)[] = [];
+  for await (const b of referrerBundles(client, ref, digest, { signal: opts.signal }).bundles) {
+    outcomes.push(await checkReferrerBundle(b, outcomes.length, digest, name, opts));
+  }
+  return outcomes;
 }
 
-/**
- * Verifies a referrer bundle with the key or keyless, then cosign's `IntotoSubjectClaimVerifier`: the bundle
- * holds a DSSE in-toto statement, some `sha256` subject digest equals the image digest, and (with `-a`) that
- * subject's annotations hold every wanted value.
- *
- * @throws {AirlockError} why the bundle is not accepted
- */
-export async function verifyReferrerBundle(
-  bundle: Uint8Array,
-  digest: string,
-  opts: Pick<
-    VerifyOptions,
-    "publicKey" | "identity" | "trustedRoot" | "ignoreTlog" | "ignoreSct" | "annotations"
-  >,
-): Promise<VerifiedBundle> {
-  const k = await engine();
-  const r = opts.publicKey !== undefined
-    ? await k.verifyWithKey({ bundle }, {
-      publicKey: opts.publicKey,
-      trustedRoot: opts.trustedRoot,
-      ignoreTlog: opts.ignoreTlog,
-    })
-    : await k.verifyKeyless({ bundle }, {
-      identity: opts.identity!,
-      trustedRoot: opts.trustedRoot,
-      ignoreTlog: opts.ignoreTlog,
-      ignoreSct: opts.ignoreSct,
-    });
-  if (r.content.kind !== "dsse") {
-    throw new AirlockError("SIGNATURE_INVALID", "the bundle holds a message signature, not a DSSE envelope");
+/** Last step: at least one signature passed, else cosign's `no matching signatures` with every reason. */
+function verdict(outcomes: readonly (VerifiedSignature | Rejection)[]): {
+  signatures: VerifiedSignature[];
+  rejected: Rejection[];
+} {
+  const signatures = outcomes.filter((o): o is VerifiedSignature => !("reason" in o));
+  const rejected = outcomes.filter((o): o is Rejection => "reason" in o);
+  if (signatures.length === 0) {
+    throw new AirlockError(
+      "NO_MATCHING_SIGNATURES",
+      `${NO_MATCHING_SIGNATURES}:\n${rejected.map((r) => r.reason).join("\n  ")}`,
+    );
   }
-  const statement = k.parseInTotoStatement(r.content.payloadType, r.content.payload);
-  k.checkInTotoSubject(statement, digest, opts.annotations);
-  return {
-    statement,
-    payload: r.content.payload,
-    envelope: r.content.envelope,
-    signer: r.signer,
-    tlogVerified: !opts.ignoreTlog && r.tlogEntries.length > 0,
-  };
+  return { signatures, rejected };
 }
 
 async function checkReferrerBundle(
@@ -394,7 +335,8 @@ interface Rejection {
 }
 
 /**
- * Every layer of the `.sig` tag of `digest`, checked in order: payload blobs are read a few at a time (at most a
+ * Steps 3 and 4: every layer of the `.sig` tag of `digest`, checked in order as cosign's `verifyInternal` does
+ * (signature, claims, transparency log): payload blobs are read a few at a time (at most a
  * few MiB ahead) and each is dropped once checked unless it verified. A layer whose blob is missing, too large or
  * damaged is one more reason, not a failure of the whole.
  */
@@ -552,255 +494,3 @@ async function checkLayer(
 const NOT_IN_TLOG =
   "signature not found in transparency log: the layer has no Rekor bundle and airlock never " +
   "searches Rekor online (use --insecure-ignore-tlog to verify signatures made without a transparency log)";
-
-// ---------------------------------------------------------------------------------------------------------------
-// Payload reading (see the module doc for what is refused)
-// ---------------------------------------------------------------------------------------------------------------
-
-/** Go's struct field matching folds case with Unicode simple folding; these are the non-ASCII folds to ASCII. */
-function goFold(s: string): string {
-  return s.replace(/\u017f/g, "s").replace(/\u212a/g, "k").replace(/[A-Z]/g, (c) => c.toLowerCase());
-}
-
-const STRUCT_FIELDS: Readonly<Record<string, Readonly<Record<string, readonly string[] | null>>>> = {
-  // level → field → sub-level fields (null: a leaf or the free-form `optional`)
-  root: { critical: ["critical"], optional: null },
-  critical: { identity: ["identity"], image: ["image"], type: null },
-  identity: { "docker-reference": null },
-  image: { "docker-manifest-digest": null },
-};
-
-function refuse(message: string): never {
-  throw new AirlockError("SIGNATURE_INVALID", message);
-}
-
-/** Rejects duplicate keys anywhere and numbers a float64 cannot hold. */
-function checkTree(node: JsonNode, what: string): void {
-  if (node.kind === "number") {
-    if (!Number.isFinite(Number(node.raw))) {
-      refuse(`json: cannot unmarshal number ${node.raw} into Go value of type float64`);
-    }
-  } else if (node.kind === "array") {
-    for (const n of node.items) checkTree(n, what);
-  } else if (node.kind === "object") {
-    const seen = new Set<string>();
-    for (const { key, value } of node.entries) {
-      if (seen.has(key)) refuse(`${what}: duplicate key ${goQuote(key)}`);
-      seen.add(key);
-      checkTree(value, what);
-    }
-  }
-}
-
-/** Rejects struct members that only case-fold to a field name, and two members that fold to the same field. */
-function checkStruct(node: JsonNode, level: string, path: string): void {
-  if (node.kind !== "object") return; // null or a type error, reported by the decoder
-  const fields = STRUCT_FIELDS[level];
-  const folded = new Map(Object.keys(fields).map((f) => [goFold(f), f]));
-  const seen = new Set<string>();
-  for (const { key, value } of node.entries) {
-    const field = folded.get(goFold(key));
-    if (field === undefined) continue; // unknown members are ignored, as cosign does
-    if (key !== field) refuse(`${path}: key ${goQuote(key)} is not spelled ${goQuote(field)}`);
-    if (seen.has(field)) refuse(`${path}: duplicate key ${goQuote(field)}`);
-    seen.add(field);
-    const sub = fields[field];
-    if (sub !== null) checkStruct(value, sub[0], `${path}.${field}`);
-  }
-}
-
-function readClaims(payload: Uint8Array): CosignClaims {
-  const tree = parseJsonTree(payload, "SIGNATURE_INVALID");
-  checkTree(tree, "payload");
-  checkStruct(tree, "root", "payload");
-  return parseCosignClaims(payload);
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Output (cosign's PrintVerification)
-// ---------------------------------------------------------------------------------------------------------------
-
-/** Go `encoding/json` of a float64 (`strconv.FormatFloat` 'f'/'e' shortest, as `floatEncoder` picks). */
-function goFloat(n: number): string {
-  if (Object.is(n, -0)) return "-0";
-  // JavaScript's Number#toString switches to exponent form at the same bounds (1e-6, 1e21) and writes the same
-  // shortest digits and the same exponent form after Go's clean-up (e-07 → e-7).
-  return String(n);
-}
-
-/**
- * Go `json.Marshal` of a value decoded into `interface{}` (maps with sorted keys, float64 numbers, `<>&` escaped).
- *
- * @example
- * ```ts
- * goMarshalAny(JSON.parse('{"b":1,"a":"<"}')); // '{"a":"\\u003c","b":1}'
- * ```
- */
-export function goMarshalAny(v: unknown): string {
-  if (v === null || v === undefined) return "null";
-  if (typeof v === "string") return goJsonString(v);
-  if (typeof v === "number") return goFloat(v);
-  if (typeof v === "boolean") return v ? "true" : "false";
-  if (Array.isArray(v)) return "[" + v.map(goMarshalAny).join(",") + "]";
-  if (v instanceof RawJson) return v.json;
-  const o = v as Record<string, unknown>;
-  return "{" +
-    Object.keys(o).sort(compareGoMapKeys).map((k) => goJsonString(k) + ":" + goMarshalAny(o[k])).join(",") +
-    "}";
-}
-
-/** A value already encoded as Go would encode it (a struct in field order). */
-class RawJson {
-  constructor(readonly json: string) {}
-}
-
-/**
- * cosign's `bundle.RekorBundle` read from the annotation with Go's lenient decoder and written back in struct
- * order; `undefined` when Go would fail to decode it (cosign then prints no `Bundle`).
- */
-function rekorBundleJson(annotation: string): RawJson | undefined {
-  try {
-    const tree = parseJsonTree(annotation, "SIGNATURE_INVALID");
-    let set: Uint8Array = new Uint8Array();
-    let body: unknown = null;
-    let integratedTime = 0;
-    let logIndex = 0;
-    let logID = "";
-    const code = "SIGNATURE_INVALID" as const;
-    decodeGoStruct(tree, "bundle.RekorBundle", "RekorBundle", {
-      SignedEntryTimestamp: (v) => {
-        if (v.kind !== "null") set = goBase64Decode(goString(v, undefined, "", code));
-      },
-      Payload: (v, p) =>
-        decodeGoStruct(v, "bundle.RekorPayload", p, {
-          body: (b) => (body = jsonNodeToValue(b)),
-          integratedTime: (n, q) => (integratedTime = goInt(n, q, integratedTime, code)),
-          logIndex: (n, q) => (logIndex = goInt(n, q, logIndex, code)),
-          logID: (n, q) => (logID = goString(n, q, logID, code)),
-        }, code),
-    }, code);
-    checkTree(tree, "bundle");
-    return new RawJson(
-      `{"SignedEntryTimestamp":${goJsonString(base64Encode(set))},"Payload":{"body":${goMarshalAny(body)},` +
-        `"integratedTime":${integratedTime},"logIndex":${logIndex},"logID":${goJsonString(logID)}}}`,
-    );
-  } catch {
-    return undefined;
-  }
-}
-
-/** cosign's `bundle.RFC3161Timestamp` (`{"SignedRFC3161Timestamp": base64}`), or `undefined` if Go would fail. */
-function rfc3161Json(annotation: string): RawJson | undefined {
-  try {
-    const tree = parseJsonTree(annotation, "SIGNATURE_INVALID");
-    let token: Uint8Array = new Uint8Array();
-    decodeGoStruct(tree, "bundle.RFC3161Timestamp", "RFC3161Timestamp", {
-      SignedRFC3161Timestamp: (v) => {
-        if (v.kind !== "null") token = goBase64Decode(goString(v, undefined, "", "SIGNATURE_INVALID"));
-      },
-    }, "SIGNATURE_INVALID");
-    return new RawJson(`{"SignedRFC3161Timestamp":${goJsonString(base64Encode(token))}}`);
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * What `cosign verify -o json` (the default) prints on stdout for the accepted layers: `json.Marshal` of a
- * `[]payload.SimpleContainerImage`, each payload re-marshalled by Go (`critical` in struct order
- * `identity, image, type`; `optional` a map with sorted keys, `null` when absent; `<`, `>`, `&` escaped), with
- * `Bundle` / `RFC3161Timestamp` added to `optional` for layers that carry those annotations. No newlines: cosign
- * prints `"\n" + this + "\n"`. `null` for no signatures.
- *
- * @example
- * ```ts
- * writeStdout("\n" + cosignJsonOutput(result.signatures) + "\n");
- * ```
- */
-export function cosignJsonOutput(signatures: readonly VerifiedSignature[]): string {
-  if (signatures.length === 0) return "null";
-  return "[" + signatures.map((s) => {
-    const c = s.claims;
-    let optional: Record<string, unknown> | null = c.optional === null ? null : { ...c.optional };
-    if (s.signer !== undefined && s.source === "sig") {
-      optional = { ...optional, ...certificateFields(s.signer) };
-    }
-    const bundle = s.annotations[ANNOTATION_BUNDLE];
-    if (bundle !== undefined) {
-      const json = rekorBundleJson(bundle);
-      if (json) (optional ??= {}).Bundle = json;
-    }
-    const ts = s.annotations[ANNOTATION_RFC3161_TIMESTAMP];
-    if (ts !== undefined) {
-      const json = rfc3161Json(ts);
-      if (json) (optional ??= {}).RFC3161Timestamp = json;
-    }
-    return claimsJson(c, optional);
-  }).join(",") + "]";
-}
-
-/** `json.Marshal` of a `payload.SimpleContainerImage` with the given `optional`. */
-function claimsJson(c: CosignClaims, optional: Readonly<Record<string, unknown>> | null): string {
-  return `{"critical":{"identity":{"docker-reference":${goJsonString(c.dockerReference)}},` +
-    `"image":{"docker-manifest-digest":${goJsonString(c.dockerManifestDigest)}},` +
-    `"type":${goJsonString(c.type)}},"optional":${goMarshalAny(optional)}}`;
-}
-
-/** Fulcio OIDs of the GitHub workflow extensions, with cosign's friendly names (`pkg/cosign/certextensions.go`). */
-const GITHUB_FIELDS: readonly (readonly [keyof CertificateIdentity, string, string, string])[] = [
-  ["githubWorkflowTrigger", "1.3.6.1.4.1.57264.1.2", "githubWorkflowTrigger", "GitHub Workflow Trigger"],
-  ["githubWorkflowSha", "1.3.6.1.4.1.57264.1.3", "githubWorkflowSha", "GitHub Workflow SHA"],
-  ["githubWorkflowName", "1.3.6.1.4.1.57264.1.4", "githubWorkflowName", "GitHub Workflow Name"],
-  [
-    "githubWorkflowRepository",
-    "1.3.6.1.4.1.57264.1.5",
-    "githubWorkflowRepository",
-    "GitHub Workflow Repository",
-  ],
-  ["githubWorkflowRef", "1.3.6.1.4.1.57264.1.6", "githubWorkflowRef", "GitHub Workflow Ref"],
-];
-
-/**
- * What cosign's `PrintVerification` adds to `optional` for a signature with a certificate: `Subject` (the first
- * SAN in cosign's order), `Issuer` and `1.3.6.1.4.1.57264.1.1` (the v1 issuer OID only), and each GitHub workflow
- * extension present under its OID and its friendly name.
- *
- * @example
- * ```ts
- * certificateFields(signer); // { Subject: "mitr@redhat.com", Issuer: "https://github.com/login/oauth", … }
- * ```
- */
-export function certificateFields(signer: CertificateIdentity): Record<string, string> {
-  const out: Record<string, string> = { Subject: signer.subject };
-  if (signer.issuer) {
-    out.Issuer = signer.issuer;
-    out["1.3.6.1.4.1.57264.1.1"] = signer.issuer;
-  }
-  for (const [k, oid, friendly] of GITHUB_FIELDS) {
-    const v = signer[k];
-    if (typeof v === "string" && v !== "") {
-      out[oid] = v;
-      out[friendly] = v;
-    }
-  }
-  return out;
-}
-
-/**
- * cosign's `-o text` certificate lines (stderr) for a signature with a certificate: `Certificate subject: …`,
- * `Certificate issuer URL: …` and the GitHub workflow lines present.
- *
- * @example
- * ```ts
- * stderr(certificateTextLines(signer).map((l) => l + "\n").join(""));
- * ```
- */
-export function certificateTextLines(signer: CertificateIdentity): string[] {
-  const out = [`Certificate subject: ${signer.subject}`];
-  if (signer.issuer) out.push(`Certificate issuer URL: ${signer.issuer}`);
-  for (const [k, , , label] of GITHUB_FIELDS) {
-    const v = signer[k];
-    if (typeof v === "string" && v !== "") out.push(`${label}: ${v}`);
-  }
-  return out;
-}
