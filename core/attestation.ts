@@ -28,11 +28,10 @@ import type { RegistryClient } from "./registry/client.ts";
 import { isIndexMediaType, MediaType } from "./registry/types.ts";
 import { parseImageIndex } from "./registry/manifest.ts";
 import { DSSE_ENVELOPE_MEDIA_TYPE } from "./signature/attachments.ts";
-import { readAttachment } from "./signature/attachment_store.ts";
 import { goJsonString } from "./encoding/go_json.ts";
 import type { PublicKey } from "./signature/public_key.ts";
 import { type ReferrerBundle, referrerBundles } from "./signature/referrer_bundles.ts";
-import { MAX_ATTACHMENT_LAYERS, readPayloads } from "./signature/signature_layers.ts";
+import { type AttachmentLayerRead, readAttachmentLayers } from "./signature/signature_layers.ts";
 import { cosignReference, cosignReferenceName } from "./verify.ts";
 import { verifyReferrerBundle } from "./signature/referrer_verify.ts";
 
@@ -141,41 +140,24 @@ export interface AttestationVerifyResult {
 /** Most legacy attestation layers `download attestation` reads (cosign `maxAllowedSigsOrAtts`). */
 export const MAX_DOWNLOADED_ATTESTATIONS = 100;
 
-/** A fetched `.att` layer, or why it could not be fetched. */
-interface AttLayer {
-  readonly index: number;
-  readonly mediaType: string;
-  readonly digest: string;
-  readonly annotations: Readonly<Record<string, string>>;
-  readonly payload?: Uint8Array;
-  readonly error?: string;
-}
-
 /**
  * Every layer of `sha256-<hex>.att` with its blob (per-layer failures as reasons), one at a time in manifest
  * order, blobs read a few at a time and a few MiB ahead at most; nothing when there is no tag.
  */
-async function* readAttestationLayers(
+function readAttestationLayers(
   client: RegistryClient,
   repo: Reference,
   digest: string,
   signal?: AbortSignal,
-  maxLayers = MAX_ATTACHMENT_LAYERS,
-): AsyncGenerator<AttLayer> {
-  const stored = await readAttachment(client, repo, digest, { suffix: "att", signal });
-  if (!stored) return;
-  const name = `attestation manifest ${stored.ref.repository}:${stored.ref.tag}`;
-  if (stored.layers.length > maxLayers) {
-    throw new AirlockError(
-      "TOO_LARGE",
-      `${name} has ${stored.layers.length} layers, more than the ${maxLayers} accepted`,
-    );
-  }
-  for await (const r of readPayloads(client, stored.ref, stored.layers, { signal, name })) {
-    const l = r.layer;
-    const base = { index: l.index, mediaType: l.mediaType, digest: l.digest, annotations: l.annotations };
-    yield r.payload ? { ...base, payload: r.payload } : { ...base, error: r.error?.message };
-  }
+  maxLayers?: number,
+): AsyncGenerator<AttachmentLayerRead> {
+  return readAttachmentLayers(client, repo, digest, {
+    suffix: "att",
+    badBlob: "reason",
+    kind: "attestation manifest",
+    maxLayers,
+    signal,
+  });
 }
 
 type Outcome = VerifiedAttestation | { readonly reason: string };
@@ -285,13 +267,18 @@ const NOT_IN_TLOG =
   "attestation not found in transparency log: the layer has no Rekor bundle and airlock never " +
   "searches Rekor online (use --insecure-ignore-tlog to verify attestations made without a transparency log)";
 
-async function checkAttLayer(l: AttLayer, digest: string, opts: AttestationVerifyOptions): Promise<Outcome> {
+async function checkAttLayer(
+  read: AttachmentLayerRead,
+  digest: string,
+  opts: AttestationVerifyOptions,
+): Promise<Outcome> {
+  const l = read.layer;
   const where = `layer ${l.index} (${l.digest})`;
   if (l.mediaType !== DSSE_ENVELOPE_MEDIA_TYPE) {
     return { reason: `${where} is not a DSSE attestation (media type ${JSON.stringify(l.mediaType)})` };
   }
-  if (l.payload === undefined) return { reason: l.error ?? `${where} was not read` };
-  const layer = { mediaType: l.mediaType, payload: l.payload, annotations: l.annotations };
+  if (read.payload === undefined) return { reason: read.error?.message ?? `${where} was not read` };
+  const layer = { mediaType: l.mediaType, payload: read.payload, annotations: l.annotations };
   try {
     const k = await import("./keyless/mod.ts");
     if (!opts.ignoreTlog && !Object.hasOwn(l.annotations, "dev.sigstore.cosign/bundle")) {
@@ -316,7 +303,7 @@ async function checkAttLayer(l: AttLayer, digest: string, opts: AttestationVerif
       source: "att",
       digest: l.digest,
       statement,
-      envelope: l.payload,
+      envelope: read.payload,
       signer: r.signer,
       bundleVerified: !opts.ignoreTlog && r.tlogEntries.length > 0,
     };
@@ -375,13 +362,13 @@ export async function downloadAttestations(
   // 2. The legacy .att tag, of the platform's child when --platform is given.
   const attDigest = platform ? await platformChild(client, ref, platform, opts.signal) : digest;
   const layers = readAttestationLayers(client, ref, attDigest, opts.signal, MAX_DOWNLOADED_ATTESTATIONS);
-  for await (const l of layers) {
-    if (l.payload === undefined) {
-      throw new AirlockError("REGISTRY_ERROR", l.error ?? `layer ${l.digest} not read`);
+  for await (const { layer: l, payload, error } of layers) {
+    if (payload === undefined) {
+      throw new AirlockError("REGISTRY_ERROR", error?.message ?? `layer ${l.digest} not read`);
     }
     let env: { payloadType?: unknown; payload?: unknown; signatures?: unknown };
     try {
-      env = JSON.parse(new TextDecoder().decode(l.payload));
+      env = JSON.parse(new TextDecoder().decode(payload));
     } catch (e) {
       throw new AirlockError("ATTACHMENT_INVALID", `attestation layer ${l.digest}: ${errorMessage(e)}`);
     }

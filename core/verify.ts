@@ -36,25 +36,18 @@
 import { AirlockError, errorMessage, isAirlockError } from "./errors.ts";
 import { formatReference, parseReference, type Reference, withDefaultTag } from "./reference.ts";
 import type { RegistryClient } from "./registry/client.ts";
-import { isManifestUnknown } from "./registry/errors.ts";
-import { isImageManifestMediaType, isIndexMediaType, MediaType } from "./registry/types.ts";
+import { isImageManifestMediaType, isIndexMediaType } from "./registry/types.ts";
 import { parseImageDocument } from "./registry/manifest.ts";
-import {
-  ANNOTATION_SIGNATURE,
-  type AttachmentLayer,
-  listAttachmentLayers,
-  parseAttachmentManifest,
-} from "./signature/attachments.ts";
+import { ANNOTATION_SIGNATURE } from "./signature/attachments.ts";
 import { goBase64Decode } from "./encoding/base64.ts";
 import { goQuote } from "./encoding/go_quote.ts";
-import { attachmentRef } from "./signature/attachment_store.ts";
 import { type ReferrerBundle, referrerBundles } from "./signature/referrer_bundles.ts";
 import { type VerifiedBundle, verifyReferrerBundle } from "./signature/referrer_verify.ts";
 import type { CertificateIdentity, IdentityPolicy, SigstoreTrustedRoot } from "./keyless/mod.ts";
 import { type CosignClaims, cosignClaimsMatch } from "./signature/payload.ts";
 import { claimsJson, readClaims } from "./signature/cosign_claims.ts";
 import { type PublicKey, verifySignature } from "./signature/public_key.ts";
-import { checkLayerCount, readPayloads } from "./signature/signature_layers.ts";
+import { type AttachmentLayerRead, readAttachmentLayers } from "./signature/signature_layers.ts";
 
 /** cosign's message when the digest has no signature at all (`ErrNoSignaturesFound`, exit code 10). */
 export const NO_SIGNATURES_FOUND = "no signatures found";
@@ -322,13 +315,6 @@ async function checkReferrerBundle(
   };
 }
 
-/** A `.sig` layer with its payload, or the reason the payload could not be read. */
-interface ReadLayer {
-  readonly layer: AttachmentLayer;
-  readonly payload?: Uint8Array;
-  readonly error?: string;
-}
-
 interface Rejection {
   readonly index: number;
   readonly reason: string;
@@ -346,53 +332,17 @@ async function checkSignatureLayers(
   digest: string,
   opts: VerifyOptions,
 ): Promise<(VerifiedSignature | Rejection)[]> {
-  const sigRef = attachmentRef(repo, digest);
-  let fetched;
-  try {
-    fetched = await client.getManifest(sigRef, {
-      accept: [MediaType.ociManifest, MediaType.dockerManifest],
-      signal: opts.signal,
-    });
-  } catch (e) {
-    if (isManifestUnknown(e)) throw new AirlockError("SIGNATURE_MISSING", NO_SIGNATURES_FOUND, { cause: e });
-    throw e;
-  }
-  // cosign writes OCI manifests, or Docker schema 2 ones with COSIGN_DOCKER_MEDIA_TYPES=1; both have the same shape.
-  if (fetched.mediaType !== MediaType.ociManifest && fetched.mediaType !== MediaType.dockerManifest) {
-    throw new AirlockError(
-      "UNSUPPORTED_MEDIA_TYPE",
-      `unexpected MIME type for signature manifest ${sigRef.repository}:${sigRef.tag}: ${
-        goQuote(fetched.mediaType)
-      }`,
-    );
-  }
-  const manifest = parseAttachmentManifest(fetched.bytes, {
-    contentType: MediaType.ociManifest,
-    tag: sigRef.tag,
-  });
-  const layers = listAttachmentLayers(manifest);
-  if (layers.length === 0) throw new AirlockError("SIGNATURE_MISSING", NO_SIGNATURES_FOUND);
-  const name = `signature manifest ${sigRef.repository}:${sigRef.tag}`;
-  checkLayerCount(layers.length, name);
-  const reads = readPayloads(client, sigRef, layers.filter((l) => l.isSignature), {
-    signal: opts.signal,
-    name,
-    what: "payload",
-  })[Symbol.asyncIterator]();
   const outcomes: (VerifiedSignature | Rejection)[] = [];
-  try {
-    for (const layer of layers) {
-      if (!layer.isSignature) {
-        outcomes.push(await checkLayer({ layer }, digest, opts));
-        continue;
-      }
-      const { value: r } = await reads.next();
-      if (!r) throw new AirlockError("REGISTRY_ERROR", `payload ${layer.digest} was not read`);
-      outcomes.push(await checkLayer({ layer, payload: r.payload, error: r.error?.message }, digest, opts));
-    }
-  } finally {
-    await reads.return(undefined);
-  }
+  const layers = readAttachmentLayers(client, repo, digest, {
+    badBlob: "reason",
+    kind: "signature manifest",
+    what: "payload",
+    fetch: (l) => l.isSignature,
+    cosign: true,
+    signal: opts.signal,
+  });
+  for await (const read of layers) outcomes.push(await checkLayer(read, digest, opts));
+  if (outcomes.length === 0) throw new AirlockError("SIGNATURE_MISSING", NO_SIGNATURES_FOUND);
   return outcomes;
 }
 
@@ -404,7 +354,7 @@ const SIGNATURE_FAILURE: Readonly<Record<PublicKey["algorithm"], string>> = {
 };
 
 async function checkLayer(
-  read: ReadLayer,
+  read: AttachmentLayerRead,
   digest: string,
   opts: VerifyOptions,
 ): Promise<VerifiedSignature | Rejection> {
@@ -425,7 +375,9 @@ async function checkLayer(
   } catch (e) {
     return reject((e as Error).message);
   }
-  if (read.payload === undefined) return reject(read.error ?? `payload ${layer.digest} was not read`);
+  if (read.payload === undefined) {
+    return reject(read.error?.message ?? `payload ${layer.digest} was not read`);
+  }
   const payload = read.payload;
   const cosignLayer = { mediaType: layer.mediaType, payload, annotations: layer.annotations };
   let signer: CertificateIdentity | undefined;

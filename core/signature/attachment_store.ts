@@ -9,6 +9,7 @@ import type { Reference } from "../reference.ts";
 import type { RegistryClient } from "../registry/client.ts";
 import { isManifestUnknown } from "../registry/errors.ts";
 import { MediaType } from "../registry/types.ts";
+import { goQuote } from "../encoding/go_quote.ts";
 import {
   type AppendResult,
   type AttachmentLayer,
@@ -45,7 +46,9 @@ export function attachmentRef(repo: Reference, digest: string, suffix = "sig"): 
 
 /**
  * Reads the attachment manifest of `digest`; `undefined` when none exists yet, in every form registries say so
- * (containers/image's rule, Harbor's `UNKNOWN … not found` included).
+ * (containers/image's rule, Harbor's `UNKNOWN … not found` included). An OCI image manifest is required, as
+ * containers/image requires it; with `cosignName` (`verify`'s reading) a Docker schema 2 manifest is accepted too, as
+ * cosign writes them with `COSIGN_DOCKER_MEDIA_TYPES=1`, and the manifest is named `cosignName` in the error.
  *
  * @example
  * ```ts
@@ -56,23 +59,34 @@ export async function readAttachment(
   client: RegistryClient,
   repo: Reference,
   digest: string,
-  opts: { suffix?: string; signal?: AbortSignal } = {},
+  opts: { suffix?: string; signal?: AbortSignal; cosignName?: string } = {},
 ): Promise<StoredAttachment | undefined> {
   const ref = attachmentRef(repo, digest, opts.suffix);
+  const accept: string[] = opts.cosignName === undefined
+    ? [MediaType.ociManifest]
+    : [MediaType.ociManifest, MediaType.dockerManifest];
   let fetched;
   try {
-    fetched = await client.getManifest(ref, { accept: [MediaType.ociManifest], signal: opts.signal });
+    fetched = await client.getManifest(ref, { accept, signal: opts.signal });
   } catch (e) {
     if (isManifestUnknown(e)) return undefined;
     throw e;
   }
-  if (fetched.mediaType !== MediaType.ociManifest) {
+  if (!accept.includes(fetched.mediaType)) {
+    const mediaType = opts.cosignName === undefined ? `"${fetched.mediaType}"` : goQuote(fetched.mediaType);
     throw new AirlockError(
       "UNSUPPORTED_MEDIA_TYPE",
-      `unexpected MIME type for sigstore attachment manifest ${ref.repository}:${ref.tag}: "${fetched.mediaType}"`,
+      `unexpected MIME type for ${
+        opts.cosignName ?? "sigstore attachment manifest"
+      } ${ref.repository}:${ref.tag}: ` +
+        mediaType,
     );
   }
-  const manifest = parseAttachmentManifest(fetched.bytes, { contentType: fetched.mediaType, tag: ref.tag });
+  // Both forms have the same shape; the layers are read as an OCI manifest's.
+  const manifest = parseAttachmentManifest(fetched.bytes, {
+    contentType: MediaType.ociManifest,
+    tag: ref.tag,
+  });
   return { ref, manifestDigest: fetched.digest, manifest, layers: listAttachmentLayers(manifest) };
 }
 

@@ -7,12 +7,18 @@
  * it comes and keeps only what it needs. Whatever the registry holds, one attachment manifest never costs more
  * than a few MiB of memory.
  *
+ * {@linkcode readAttachmentLayers} is the one reader of `.sig` and `.att` layers (`verify`, `verify-attestation`,
+ * `download attestation`, `sign validate`), as cosign's `pkg/oci` gives signatures and attestations one
+ * interface: the suffix says which tag, `badBlob` what a missing, oversized or damaged blob means.
+ *
  * @module
  */
 import { LinkedAbort } from "../abort.ts";
 import { AirlockError, isAirlockError } from "../errors.ts";
 import type { Reference } from "../reference.ts";
 import type { RegistryClient } from "../registry/client.ts";
+import type { AttachmentLayer } from "./attachments.ts";
+import { readAttachment } from "./attachment_store.ts";
 
 /** Most layers accepted in one attachment manifest (cosign writes and reads at most 1000). */
 export const MAX_ATTACHMENT_LAYERS = 1000;
@@ -51,21 +57,13 @@ export interface PayloadRead<L extends PayloadLayer> {
 const LAYER_CONTENT_ERRORS = new Set(["DIGEST_MISMATCH", "TOO_LARGE", "NOT_FOUND"]);
 
 /**
- * Refuses an attachment manifest with more than {@linkcode MAX_ATTACHMENT_LAYERS} layers.
+ * Refuses an attachment manifest with more than `max` ({@linkcode MAX_ATTACHMENT_LAYERS}) layers.
  *
- * @throws {AirlockError} `TOO_LARGE` naming the manifest (`kind` `attachment manifest`, `signature manifest`, …).
- *
- * @example
- * ```ts
- * checkLayerCount(stored.layers.length, `attachment manifest ${stored.ref.repository}:${stored.ref.tag}`);
- * ```
+ * @throws {AirlockError} `TOO_LARGE` naming the manifest (`attachment manifest <repo>:<tag>`, …).
  */
-export function checkLayerCount(count: number, name: string): void {
-  if (count > MAX_ATTACHMENT_LAYERS) {
-    throw new AirlockError(
-      "TOO_LARGE",
-      `${name} has ${count} layers, more than the ${MAX_ATTACHMENT_LAYERS} accepted`,
-    );
+export function checkLayerCount(count: number, name: string, max: number = MAX_ATTACHMENT_LAYERS): void {
+  if (count > max) {
+    throw new AirlockError("TOO_LARGE", `${name} has ${count} layers, more than the ${max} accepted`);
   }
 }
 
@@ -172,5 +170,82 @@ export async function* readPayloads<L extends PayloadLayer>(
   } finally {
     link.abort(new AirlockError("CANCELLED", "payload reading stopped"));
     link.dispose();
+  }
+}
+
+/** One layer of an attachment manifest, with its payload when it was read. */
+export type AttachmentLayerRead = PayloadRead<AttachmentLayer>;
+
+/** Options of {@linkcode readAttachmentLayers}. */
+export interface ReadAttachmentLayersOptions {
+  /** The tag suffix: `sig` (default) or `att`. */
+  readonly suffix?: "sig" | "att";
+  /**
+   * What a missing, oversized or damaged blob means: `reason` — the layer is yielded with its `error` (one bad
+   * layer appended by someone with push rights must not hide a good one: verify); `error` — it is thrown, an
+   * oversized one before any blob is fetched (a signature that cannot be read rejects the image: validate).
+   */
+  readonly badBlob: "reason" | "error";
+  /** Names the manifest in errors, before `<repo>:<tag>`: `signature manifest`, `attestation manifest`, …. */
+  readonly kind: string;
+  /** Names a payload in errors (`payload`, default `layer`). */
+  readonly what?: string;
+  /** Most layers accepted (default {@linkcode MAX_ATTACHMENT_LAYERS}). */
+  readonly maxLayers?: number;
+  /** Which layers' blobs are read (default every layer); the others are yielded without a payload. */
+  readonly fetch?: (layer: AttachmentLayer) => boolean;
+  /** Read as cosign does (`verify`): Docker schema 2 manifests too, the manifest named `kind` in a MIME error. */
+  readonly cosign?: boolean;
+  /** Cancels the registry requests. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * The layers of the `.sig` (or `.att`) tag of `digest` in the repository of `repo`, in manifest order, each with
+ * its payload blob read as {@linkcode readPayloads} reads them (bounded count, sizes and memory, digest-checked);
+ * nothing when there is no tag.
+ *
+ * @throws {AirlockError} `TOO_LARGE` for too many layers or bytes; `UNSUPPORTED_MEDIA_TYPE`,
+ *   `ATTACHMENT_INVALID` for a manifest that is not one; with `badBlob: "error"`, a layer's blob error; registry
+ *   errors.
+ */
+export async function* readAttachmentLayers(
+  client: RegistryClient,
+  repo: Reference,
+  digest: string,
+  opts: ReadAttachmentLayersOptions,
+): AsyncGenerator<AttachmentLayerRead> {
+  const { signal, what = "layer" } = opts;
+  const stored = await readAttachment(client, repo, digest, {
+    suffix: opts.suffix,
+    signal,
+    cosignName: opts.cosign ? opts.kind : undefined,
+  });
+  if (!stored) return;
+  const where = `${stored.ref.repository}:${stored.ref.tag}`;
+  const name = `${opts.kind} ${where}`;
+  checkLayerCount(stored.layers.length, name, opts.maxLayers);
+  const fetch = opts.fetch ?? (() => true);
+  const wanted = stored.layers.filter(fetch);
+  if (opts.badBlob === "error") {
+    for (const l of wanted) {
+      const tooLarge = oversizedLayer(l, what, ` of ${where}`);
+      if (tooLarge) throw tooLarge;
+    }
+  }
+  const reads = readPayloads(client, stored.ref, wanted, { signal, name, what })[Symbol.asyncIterator]();
+  try {
+    for (const layer of stored.layers) {
+      if (!fetch(layer)) {
+        yield { layer };
+        continue;
+      }
+      const { value: r } = await reads.next();
+      if (!r) throw new AirlockError("REGISTRY_ERROR", `${what} ${layer.digest} was not read`);
+      if (r.error && opts.badBlob === "error") throw r.error;
+      yield r;
+    }
+  } finally {
+    await reads.return(undefined);
   }
 }
