@@ -85,7 +85,7 @@ export {
   predicateTypeUri,
   type VerifiedAttestation,
   verifyImageAttestations,
-} from "./core/attestation.ts";
+} from "./core/verify_attestation.ts";
 export {
   attestImage,
   type AttestOptions,
@@ -188,26 +188,26 @@ export {
   type CopyStats,
   ImageCopier,
   type ImageSource,
-} from "./core/copy.ts";
+} from "./core/transfer/copy.ts";
 export {
   type CopyReport,
   loadMirrorList,
   mirrorImages,
   type ResolvedMirrorLine,
   resolveMirrorList,
-} from "./core/mirror.ts";
+} from "./core/transfer/mirror.ts";
 export {
   ArchiveReader,
   loadArchive,
   type LoadOptions,
   saveImages,
   type SaveOptions,
-} from "./core/archive.ts";
+} from "./core/transfer/archive.ts";
 
 // types that the API above refers to
 export { COSIGN_KEY_PEM_TYPE, type EncryptedKeyPemType, SIGSTORE_KEY_PEM_TYPE } from "./backends/file.ts";
 export type { GeneratedKeyPair, GenerateKeyPairOptions, KeyPairPaths } from "./backends/keygen.ts";
-export type { ArchiveImage, SaveReport } from "./core/archive.ts";
+export type { ArchiveImage, SaveReport } from "./core/transfer/archive.ts";
 export type {
   HangarPolicyOptions,
   PolicyDecision,
@@ -228,7 +228,7 @@ export type {
   RegistriesDConfig,
   ScopedNamespace,
 } from "./core/config/registries_d.ts";
-export type { CopiedAttachment } from "./core/copy.ts";
+export type { CopiedAttachment } from "./core/transfer/copy.ts";
 export { HostLock } from "./core/host_lock.ts";
 export type { ImageLineKind } from "./core/image_list.ts";
 export type { InspectLayer, PlatformChoice } from "./core/inspect.ts";
@@ -236,7 +236,7 @@ export type { CosignLayer, DsseEnvelopeJson } from "./core/keyless/bundle.ts";
 export type { SubjectAlternativeName } from "./core/keyless/certificate.ts";
 export type { RekorEntryInfo } from "./core/keyless/rekor.ts";
 export type { BundleEntity, VerifiedContent } from "./core/keyless/verify.ts";
-export type { CopyRunOptions, LineCopyResult, MirrorListOverrides } from "./core/mirror.ts";
+export type { CopyRunOptions, LineCopyResult, MirrorListOverrides } from "./core/transfer/mirror.ts";
 export type { PlatformLike } from "./core/platform.ts";
 export type { BlobStream, OpenBlobOptions } from "./core/registry/blob_stream.ts";
 export type {

@@ -11,7 +11,7 @@
 import type { Command } from "commander";
 import { type KeyBackend, openKey } from "../backends/key_backend.ts";
 import { attestImage } from "../core/attest.ts";
-import { predicateTypeUri } from "../core/attestation.ts";
+import { predicateTypeUri } from "../core/verify_attestation.ts";
 import { AirlockError, errorMessage } from "../core/errors.ts";
 import { addCommandTimeoutFlag, type CommandTimeoutFlags, type GlobalFlags, usageError } from "./common.ts";
 import {

@@ -12,7 +12,11 @@
  * @module
  */
 import type { Command } from "commander";
-import { downloadAttestations, predicateTypeUri, verifyImageAttestations } from "../core/attestation.ts";
+import {
+  downloadAttestations,
+  predicateTypeUri,
+  verifyImageAttestations,
+} from "../core/verify_attestation.ts";
 import { certificateTextLines } from "./verify_output.ts";
 import {
   addCommandTimeoutFlag,

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { loadMirrorList, mirrorImages, resolveMirrorList } from "../core/mirror.ts";
+import { loadMirrorList, mirrorImages, resolveMirrorList } from "../core/transfer/mirror.ts";
 import type { Logger } from "../core/report.ts";
 import type { KeyBackend } from "../backends/key_backend.ts";
 import {

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { loadArchive, saveImages } from "../core/archive.ts";
+import { loadArchive, saveImages } from "../core/transfer/archive.ts";
 import type { Logger } from "../core/report.ts";
 import {
   addRegistriesDFlag,

@@ -19,7 +19,7 @@
  * @module
  */
 import type { KeyBackend } from "../backends/key_backend.ts";
-import { predicateTypeUri } from "./attestation.ts";
+import { predicateTypeUri } from "./verify_attestation.ts";
 import { AirlockError, errorMessage } from "./errors.ts";
 import { parseReference, type Reference, withDefaultTag } from "./reference.ts";
 import type { RegistryClient } from "./registry/client.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import { AirlockError } from "../../core/errors.ts";
-import type { TarSource } from "../../core/tar.ts";
+import type { TarSource } from "../../core/transfer/tar.ts";
 
 /**
  * Cases per generator: `HOSTILE_CASES` when set (the `hostile` task sets it high), else `ci` (a few hundred in

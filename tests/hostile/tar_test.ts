@@ -10,7 +10,7 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { indexTar, TarWriter } from "../../core/tar.ts";
+import { indexTar, TarWriter } from "../../core/transfer/tar.ts";
 import { airlock, show, startRegistry, tempDir } from "../testbed/mod.ts";
 import { baseSeed, caseCount, clearError, memorySource, within } from "./harness.ts";
 import { Rng } from "./rng.ts";

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertRejects, assertStringIncludes } from "../assert.ts";
 import { isAirlockError } from "../../core/errors.ts";
 import { RegistryClient } from "../../core/registry/client.ts";
-import { indexTar, TarWriter } from "../../core/tar.ts";
+import { indexTar, TarWriter } from "../../core/transfer/tar.ts";
 import {
   airlock,
   ATTACHMENTS_ON,

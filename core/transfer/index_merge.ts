@@ -9,10 +9,10 @@
  *
  * @module
  */
-import { sha256Digest } from "./encoding/digest.ts";
-import { formatPlatform } from "./platform.ts";
-import { readIndexObject } from "./registry/manifest.ts";
-import type { Descriptor, FetchedManifest } from "./registry/types.ts";
+import { sha256Digest } from "../encoding/digest.ts";
+import { formatPlatform } from "../platform.ts";
+import { readIndexObject } from "../registry/manifest.ts";
+import type { Descriptor, FetchedManifest } from "../registry/types.ts";
 
 /** buildx's annotations on an attestation entry (`unknown/unknown`) and the image entry it describes. */
 const REFERENCE_TYPE = "vnd.docker.reference.type";

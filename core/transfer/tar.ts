@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { AirlockError } from "./errors.ts";
+import { AirlockError } from "../errors.ts";
 
 const BLOCK = 512;
 const enc = new TextEncoder();

@@ -22,15 +22,15 @@
  *
  * @module
  */
-import { describeSource, type RegistriesDConfig, useSigstoreAttachments } from "./config/registries_d.ts";
-import { parseImageManifest, readIndexObject } from "./registry/manifest.ts";
-import { imagePlatform } from "./targets.ts";
-import { KeyedLock } from "./keyed_lock.ts";
-import { AirlockError } from "./errors.ts";
-import { allowsPlatform, formatPlatform, type PlatformFilter } from "./platform.ts";
-import { formatReference, type Reference } from "./reference.ts";
-import { type BlobStream, RegistryClient } from "./registry/client.ts";
-import { isManifestUnknown } from "./registry/errors.ts";
+import { describeSource, type RegistriesDConfig, useSigstoreAttachments } from "../config/registries_d.ts";
+import { parseImageManifest, readIndexObject } from "../registry/manifest.ts";
+import { imagePlatform } from "../targets.ts";
+import { KeyedLock } from "../keyed_lock.ts";
+import { AirlockError } from "../errors.ts";
+import { allowsPlatform, formatPlatform, type PlatformFilter } from "../platform.ts";
+import { formatReference, type Reference } from "../reference.ts";
+import { type BlobStream, RegistryClient } from "../registry/client.ts";
+import { isManifestUnknown } from "../registry/errors.ts";
 import {
   type Descriptor,
   type FetchedManifest,
@@ -38,9 +38,9 @@ import {
   isIndexMediaType,
   isSchema1MediaType,
   MediaType,
-} from "./registry/types.ts";
-import type { Logger } from "./report.ts";
-import { attachmentRef, readAttachment, writeAttachment } from "./signature/attachment_store.ts";
+} from "../registry/types.ts";
+import type { Logger } from "../report.ts";
+import { attachmentRef, readAttachment, writeAttachment } from "../signature/attachment_store.ts";
 import {
   appendSignatureLayers,
   type AttachmentManifest,
@@ -48,7 +48,7 @@ import {
   parseAttachmentConfig,
   parseAttachmentManifest,
   SIGNATURE_TAG_SUFFIX,
-} from "./signature/attachments.ts";
+} from "../signature/attachments.ts";
 import { chooseEntries, destinationIndex } from "./index_merge.ts";
 
 /**
