@@ -41,7 +41,8 @@ import { createHash, createHmac, type Hash, type Hmac } from "node:crypto";
 import { AirlockError } from "../core/errors.ts";
 import { base64Decode, base64Encode } from "../core/encoding/base64.ts";
 import { type PublicKey, publicKeyFromSpki } from "../core/signature/public_key.ts";
-import type { KeyBackend } from "./key_backend.ts";
+import type { KeyBackend } from "./key_types.ts";
+import { kmsErrorCode } from "./kms_errors.ts";
 import {
   endpointUrl,
   envFlag,
@@ -285,19 +286,24 @@ class AwsKmsClient {
       this.#credentials.sessionToken,
     ]);
     const where = `${this.#what}: AWS KMS ${operation} at ${this.#url.host}`;
-    if (AUTH_ERRORS.has(type) || (!type && res.status === 401)) {
-      return new AirlockError(
-        "KEY_AUTH_FAILED",
-        `${where} refused the credentials (access key ${this.#credentials.accessKeyId}): ${detail}`,
-      );
+    const named = {
+      auth: AUTH_ERRORS.has(type),
+      denied: type === "AccessDeniedException",
+      notFound: type === "NotFoundException",
+    };
+    switch (kmsErrorCode(res.status, named, !type)) {
+      case "KEY_AUTH_FAILED":
+        return new AirlockError(
+          "KEY_AUTH_FAILED",
+          `${where} refused the credentials (access key ${this.#credentials.accessKeyId}): ${detail}`,
+        );
+      case "KEY_ACCESS_DENIED":
+        return new AirlockError("KEY_ACCESS_DENIED", `${where}: permission denied: ${detail}`);
+      case "KEY_NOT_FOUND":
+        return new AirlockError("KEY_NOT_FOUND", `${where}: key not found: ${detail}`);
+      default:
+        return new AirlockError("KEY_BACKEND", `${where} failed (HTTP ${res.status}): ${detail}`);
     }
-    if (type === "AccessDeniedException" || (!type && res.status === 403)) {
-      return new AirlockError("KEY_ACCESS_DENIED", `${where}: permission denied: ${detail}`);
-    }
-    if (type === "NotFoundException" || (!type && res.status === 404)) {
-      return new AirlockError("KEY_NOT_FOUND", `${where}: key not found: ${detail}`);
-    }
-    return new AirlockError("KEY_BACKEND", `${where} failed (HTTP ${res.status}): ${detail}`);
   }
 
   close(): void {

@@ -36,7 +36,8 @@
  */
 import { AirlockError } from "../core/errors.ts";
 import { ecdsaRawToDer, type PublicKey, publicKeyFromSpki } from "../core/signature/public_key.ts";
-import type { KeyBackend } from "./key_backend.ts";
+import type { KeyBackend } from "./key_types.ts";
+import { kmsErrorCode } from "./kms_errors.ts";
 import {
   base64UrlDecode,
   base64UrlEncode,
@@ -193,25 +194,25 @@ class AzureKmsClient {
       [...this.#tokens.secrets, ...this.#tokens.cache.secrets()],
     );
     const where = `${this.#what}: Azure Key Vault`;
-    if (res.status === 401) {
-      return new AirlockError(
-        "KEY_AUTH_FAILED",
-        `${where} refused the access token of client ${this.#tokens.clientId}: ${detail}`,
-      );
+    switch (kmsErrorCode(res.status, { notFound: code === "KeyNotFound" })) {
+      case "KEY_AUTH_FAILED":
+        return new AirlockError(
+          "KEY_AUTH_FAILED",
+          `${where} refused the access token of client ${this.#tokens.clientId}: ${detail}`,
+        );
+      case "KEY_ACCESS_DENIED":
+        return new AirlockError(
+          "KEY_ACCESS_DENIED",
+          `${where}: client ${this.#tokens.clientId} may not ${action} the key: ${detail}`,
+        );
+      case "KEY_NOT_FOUND":
+        return new AirlockError("KEY_NOT_FOUND", `${where}: key not found: ${detail}`);
+      default:
+        return new AirlockError(
+          "KEY_BACKEND",
+          `${where} failed to ${action} the key (HTTP ${res.status}): ${detail}`,
+        );
     }
-    if (res.status === 403) {
-      return new AirlockError(
-        "KEY_ACCESS_DENIED",
-        `${where}: client ${this.#tokens.clientId} may not ${action} the key: ${detail}`,
-      );
-    }
-    if (res.status === 404 || code === "KeyNotFound") {
-      return new AirlockError("KEY_NOT_FOUND", `${where}: key not found: ${detail}`);
-    }
-    return new AirlockError(
-      "KEY_BACKEND",
-      `${where} failed to ${action} the key (HTTP ${res.status}): ${detail}`,
-    );
   }
 
   close(): void {

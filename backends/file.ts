@@ -49,7 +49,7 @@ import {
   readDer,
   readDerOne,
 } from "../core/encoding/der.ts";
-import type { KeyBackend } from "./key_backend.ts";
+import type { KeyBackend } from "./key_types.ts";
 import { type PassphraseOptions, resolvePassphrase } from "./passphrase.ts";
 
 /** PEM type cosign ≥ v2 writes (`cosign generate-key-pair`). */

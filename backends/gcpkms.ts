@@ -41,7 +41,8 @@ import { AirlockError } from "../core/errors.ts";
 import { base64Decode, base64Encode } from "../core/encoding/base64.ts";
 import { bufferSource, parsePublicKeyPem } from "../core/signature/public_key.ts";
 import { decodePem } from "../core/encoding/pem.ts";
-import type { KeyBackend } from "./key_backend.ts";
+import type { KeyBackend } from "./key_types.ts";
+import { kmsErrorCode } from "./kms_errors.ts";
 import {
   base64UrlEncode,
   endpointUrl,
@@ -322,25 +323,30 @@ class GcpKmsClient {
       [...this.#tokens.secrets, ...this.#tokens.cache.secrets()],
     );
     const where = `${this.#what}: Cloud KMS ${path.replace(/^.*[/:]/, "")}`;
-    if (status === "UNAUTHENTICATED" || res.status === 401) {
-      return new AirlockError(
-        "KEY_AUTH_FAILED",
-        `${where}: the access token (from ${this.#tokens.describe}) was refused: ${detail}`,
-      );
+    const named = {
+      auth: status === "UNAUTHENTICATED",
+      denied: status === "PERMISSION_DENIED",
+      notFound: status === "NOT_FOUND",
+    };
+    switch (kmsErrorCode(res.status, named)) {
+      case "KEY_AUTH_FAILED":
+        return new AirlockError(
+          "KEY_AUTH_FAILED",
+          `${where}: the access token (from ${this.#tokens.describe}) was refused: ${detail}`,
+        );
+      case "KEY_ACCESS_DENIED":
+        return new AirlockError(
+          "KEY_ACCESS_DENIED",
+          `${where}: permission denied (${this.#tokens.describe}): ${detail}`,
+        );
+      case "KEY_NOT_FOUND":
+        return new AirlockError("KEY_NOT_FOUND", `${where}: not found: ${detail}`);
+      default:
+        return new AirlockError(
+          "KEY_BACKEND",
+          `${where} failed (HTTP ${res.status}${status ? ` ${status}` : ""}): ${detail}`,
+        );
     }
-    if (status === "PERMISSION_DENIED" || res.status === 403) {
-      return new AirlockError(
-        "KEY_ACCESS_DENIED",
-        `${where}: permission denied (${this.#tokens.describe}): ${detail}`,
-      );
-    }
-    if (status === "NOT_FOUND" || res.status === 404) {
-      return new AirlockError("KEY_NOT_FOUND", `${where}: not found: ${detail}`);
-    }
-    return new AirlockError(
-      "KEY_BACKEND",
-      `${where} failed (HTTP ${res.status}${status ? ` ${status}` : ""}): ${detail}`,
-    );
   }
 
   close(): void {

@@ -37,7 +37,8 @@ import { AirlockError } from "../core/errors.ts";
 import { base64Decode, base64Encode } from "../core/encoding/base64.ts";
 import { DER, derEncode, derOid } from "../core/encoding/der.ts";
 import { OID, parsePublicKeyPem, type PublicKey, publicKeyFromSpki } from "../core/signature/public_key.ts";
-import type { KeyBackend } from "./key_backend.ts";
+import type { KeyBackend } from "./key_types.ts";
+import { kmsErrorCode } from "./kms_errors.ts";
 import {
   endpointUrl,
   envFlag,
@@ -219,7 +220,8 @@ async function vaultError(
   const what = `${ref.scheme}://${ref.key}`;
   const where = `${config.addr.origin}/v1/${config.transit}`;
   const detail = scrub(vaultErrors(res), [config.token]);
-  if (res.status === 403 || res.status === 401) {
+  const code = kmsErrorCode(res.status, { notFound: res.status === 400 && /key not found/i.test(detail) });
+  if (code === "KEY_AUTH_FAILED" || code === "KEY_ACCESS_DENIED") {
     let tokenValid = false;
     try {
       tokenValid = (await vaultRequest(http, config, "GET", "auth/token/lookup-self")).status === 200;
@@ -241,7 +243,7 @@ async function vaultError(
       }`,
     );
   }
-  if (res.status === 404 || (res.status === 400 && /key not found/i.test(detail))) {
+  if (code === "KEY_NOT_FOUND") {
     return new AirlockError(
       "KEY_NOT_FOUND",
       `${what}: transit key "${ref.key}" not found at ${where}${detail ? ` (${detail})` : ""}`,

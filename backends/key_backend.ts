@@ -12,7 +12,8 @@
  * | any other `NAME://…` | KMS plugin `sigstore-kms-NAME` ({@link ./plugin.ts}) |
  * | anything else | an encrypted cosign/sigstore key file ({@link ./file.ts}) |
  *
- * Adding a backend = one file in `backends/` + one line in {@linkcode KEY_OPENERS}. Backend modules are
+ * Adding a backend = one file in `backends/` + one row in {@linkcode KEY_OPENERS} (with its hooks, e.g. how
+ * its references are shown in logs). Backend modules are
  * loaded with `import()` of a static specifier, so only the backend in use is loaded and `deno compile`
  * still embeds them.
  *
@@ -33,36 +34,18 @@
  * @module
  */
 import { AirlockError } from "../core/errors.ts";
-import type { PassphraseOptions } from "./passphrase.ts";
 import { pinValueWarning, redactPkcs11Uri } from "./pkcs11/uri.ts";
 import { parsePublicKeyPem } from "../core/signature/public_key.ts";
+import {
+  type KeyBackend,
+  type KeyBackendRow,
+  type KeyOpener,
+  type OpenKeyOptions,
+  pluginName,
+} from "./key_types.ts";
 
-/** A signing key wherever it lives. One instance per key reference, opened once per run. */
-export interface KeyBackend {
-  /** The public key, SPKI PEM, for checks and for `airlock public-key`. */
-  publicKey(): Promise<string>;
-  /** Signs `message` (the payload bytes); returns the signature in the format cosign stores
-   * (ASN.1 DER for ECDSA, PKCS#1 v1.5 for RSA, raw for Ed25519). Hashing is the backend's job. */
-  sign(message: Uint8Array): Promise<Uint8Array>;
-  /** Releases sessions, handles, tokens. */
-  close(): Promise<void>;
-}
-
-/**
- * Options for {@linkcode openKey}. The passphrase fields are used only by backends that need one (key files);
- * see {@linkcode PassphraseOptions} for the order in which they are tried. Backends that need more (a PIN
- * source, a timeout) add their fields here with an intersection.
- */
-export type OpenKeyOptions = PassphraseOptions & {
-  /**
-   * Accept a private key file that is not encrypted (`PRIVATE KEY`, `EC PRIVATE KEY`, `RSA PRIVATE KEY`);
-   * refused by default, as cosign refuses one.
-   */
-  readonly allowUnencryptedKey?: boolean;
-};
-
-/** Opens one kind of key reference. */
-export type KeyOpener = (ref: string, options: OpenKeyOptions) => Promise<KeyBackend>;
+export type { KeyBackend, KeyBackendRow, KeyOpener, OpenKeyOptions } from "./key_types.ts";
+export { pluginName } from "./key_types.ts";
 
 /** A backend that is planned but not implemented yet. */
 function notYet(scheme: string): KeyOpener {
@@ -70,22 +53,28 @@ function notYet(scheme: string): KeyOpener {
 }
 
 /**
- * The dispatch table: reference prefix → opener. Checked in order; the first prefix that matches wins.
- * References with another `NAME://` scheme go to the KMS plugin opener, everything else to the key file opener.
+ * The dispatch table: reference prefix → opener, and the backend's own hooks. Checked in order; the first
+ * prefix that matches wins. References with another `NAME://` scheme go to the KMS plugin opener, everything
+ * else to the key file opener.
  */
-export const KEY_OPENERS: ReadonlyArray<readonly [prefix: string, opener: KeyOpener]> = [
-  ["pkcs11:", async (ref, options) => (await import("./pkcs11/key.ts")).openPkcs11Key(ref, options)],
-  ["hashivault://", async (ref, options) => (await import("./hashivault.ts")).openVaultKey(ref, options)],
-  ["openbao://", async (ref, options) => (await import("./hashivault.ts")).openVaultKey(ref, options)],
-  ["awskms://", async (ref, options) => (await import("./awskms.ts")).openAwsKmsKey(ref, options)],
-  ["gcpkms://", async (ref, options) => (await import("./gcpkms.ts")).openGcpKmsKey(ref, options)],
-  ["azurekms://", async (ref, options) => (await import("./azurekms.ts")).openAzureKmsKey(ref, options)],
-  ["k8s://", notYet("k8s://")],
+export const KEY_OPENERS: readonly KeyBackendRow[] = [
+  {
+    prefix: "pkcs11:",
+    open: async (ref, options) => (await import("./pkcs11/key.ts")).openPkcs11Key(ref, options),
+    display: redactPkcs11Uri,
+    warning: pinValueWarning,
+  },
+  { prefix: "hashivault://", open: async (ref, o) => (await import("./hashivault.ts")).openVaultKey(ref, o) },
+  { prefix: "openbao://", open: async (ref, o) => (await import("./hashivault.ts")).openVaultKey(ref, o) },
+  { prefix: "awskms://", open: async (ref, o) => (await import("./awskms.ts")).openAwsKmsKey(ref, o) },
+  { prefix: "gcpkms://", open: async (ref, o) => (await import("./gcpkms.ts")).openGcpKmsKey(ref, o) },
+  { prefix: "azurekms://", open: async (ref, o) => (await import("./azurekms.ts")).openAzureKmsKey(ref, o) },
+  { prefix: "k8s://", open: notYet("k8s://") },
 ];
 
 /**
  * A key reference fit for log lines and messages: secrets a reference may carry (a PKCS#11 `pin-value`) are
- * replaced by `***`.
+ * replaced by `***`, by the hooks of the backends.
  *
  * @example
  * ```ts
@@ -93,19 +82,16 @@ export const KEY_OPENERS: ReadonlyArray<readonly [prefix: string, opener: KeyOpe
  * ```
  */
 export function displayKeyRef(ref: string): string {
-  return redactPkcs11Uri(ref);
+  return KEY_OPENERS.reduce((r, row) => row.display?.(r) ?? r, ref);
 }
 
-/**
- * A warning to print when a key reference carries a secret that process listings and shell history expose.
- *
- * @example
- * ```ts
- * const w = keyRefWarning(flags.key); if (w) log.warn(w);
- * ```
- */
+/** A warning to print when a key reference carries a secret that process listings and shell history expose. */
 export function keyRefWarning(ref: string): string | undefined {
-  return pinValueWarning(ref);
+  for (const row of KEY_OPENERS) {
+    const w = row.warning?.(ref);
+    if (w !== undefined) return w;
+  }
+  return undefined;
 }
 
 /** Opens `NAME://…` references through the KMS plugin protocol (executable `sigstore-kms-NAME`, ./plugin.ts). */
@@ -114,19 +100,6 @@ const openPluginKey: KeyOpener = async (ref, options) =>
 
 /** Opens an encrypted key file; the module (scrypt, secretbox) loads only when a file key is used. */
 const openFileKey: KeyOpener = async (ref, options) => (await import("./file.ts")).openKeyFile(ref, options);
-
-/**
- * The plugin name of a `NAME://…` reference, or `undefined` when `ref` has no such scheme.
- *
- * @example
- * ```ts
- * pluginName("mycorp://keys/k"); // "mycorp"
- * pluginName("./cosign.key");    // undefined
- * ```
- */
-export function pluginName(ref: string): string | undefined {
-  return /^([A-Za-z][A-Za-z0-9+.\-_]*):\/\//.exec(ref)?.[1];
-}
 
 /**
  * Whether `ref` names a key file (the only backend that reads a passphrase), as {@linkcode openKey} decides.
@@ -138,7 +111,7 @@ export function pluginName(ref: string): string | undefined {
  * ```
  */
 export function isKeyFileRef(ref: string): boolean {
-  return !KEY_OPENERS.some(([prefix]) => ref.startsWith(prefix)) && pluginName(ref) === undefined;
+  return !KEY_OPENERS.some((row) => ref.startsWith(row.prefix)) && pluginName(ref) === undefined;
 }
 
 /**
@@ -156,7 +129,7 @@ export function isKeyFileRef(ref: string): boolean {
  * ```
  */
 export async function openKey(ref: string, options: OpenKeyOptions = {}): Promise<KeyBackend> {
-  const opener = KEY_OPENERS.find(([prefix]) => ref.startsWith(prefix))?.[1] ??
+  const opener = KEY_OPENERS.find((row) => ref.startsWith(row.prefix))?.open ??
     (pluginName(ref) !== undefined ? openPluginKey : openFileKey);
   const key = await opener(ref, options);
   try {

@@ -20,7 +20,7 @@
 import { createHash } from "node:crypto";
 import { AirlockError } from "../core/errors.ts";
 import { type PublicKey, publicKeyToPem, verifySignature } from "../core/signature/public_key.ts";
-import type { KeyBackend } from "./key_backend.ts";
+import type { KeyBackend } from "./key_types.ts";
 import type { EnvLookup } from "./kms_http.ts";
 
 /** Options of the key service backends' openers (`openVaultKey`, `openAwsKmsKey`, …). */

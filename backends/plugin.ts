@@ -40,7 +40,7 @@ import {
   publicKeyToPem,
   verifySignature,
 } from "../core/signature/public_key.ts";
-import { type KeyBackend, pluginName } from "./key_backend.ts";
+import { type KeyBackend, pluginName } from "./key_types.ts";
 import { sha256 } from "./kms_key.ts";
 import { defaultEnv } from "./passphrase.ts";
 

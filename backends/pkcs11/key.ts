@@ -57,7 +57,7 @@ import {
   publicKeyFromSpki,
 } from "../../core/signature/public_key.ts";
 import { encodePem } from "../../core/encoding/pem.ts";
-import type { KeyBackend } from "../key_backend.ts";
+import type { KeyBackend } from "../key_types.ts";
 import { sha256 } from "../kms_key.ts";
 import { defaultEnv, defaultIsTerminal, readPassphraseFile, terminalPrompt } from "../passphrase.ts";
 import { CKA, CKC, CKF, CKK, CKM, CKO, CKR } from "./constants.ts";
