@@ -109,11 +109,8 @@ export {
   type WriteWindow,
 } from "./core/signature/write_window.ts";
 export { type CensusAnswer, TagCensus } from "./core/signature/tag_census.ts";
-export type {
-  AttachmentHistory,
-  AttachmentImageConfig,
-  NewAttachmentLayer,
-} from "./core/signature/attachments.ts";
+export type { NewAttachmentLayer } from "./core/signature/attachments.ts";
+export type { AttachmentHistory, AttachmentImageConfig } from "./core/signature/attachment_manifest.ts";
 export type { CosignClaims } from "./core/signature/payload.ts";
 export {
   findReferrerBundles,
@@ -257,12 +254,12 @@ export type { ListTagsOptions, ReferrersOptions } from "./core/registry/listing.
 export type { Transport, TransportRequest, TransportResponse } from "./core/registry/transport.ts";
 export type { LogFields, LogLevel } from "./core/report.ts";
 export type { LineSignResult, PendingLayer, SignedTarget, WrittenImage, WrittenTarget } from "./core/sign.ts";
+export type { AttachmentLayer } from "./core/signature/attachments.ts";
 export type {
   AttachmentConfig,
-  AttachmentLayer,
   AttachmentManifest,
   AttachmentState,
-} from "./core/signature/attachments.ts";
+} from "./core/signature/attachment_manifest.ts";
 export type { SimpleSigningPayload, SimpleSigningPayloadInput } from "./core/signature/payload.ts";
 export type { EcCurve, KeyAlgorithm } from "./core/signature/public_key.ts";
 export type { TargetSelection } from "./core/targets.ts";

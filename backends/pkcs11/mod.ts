@@ -10,13 +10,8 @@
  *
  * @module
  */
-export {
-  type GeneratedPkcs11Key,
-  generatePkcs11KeyPair,
-  openPkcs11Key,
-  type Pkcs11Key,
-  type Pkcs11Options,
-} from "./key.ts";
+export { type GeneratedPkcs11Key, generatePkcs11KeyPair, openPkcs11Key, type Pkcs11Key } from "./key.ts";
+export type { Pkcs11Options } from "./session.ts";
 export {
   parsePkcs11Uri,
   type ParsePkcs11UriOptions,

@@ -13,12 +13,14 @@ import { goQuote } from "../encoding/go_quote.ts";
 import {
   type AppendResult,
   type AttachmentLayer,
-  type AttachmentState,
   listAttachmentLayers,
-  parseAttachmentConfig,
-  parseAttachmentManifest,
   signatureTag,
 } from "./attachments.ts";
+import {
+  type AttachmentState,
+  parseAttachmentConfig,
+  parseAttachmentManifest,
+} from "./attachment_manifest.ts";
 
 /** The `.sig` (or `.att`) tag of a digest as found in the registry. */
 export interface StoredAttachment {

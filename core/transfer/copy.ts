@@ -43,12 +43,14 @@ import type { Logger } from "../report.ts";
 import { attachmentRef, readAttachment, writeAttachment } from "../signature/attachment_store.ts";
 import {
   appendSignatureLayers,
-  type AttachmentManifest,
   ATTESTATION_TAG_SUFFIX,
-  parseAttachmentConfig,
-  parseAttachmentManifest,
   SIGNATURE_TAG_SUFFIX,
 } from "../signature/attachments.ts";
+import {
+  type AttachmentManifest,
+  parseAttachmentConfig,
+  parseAttachmentManifest,
+} from "../signature/attachment_manifest.ts";
 import { chooseEntries, destinationIndex } from "./index_merge.ts";
 
 /**

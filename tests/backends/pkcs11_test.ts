@@ -9,7 +9,8 @@
  */
 import { join } from "node:path";
 import { openKey } from "../../backends/key_backend.ts";
-import { generatePkcs11KeyPair, openPkcs11Key, type Pkcs11Options } from "../../backends/pkcs11/key.ts";
+import { generatePkcs11KeyPair, openPkcs11Key } from "../../backends/pkcs11/key.ts";
+import type { Pkcs11Options } from "../../backends/pkcs11/session.ts";
 import { parsePkcs11Uri, pinValueWarning, redactPkcs11Uri } from "../../backends/pkcs11/uri.ts";
 import { AirlockError } from "../../core/errors.ts";
 import { parsePublicKeyPem, verifySignature } from "../../core/signature/public_key.ts";

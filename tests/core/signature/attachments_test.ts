@@ -21,16 +21,18 @@ import {
   decodeSignatureAnnotation,
   DSSE_ENVELOPE_MEDIA_TYPE,
   findEquivalentSignature,
-  freshAttachmentState,
   listAttachmentLayers,
-  parseAttachmentConfig,
-  parseAttachmentManifest,
   parseAttachmentTag,
-  serializeAttachmentConfig,
-  serializeAttachmentManifest,
   signatureTag,
   SIMPLE_SIGNING_MEDIA_TYPE,
 } from "../../../core/signature/attachments.ts";
+import {
+  freshAttachmentState,
+  parseAttachmentConfig,
+  parseAttachmentManifest,
+  serializeAttachmentConfig,
+  serializeAttachmentManifest,
+} from "../../../core/signature/attachment_manifest.ts";
 import { buildSimpleSigningPayload } from "../../../core/signature/payload.ts";
 import { assert, assertEquals, assertThrows } from "../../assert.ts";
 
