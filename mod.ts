@@ -193,18 +193,14 @@ export {
   type ResolvedMirrorLine,
   resolveMirrorList,
 } from "./core/transfer/mirror.ts";
-export {
-  ArchiveReader,
-  loadArchive,
-  type LoadOptions,
-  saveImages,
-  type SaveOptions,
-} from "./core/transfer/archive.ts";
+export { ArchiveReader } from "./core/transfer/archive_reader.ts";
+export { loadArchive, type LoadOptions, saveImages, type SaveOptions } from "./core/transfer/archive.ts";
 
 // types that the API above refers to
 export { COSIGN_KEY_PEM_TYPE, type EncryptedKeyPemType, SIGSTORE_KEY_PEM_TYPE } from "./backends/file.ts";
 export type { GeneratedKeyPair, GenerateKeyPairOptions, KeyPairPaths } from "./backends/keygen.ts";
-export type { ArchiveImage, SaveReport } from "./core/transfer/archive.ts";
+export type { SaveReport } from "./core/transfer/archive.ts";
+export type { ArchiveImage } from "./core/transfer/archive_reader.ts";
 export type {
   HangarPolicyOptions,
   PolicyDecision,

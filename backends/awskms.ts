@@ -104,11 +104,6 @@ export function parseAwsKmsRef(ref: string): AwsKmsRef {
 /**
  * Parses an AWS shared config/credentials file (INI): section name → key → value. Nested sub-sections
  * (indented lines under `key =`) are skipped.
- *
- * @example
- * ```ts
- * parseAwsIni("[default]\nregion = eu-west-1\n"); // { default: { region: "eu-west-1" } }
- * ```
  */
 export function parseAwsIni(text: string): Record<string, Record<string, string>> {
   const out: Record<string, Record<string, string>> = {};
@@ -358,11 +353,6 @@ function keyInfoOf(what: string, out: Record<string, unknown>): KeyInfo {
 /**
  * Opens an `awskms://…` reference: resolves credentials, region and endpoint, then reads the public key
  * (`GetPublicKey`), so missing credentials, a wrong endpoint or a missing key fail here.
- *
- * @example
- * ```ts
- * const key = await openAwsKmsKey("awskms://kms.internal:8443/alias/release");
- * ```
  */
 export async function openAwsKmsKey(ref: string, options: AwsKmsKeyOptions = {}): Promise<KeyBackend> {
   const parsed = parseAwsKmsRef(ref);

@@ -97,11 +97,6 @@ export function parseAzureKmsRef(ref: string): AzureKmsRef {
 
 /**
  * The OAuth2 scope for a vault host: its DNS suffix after the vault name.
- *
- * @example
- * ```ts
- * azureScope("myvault.vault.azure.net"); // "https://vault.azure.net/.default"
- * ```
  */
 export function azureScope(vaultHost: string): string {
   const host = vaultHost.replace(/:\d+$/, "");
@@ -297,11 +292,6 @@ async function fromJwk(
 /**
  * Opens an `azurekms://…` reference: gets a token, reads the key (its current version when none is named), so
  * missing credentials or a missing key fail here.
- *
- * @example
- * ```ts
- * const key = await openAzureKmsKey("azurekms://myvault.vault.azure.net/release");
- * ```
  */
 export async function openAzureKmsKey(ref: string, options: AzureKmsKeyOptions = {}): Promise<KeyBackend> {
   const parsed = parseAzureKmsRef(ref);

@@ -179,11 +179,6 @@ function scryptKey(passphrase: Uint8Array, env: KeyEnvelope): Promise<Uint8Array
  * Decrypts an envelope with `passphrase`; returns the PKCS#8 DER (zero it when done). A wrong passphrase (or a
  * corrupted ciphertext: secretbox cannot tell them apart) gives `KEY_PASSPHRASE`
  * `decryption failed: wrong passphrase for key <keyName>?`.
- *
- * @example
- * ```ts
- * const pkcs8 = await decryptKeyEnvelope(env, new TextEncoder().encode("secret"), "cosign.key");
- * ```
  */
 export async function decryptKeyEnvelope(
   env: KeyEnvelope,
@@ -209,11 +204,6 @@ export async function decryptKeyEnvelope(
  * Encrypts a PKCS#8 DER private key into an encrypted key PEM, exactly as go-securesystemslib and cosign
  * write it: random 32-byte salt, scrypt (N, 8, 1), random 24-byte nonce, secretbox, JSON envelope in Go's
  * field order, PEM lines of 64 characters.
- *
- * @example
- * ```ts
- * const pem = await encryptPrivateKey(pkcs8, new TextEncoder().encode("secret"), { pemType: SIGSTORE_KEY_PEM_TYPE });
- * ```
  */
 export async function encryptPrivateKey(
   pkcs8: Uint8Array,
@@ -379,11 +369,6 @@ class FileKey implements KeyBackend {
  * afterwards). Errors: `KEY_INVALID` (`parsing private key: …`), `KEY_UNSUPPORTED` (other algorithms or curves).
  *
  * @param keyName names the key in error messages
- *
- * @example
- * ```ts
- * const key = await keyFromPkcs8(pkcs8Der, "in-memory key");
- * ```
  */
 export async function keyFromPkcs8(pkcs8: Uint8Array, keyName: string): Promise<KeyBackend> {
   let parsed: Pkcs8Key;
@@ -417,11 +402,6 @@ export async function keyFromPkcs8(pkcs8: Uint8Array, keyName: string): Promise<
  * (`unsupported pem type: <T>`, scrypt parameters, algorithms), `KEY_PASSPHRASE`, `IO_ERROR`.
  *
  * @param keyName names the key in the prompt and in error messages
- *
- * @example
- * ```ts
- * const key = await loadPrivateKeyPem(pemText, "env:COSIGN_PRIVATE_KEY", { passphrase: "secret" });
- * ```
  */
 export async function loadPrivateKeyPem(
   pem: string | Uint8Array,
@@ -486,11 +466,6 @@ export async function loadPrivateKeyPem(
 /**
  * Opens a key file (see {@linkcode loadPrivateKeyPem}). Throws `IO_ERROR` `failed to read "<path>": …` when the
  * file cannot be read.
- *
- * @example
- * ```ts
- * const key = await openKeyFile("cosign.key", { passphrase: "" });
- * ```
  */
 export async function openKeyFile(
   path: string,

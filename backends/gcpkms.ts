@@ -115,11 +115,6 @@ const CRC32C_TABLE = (() => {
 
 /**
  * CRC32C (Castagnoli), the checksum Cloud KMS uses for its integrity fields.
- *
- * @example
- * ```ts
- * crc32c(new TextEncoder().encode("123456789")); // 0xe3069283
- * ```
  */
 export function crc32c(bytes: Uint8Array): number {
   let c = 0xffffffff;
@@ -421,11 +416,6 @@ async function newestEnabledVersion(client: GcpKmsClient, cryptoKey: string, wha
 /**
  * Opens a `gcpkms://…` reference: finds credentials, picks the version (the newest enabled one when the reference
  * names none) and reads its public key, so missing credentials or a missing key fail here.
- *
- * @example
- * ```ts
- * const key = await openGcpKmsKey("gcpkms://projects/p/locations/global/keyRings/r/cryptoKeys/k");
- * ```
  */
 export async function openGcpKmsKey(ref: string, options: GcpKmsKeyOptions = {}): Promise<KeyBackend> {
   const parsed = parseGcpKmsRef(ref);

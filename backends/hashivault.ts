@@ -67,11 +67,6 @@ export interface VaultRef {
 /**
  * Parses `hashivault://KEY` or `openbao://KEY` (a transit key name: letters, digits, `_`, `-`, `.`). Throws
  * `INVALID_ARGUMENT`.
- *
- * @example
- * ```ts
- * parseVaultRef("openbao://release"); // { scheme: "openbao", key: "release" }
- * ```
  */
 export function parseVaultRef(ref: string): VaultRef {
   const m = /^(hashivault|openbao):\/\/(\w(?:[\w.-]*\w)?)$/.exec(ref);

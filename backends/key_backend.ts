@@ -75,11 +75,6 @@ export const KEY_OPENERS: readonly KeyBackendRow[] = [
 /**
  * A key reference fit for log lines and messages: secrets a reference may carry (a PKCS#11 `pin-value`) are
  * replaced by `***`, by the hooks of the backends.
- *
- * @example
- * ```ts
- * displayKeyRef("pkcs11:token=t;object=k?pin-value=1234"); // "pkcs11:token=t;object=k?pin-value=***"
- * ```
  */
 export function displayKeyRef(ref: string): string {
   return KEY_OPENERS.reduce((r, row) => row.display?.(r) ?? r, ref);

@@ -48,11 +48,6 @@ export interface GeneratedKeyPair {
 
 /**
  * Generates an ECDSA P-256 key pair and encrypts the private key (see the module doc).
- *
- * @example
- * ```ts
- * const { privatePem, publicPem } = await generateKeyPair({ passphrase: "secret", pemType: "ENCRYPTED COSIGN PRIVATE KEY" });
- * ```
  */
 export async function generateKeyPair(options: GenerateKeyPairOptions): Promise<GeneratedKeyPair> {
   const pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
@@ -87,11 +82,6 @@ export interface KeyPairPaths {
 /**
  * The file names tools use for a prefix: `<prefix>.key` and `<prefix>.pub` (cosign, hangar), or with
  * `"skopeo"` `<prefix>.private` and `<prefix>.pub` (skopeo `generate-sigstore-key`).
- *
- * @example
- * ```ts
- * keyPairPaths("sigstore"); // { keyFile: "sigstore.key", pubFile: "sigstore.pub" }
- * ```
  */
 export function keyPairPaths(prefix: string, style: "cosign" | "skopeo" = "cosign"): KeyPairPaths {
   return { keyFile: `${prefix}${style === "skopeo" ? ".private" : ".key"}`, pubFile: `${prefix}.pub` };
@@ -113,11 +103,6 @@ async function exists(path: string): Promise<boolean> {
  * `Overwrite? [y/N]` and call again with `overwrite: true`), and nothing is written. With `overwrite`, each
  * file is written to a temporary sibling and renamed into place, so the private key is never readable by
  * others, not even briefly. Other failures: `IO_ERROR`.
- *
- * @example
- * ```ts
- * await writeKeyPair(await generateKeyPair({ passphrase: "" }), keyPairPaths("cosign"));
- * ```
  */
 export async function writeKeyPair(
   pair: GeneratedKeyPair,

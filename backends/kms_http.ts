@@ -42,11 +42,6 @@ export function envLookup(options: { env?: EnvLookup } = {}): EnvLookup {
 
 /**
  * The value of the first of `names` that is set and not empty.
- *
- * @example
- * ```ts
- * firstEnv(env, "VAULT_ADDR", "BAO_ADDR");
- * ```
  */
 export function firstEnv(env: EnvLookup, ...names: string[]): string | undefined {
   for (const n of names) {
@@ -58,11 +53,6 @@ export function firstEnv(env: EnvLookup, ...names: string[]): string | undefined
 
 /**
  * Whether an environment flag is on, as Go's `strconv.ParseBool` reads it (`1`, `t`, `true`, any case).
- *
- * @example
- * ```ts
- * envFlag(env("VAULT_SKIP_VERIFY")); // true for "1", "true", "TRUE", "t"
- * ```
  */
 export function envFlag(value: string | undefined): boolean {
   return value !== undefined && /^(1|t|true)$/i.test(value.trim());
@@ -70,11 +60,6 @@ export function envFlag(value: string | undefined): boolean {
 
 /**
  * Reads a text file, or `undefined` when it does not exist. Other failures throw `IO_ERROR` naming `what`.
- *
- * @example
- * ```ts
- * const token = await readOptionalFile(`${home}/.vault-token`, "the Vault token file");
- * ```
  */
 export async function readOptionalFile(path: string, what: string): Promise<string | undefined> {
   try {
@@ -87,11 +72,6 @@ export async function readOptionalFile(path: string, what: string): Promise<stri
 
 /**
  * Reads a text file that must exist; throws `IO_ERROR` naming `what`.
- *
- * @example
- * ```ts
- * const ca = await readRequiredFile(env("VAULT_CACERT")!, "VAULT_CACERT");
- * ```
  */
 export async function readRequiredFile(path: string, what: string): Promise<string> {
   try {
@@ -103,11 +83,6 @@ export async function readRequiredFile(path: string, what: string): Promise<stri
 
 /**
  * `text` with every occurrence of each (non-trivial) secret replaced by `***`.
- *
- * @example
- * ```ts
- * scrub("token s.abc rejected", ["s.abc"]); // "token *** rejected"
- * ```
  */
 export function scrub(text: string, secrets: readonly (string | undefined)[]): string {
   let out = text;
@@ -119,11 +94,6 @@ export function scrub(text: string, secrets: readonly (string | undefined)[]): s
 
 /**
  * Unpadded base64url of `bytes` (or of a string's UTF-8).
- *
- * @example
- * ```ts
- * base64UrlEncode(new Uint8Array([0xfb, 0xff])); // "-_8"
- * ```
  */
 export function base64UrlEncode(bytes: Uint8Array | string): string {
   const b = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
@@ -135,11 +105,6 @@ export function base64UrlEncode(bytes: Uint8Array | string): string {
 /**
  * Decodes base64url (padding optional; standard base64 characters are accepted too); `undefined` on malformed
  * input.
- *
- * @example
- * ```ts
- * base64UrlDecode("-_8"); // Uint8Array [0xfb, 0xff]
- * ```
  */
 export function base64UrlDecode(s: string): Uint8Array | undefined {
   if (!/^[A-Za-z0-9_\-+/]*={0,2}$/.test(s)) return undefined;
@@ -155,11 +120,6 @@ export function base64UrlDecode(s: string): Uint8Array | undefined {
 /**
  * Whether `url` points at this machine (`localhost`, `127.0.0.0/8`, `[::1]`): plain http is allowed only there
  * for endpoints that receive secrets or bearer tokens.
- *
- * @example
- * ```ts
- * isLoopback(new URL("http://127.0.0.1:8080")); // true
- * ```
  */
 export function isLoopback(url: URL): boolean {
   const h = url.hostname;
@@ -169,11 +129,6 @@ export function isLoopback(url: URL): boolean {
 /**
  * Parses an endpoint URL from configuration: must be `https:`, or `http:` to a loopback address (test and
  * local fakes). Throws `CONFIG_INVALID` naming `what`.
- *
- * @example
- * ```ts
- * const base = endpointUrl(env("AIRLOCK_GCPKMS_ENDPOINT")!, "AIRLOCK_GCPKMS_ENDPOINT");
- * ```
  */
 export function endpointUrl(value: string, what: string, options: { allowHttp?: boolean } = {}): URL {
   let url: URL;
@@ -398,11 +353,6 @@ export class KmsHttpClient {
 
 /**
  * The body of an answer when it is a JSON object, else `undefined`.
- *
- * @example
- * ```ts
- * const json = jsonObject(res) ?? {};
- * ```
  */
 export function jsonObject(res: KmsResponse): Record<string, unknown> | undefined {
   return typeof res.json === "object" && res.json !== null ? res.json as Record<string, unknown> : undefined;
@@ -467,11 +417,6 @@ export class TokenCache {
  * Sends a request with `Authorization: Bearer` and a token from `tokens` (`body`, when given, as JSON); after a
  * 401 the token is dropped and the request tried once more with a new one. Returns the last answer, whatever its
  * status.
- *
- * @example
- * ```ts
- * const res = await sendWithToken(http, tokens, "POST", url, { alg: "ES256", value });
- * ```
  */
 export async function sendWithToken(
   http: KmsHttpClient,
@@ -498,11 +443,6 @@ export async function sendWithToken(
  * The token of an OAuth2 token endpoint's answer (`access_token`, `expires_in`). Any other answer throws
  * `KEY_AUTH_FAILED` (`KEY_BACKEND` for a 5xx): `${refusal} (HTTP <status>): <error: error_description>`, with
  * `secrets` scrubbed.
- *
- * @example
- * ```ts
- * return tokenFromAnswer(res, `the metadata server ${host} refused to issue an access token`, []);
- * ```
  */
 export function tokenFromAnswer(
   res: KmsResponse,
@@ -528,11 +468,6 @@ export function tokenFromAnswer(
 /**
  * Posts an OAuth2 grant (`application/x-www-form-urlencoded`) to a token endpoint and returns the token, as
  * {@linkcode tokenFromAnswer} reads it.
- *
- * @example
- * ```ts
- * const t = await requestToken(http, tokenUrl, form, `${ref}: the token endpoint refused a token`, [secret]);
- * ```
  */
 export async function requestToken(
   http: KmsHttpClient,
@@ -550,11 +485,6 @@ export async function requestToken(
 
 /**
  * The `expires_in` of an OAuth2 token answer as an absolute time (default one hour).
- *
- * @example
- * ```ts
- * expiryOf(3599); // Date.now() + 3 599 000
- * ```
  */
 export function expiryOf(expiresIn: unknown): number {
   const n = typeof expiresIn === "number"
@@ -567,11 +497,6 @@ export function expiryOf(expiresIn: unknown): number {
 
 /**
  * A short, single-line excerpt of a service's error text for messages (at most 300 characters).
- *
- * @example
- * ```ts
- * excerpt(res.text);
- * ```
  */
 export function excerpt(text: string): string {
   const one = text.replace(/\s+/g, " ").trim();

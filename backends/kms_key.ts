@@ -48,11 +48,6 @@ export interface KmsKeyParts {
 /**
  * A {@linkcode KeyBackend} over a key service's sign call. `sign` throws `KEY_BACKEND` after `close()` and when
  * the service's signature does not verify with `parts.key`; `close()` releases `parts` once.
- *
- * @example
- * ```ts
- * const backend = kmsKey({ name: ref, key, sign, mismatch: "Vault returned a bad signature", close });
- * ```
  */
 export function kmsKey(parts: KmsKeyParts): KeyBackend {
   const pem = publicKeyToPem(parts.key);
@@ -79,11 +74,6 @@ export function kmsKey(parts: KmsKeyParts): KeyBackend {
 
 /**
  * SHA-256 of `message`: what the key services sign for ECDSA and RSA keys.
- *
- * @example
- * ```ts
- * sha256(new TextEncoder().encode("payload")).length; // 32
- * ```
  */
 export function sha256(message: Uint8Array): Uint8Array {
   return new Uint8Array(createHash("sha256").update(message).digest());

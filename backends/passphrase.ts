@@ -10,11 +10,6 @@
  *
  * Passphrases never appear in error messages.
  *
- * @example
- * ```ts
- * const { passphrase } = await resolvePassphrase("cosign.key", { passphraseFile: "pass.txt" });
- * ```
- *
  * @module
  */
 import { AirlockError } from "../core/errors.ts";
@@ -55,11 +50,6 @@ export interface ResolvedPassphrase {
 
 /**
  * The first line of a passphrase file's contents, without its line terminator (`\n` or `\r\n`).
- *
- * @example
- * ```ts
- * firstLine(new TextEncoder().encode("secret\r\nignored")); // bytes of "secret"
- * ```
  */
 export function firstLine(bytes: Uint8Array): Uint8Array {
   const nl = bytes.indexOf(0x0a);
@@ -71,11 +61,6 @@ export function firstLine(bytes: Uint8Array): Uint8Array {
 /**
  * Reads a passphrase file: its first line, trailing `\n`/`\r\n` removed; an empty file gives an empty
  * passphrase. Throws `IO_ERROR` (`failed to read "<file>": …`) when the file cannot be read.
- *
- * @example
- * ```ts
- * const pass = await readPassphraseFile("/run/secrets/key-pass");
- * ```
  */
 export async function readPassphraseFile(path: string): Promise<Uint8Array> {
   let bytes: Uint8Array;
@@ -92,11 +77,6 @@ export async function readPassphraseFile(path: string): Promise<Uint8Array> {
 /**
  * `Deno.env.get`, with a missing `--allow-env` permission counted as "not set": the default `env` option of the
  * key backends.
- *
- * @example
- * ```ts
- * const fromEnv = (options.env ?? defaultEnv)(PASSPHRASE_ENV);
- * ```
  */
 export function defaultEnv(name: string): string | undefined {
   try {
@@ -108,11 +88,6 @@ export function defaultEnv(name: string): string | undefined {
 
 /**
  * `Deno.stdin.isTerminal()`, `false` when it cannot be asked: the default `isTerminal` option of the key backends.
- *
- * @example
- * ```ts
- * if ((options.isTerminal ?? defaultIsTerminal)()) await terminalPrompt("PIN: ");
- * ```
  */
 export function defaultIsTerminal(): boolean {
   try {
@@ -128,11 +103,6 @@ export function defaultIsTerminal(): boolean {
  * and `IO_ERROR` when the passphrase file cannot be read.
  *
  * @param keyName the key file, named in the prompt and in errors
- *
- * @example
- * ```ts
- * const { passphrase, source } = await resolvePassphrase("cosign.key", {});
- * ```
  */
 export async function resolvePassphrase(
   keyName: string,
@@ -163,11 +133,6 @@ export async function resolvePassphrase(
  * Asks for a secret on the terminal without echoing it: writes `message` to stderr, switches stdin to raw
  * mode, reads up to Enter, and restores the mode. Backspace edits; Ctrl-C or Ctrl-D on an empty line aborts
  * with a `CANCELLED` error. Requires stdin to be a terminal.
- *
- * @example
- * ```ts
- * const pass = await terminalPrompt("Enter password for private key: ");
- * ```
  */
 export async function terminalPrompt(message: string): Promise<string> {
   const enc = new TextEncoder();

@@ -103,11 +103,6 @@ export interface PluginRef {
 /**
  * Splits `NAME://KEY` (as sigstore's `getPluginExecutableAndKeyResourceID` does). Throws `INVALID_ARGUMENT`
  * for references without such a scheme.
- *
- * @example
- * ```ts
- * parsePluginRef("mykms://keys/k"); // { name: "mykms", executable: "sigstore-kms-mykms", keyResourceId: "keys/k" }
- * ```
  */
 export function parsePluginRef(ref: string): PluginRef {
   const name = pluginName(ref);
@@ -119,11 +114,6 @@ export function parsePluginRef(ref: string): PluginRef {
 
 /**
  * The absolute path of `executable` on `PATH` (the first regular file with an execute bit), or `undefined`.
- *
- * @example
- * ```ts
- * await lookPath("sigstore-kms-mykms"); // "/usr/local/bin/sigstore-kms-mykms"
- * ```
  */
 export async function lookPath(
   executable: string,
@@ -167,11 +157,6 @@ const RPC_OPTIONS = { keyVersion: "", remoteVerification: false };
  * times out, prints no JSON, or answers with an `errorMessage` (quoted in the message).
  *
  * @param path the executable (absolute path, from {@linkcode lookPath})
- *
- * @example
- * ```ts
- * const resp = await invokePlugin("/usr/bin/sigstore-kms-x", parsePluginRef("x://k"), { method: "defaultAlgorithm", args: {} });
- * ```
  */
 export async function invokePlugin(
   path: string,
@@ -346,11 +331,6 @@ class PluginKeyImpl implements PluginKey {
  * Opens a `NAME://KEY` reference: finds `sigstore-kms-NAME` on `PATH` and asks it for the public key (so a
  * missing plugin or key fails here, before any network call). Errors: `KEY_UNSUPPORTED` (plugin not on
  * PATH, named in the message), `KEY_BACKEND` (the plugin failed; its `errorMessage` is quoted), `KEY_INVALID`.
- *
- * @example
- * ```ts
- * const key = await openPluginKey("mykms://keys/release");
- * ```
  */
 export async function openPluginKey(ref: string, options: PluginOptions = {}): Promise<PluginKey> {
   const { pr, path } = await resolvePlugin(ref, options);
@@ -369,11 +349,6 @@ export async function openPluginKey(ref: string, options: PluginOptions = {}): P
 /**
  * Creates the key in the KMS through the plugin (`createKey` with `algorithm`, else the plugin's
  * `defaultAlgorithm`), as `cosign generate-key-pair --kms NAME://KEY` does; returns its public key PEM.
- *
- * @example
- * ```ts
- * const { publicPem } = await createPluginKey("mykms://keys/new");
- * ```
  */
 export async function createPluginKey(
   ref: string,

@@ -31,11 +31,6 @@ interface AttestFlags extends CosignRegistryFlags, SigningKeyFlags, UploadFlags,
 
 /**
  * Registers `attest` on the program.
- *
- * @example
- * ```ts
- * registerAttest(program);
- * ```
  */
 export function registerAttest(program: Command): void {
   addCommandTimeoutFlag(addUploadFlags(addCosignRegistryFlags(addSigningKeyFlags(

@@ -42,11 +42,6 @@ interface DownloadFlags extends CosignRegistryFlags, CommandTimeoutFlags {
 
 /**
  * Registers `verify-attestation` on the program.
- *
- * @example
- * ```ts
- * registerVerifyAttestation(program);
- * ```
  */
 export function registerVerifyAttestation(program: Command): void {
   addCommandTimeoutFlag(addTrustFlags(addCosignRegistryFlags(
@@ -103,11 +98,6 @@ async function runVerifyAttestation(
 
 /**
  * Registers `download` with its `attestation` subcommand on the program.
- *
- * @example
- * ```ts
- * registerDownload(program);
- * ```
  */
 export function registerDownload(program: Command): void {
   const download = program.command("download")

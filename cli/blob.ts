@@ -63,11 +63,6 @@ async function readSignature(value: string): Promise<Uint8Array> {
 
 /**
  * Registers `sign-blob` and `verify-blob` on the program.
- *
- * @example
- * ```ts
- * registerBlob(program);
- * ```
  */
 export function registerBlob(program: Command): void {
   addUploadFlags(program.command("sign-blob"))

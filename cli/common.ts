@@ -28,11 +28,6 @@ export interface GlobalFlags {
 /**
  * Commander parser for an optional boolean flag (`--flag` alone is true, `--flag=false` is false); a bad value is
  * a usage error.
- *
- * @example
- * ```ts
- * cmd.option("--sign-index [bool]", "…", optionalBool, true);
- * ```
  */
 export function optionalBool(value: string | undefined): boolean {
   if (value === undefined) return true;
@@ -47,11 +42,6 @@ export function optionalBool(value: string | undefined): boolean {
  * Parses the value of an integer flag as pflag does (Go `strconv.ParseInt(s, 0, 64)`); the error names the flag.
  *
  * @throws {AirlockError} `INVALID_ARGUMENT`: `--jobs: invalid integer "abc"`.
- *
- * @example
- * ```ts
- * intFlag("--jobs", "0x10"); // 16
- * ```
  */
 export function intFlag(flag: string, value: string): number {
   try {
@@ -66,11 +56,6 @@ export function intFlag(flag: string, value: string): number {
  * flag.
  *
  * @throws {AirlockError} `INVALID_ARGUMENT`: `--timeout: time: invalid duration "abc"`.
- *
- * @example
- * ```ts
- * durationFlag("--timeout", "1m30s"); // 90_000
- * ```
  */
 export function durationFlag(flag: string, value: string): number {
   try {
@@ -82,11 +67,6 @@ export function durationFlag(flag: string, value: string): number {
 
 /**
  * Adds `--tls-verify[=bool]`, `--cert-dir` and `--authfile` to a command.
- *
- * @example
- * ```ts
- * addRegistryFlags(program.command("inspect"));
- * ```
  */
 export function addRegistryFlags(cmd: Command): Command {
   return cmd
@@ -113,11 +93,6 @@ export const DEFAULT_COMMAND_TIMEOUT = "3m0s";
 /**
  * Adds `--timeout DURATION` (default 3m0s, as cosign): the deadline of the whole command, every registry request,
  * retry and wait included. `0` means none.
- *
- * @example
- * ```ts
- * addCommandTimeoutFlag(program.command("verify"));
- * ```
  */
 export function addCommandTimeoutFlag(cmd: Command): Command {
   return cmd.option(
@@ -131,11 +106,6 @@ export function addCommandTimeoutFlag(cmd: Command): Command {
  * Parses a `--timeout` value (a Go duration, ≥ 0) into milliseconds.
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` for a malformed or negative duration.
- *
- * @example
- * ```ts
- * parseTimeoutFlag("3m0s"); // 180000
- * ```
  */
 export function parseTimeoutFlag(value: string): number {
   const ms = durationFlag("--timeout", value);
@@ -145,11 +115,6 @@ export function parseTimeoutFlag(value: string): number {
 
 /**
  * Adds `--registries.d DIR` (where the sigstore attachment settings are read) to a command.
- *
- * @example
- * ```ts
- * addRegistriesDFlag(program.command("sign"));
- * ```
  */
 export function addRegistriesDFlag(cmd: Command): Command {
   return cmd.option("--registries.d <dir>", "registries.d directory (default: the containers locations)");
@@ -158,11 +123,6 @@ export function addRegistriesDFlag(cmd: Command): Command {
 /**
  * Loads the registries.d configuration of `--registries.d` (or the containers locations); with `log`, says at
  * debug level when none exists and hangar's default is used.
- *
- * @example
- * ```ts
- * const registriesD = await registriesDFor(flags["registries.d"], log);
- * ```
  */
 export async function registriesDFor(dir: string | undefined, log?: Logger): Promise<RegistriesDConfig> {
   const registriesD = await loadRegistriesD({ dir });
@@ -176,11 +136,6 @@ export async function registriesDFor(dir: string | undefined, log?: Logger): Pro
 
 /**
  * A usage error: a missing, conflicting or malformed flag (`INVALID_ARGUMENT`).
- *
- * @example
- * ```ts
- * if (!flags.key) throw usageError("--key is required");
- * ```
  */
 export function usageError(message: string): AirlockError {
   return new AirlockError("INVALID_ARGUMENT", message);
@@ -200,11 +155,6 @@ function loggerFor(global: GlobalFlags, options: { allToStderr?: boolean } = {})
 
 /**
  * The exit code for an error that ends a command: 1 for every failure (usage errors too), as hangar.
- *
- * @example
- * ```ts
- * Deno.exit(exitCodeFor(err));
- * ```
  */
 export function exitCodeFor(_err: unknown): number {
   return 1;
@@ -212,11 +162,6 @@ export function exitCodeFor(_err: unknown): number {
 
 /**
  * Runs a command body: any error is printed once as a `FATA` line and the process exits with its code.
- *
- * @example
- * ```ts
- * cmd.action((opts) => runCommand(program, async (log) => { … }));
- * ```
  */
 export async function runCommand(
   global: GlobalFlags,
@@ -237,11 +182,6 @@ export async function runCommand(
 
 /**
  * Writes bytes to stdout completely (for raw manifests and JSON documents).
- *
- * @example
- * ```ts
- * writeStdout(new TextEncoder().encode("{}\n"));
- * ```
  */
 export function writeStdout(bytes: Uint8Array | string): void {
   let data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
@@ -257,11 +197,6 @@ export function collect(value: string, previous: string[] | undefined): string[]
  * Handles Ctrl-C (and SIGTERM) as hangar does: the first signal stops scheduling new work and lets in-flight
  * writes finish; a second one exits with 130 at once. Returns the signal to pass to the pipeline and a function
  * that removes the handlers.
- *
- * @example
- * ```ts
- * const { signal, dispose } = interruptSignal(log);
- * ```
  */
 export function interruptSignal(log: Logger): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();

@@ -31,11 +31,6 @@ export interface CosignRegistryFlags extends RegistryFlags {
 /**
  * Adds the registry flags (`--tls-verify`, `--cert-dir`, `--authfile`) and cosign's: `--allow-insecure-registry`,
  * `--allow-http-registry`, `--registry-username`, `--registry-password`.
- *
- * @example
- * ```ts
- * addCosignRegistryFlags(program.command("verify"));
- * ```
  */
 export function addCosignRegistryFlags(cmd: Command): Command {
   return addRegistryFlags(cmd)
@@ -104,11 +99,6 @@ export interface UploadFlags {
 
 /**
  * Adds cosign's `--tlog-upload` (only `false` is accepted) and `-y, --yes` (accepted, nothing to confirm).
- *
- * @example
- * ```ts
- * addUploadFlags(program.command("attest"));
- * ```
  */
 export function addUploadFlags(cmd: Command): Command {
   return cmd
@@ -123,11 +113,6 @@ export function addUploadFlags(cmd: Command): Command {
  * Pre-flight of {@linkcode UploadFlags}: `--tlog-upload` (true) is refused.
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` for `--tlog-upload` / `--tlog-upload=true`.
- *
- * @example
- * ```ts
- * checkUploadFlags(flags);
- * ```
  */
 export function checkUploadFlags(flags: UploadFlags): void {
   if (flags.tlogUpload === true) {

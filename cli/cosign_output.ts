@@ -16,11 +16,6 @@ const enc = new TextEncoder();
 
 /**
  * Writes text to stderr completely.
- *
- * @example
- * ```ts
- * stderr("Verification for …\n");
- * ```
  */
 export function stderr(text: string): void {
   let data = enc.encode(text);
@@ -29,11 +24,6 @@ export function stderr(text: string): void {
 
 /**
  * cosign's failure lines (cobra's `Error:` and main.go's `log.Printf`), on stderr; with `--debug` the cause too.
- *
- * @example
- * ```ts
- * reportError(e, global.debug);
- * ```
  */
 export function reportError(err: unknown, debug?: boolean): void {
   const message = errorMessage(err);
@@ -44,11 +34,6 @@ export function reportError(err: unknown, debug?: boolean): void {
 /**
  * A commander action for a cosign-style command: `run` gets the command's argument, its flags and the global
  * flags and returns the exit code; the process exits with it when it is not 0.
- *
- * @example
- * ```ts
- * cmd.action(cosignAction(runVerify));
- * ```
  */
 export function cosignAction<A, F>(
   run: (arg: A, flags: F, global: GlobalFlags) => Promise<number>,
@@ -66,11 +51,6 @@ export function cosignAction<A, F>(
  * `context deadline exceeded` at once, as do the images not started. An image that fails prints cosign's error
  * lines and the next one still runs. Returns the exit code: the first failure's `exitCodeOf` (1 unless given),
  * else 0; bad registry or timeout flags print the error lines and return 1 before any image.
- *
- * @example
- * ```ts
- * return await forEachImage(images, flags, global.debug, async (client, image, signal) => { … });
- * ```
  */
 export async function forEachImage(
   images: readonly string[],

@@ -72,11 +72,6 @@ function findOption(chain: readonly Command[], flag: string): Option | undefined
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` for an unknown flag (naming the one probably meant), a boolean given
  *   with a space (`--flag false`) or an invalid boolean value.
- *
- * @example
- * ```ts
- * normaliseArgs(program, ["verify", "--insecure-ignore-tlog", "img"]); // ["verify", "--insecure-ignore-tlog=true", "img"]
- * ```
  */
 export function normaliseArgs(program: Command, args: readonly string[]): string[] {
   const out: string[] = [];

@@ -39,11 +39,6 @@ const OTHER_TRANSPORTS = [
 
 /**
  * Registers `inspect` on the program.
- *
- * @example
- * ```ts
- * registerInspect(program);
- * ```
  */
 export function registerInspect(program: Command): void {
   addCommandTimeoutFlag(addRegistryFlags(

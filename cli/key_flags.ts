@@ -33,11 +33,6 @@ export const ALLOW_UNENCRYPTED_HELP =
 /**
  * Adds the signing key flags: `--sigstore-passphrase-file` and `--key`, and with `hangar` (for `sign`) hangar's
  * `-k, --sigstore-key` before them.
- *
- * @example
- * ```ts
- * addSigningKeyFlags(program.command("sign"), { hangar: true });
- * ```
  */
 export function addSigningKeyFlags(cmd: Command, options: { hangar?: boolean } = {}): Command {
   if (options.hangar) cmd.option("-k, --sigstore-key <file>", "sigstore private key file");
@@ -57,11 +52,6 @@ export function addSigningKeyFlags(cmd: Command, options: { hangar?: boolean } =
  * The key reference of `sign`: `--key` or `--sigstore-key`, exactly one of them.
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` when both or neither are given.
- *
- * @example
- * ```ts
- * const keyRef = signingKeyRef(flags);
- * ```
  */
 export function signingKeyRef(flags: SigningKeyFlags): string {
   if (flags.key && flags.sigstoreKey) {
@@ -78,11 +68,6 @@ export function signingKeyRef(flags: SigningKeyFlags): string {
 
 /**
  * Opens a signing key, first logging the warning its reference deserves (a PIN written into a `pkcs11:` URI).
- *
- * @example
- * ```ts
- * const key = await openKeyWithWarning(flags.key, { passphraseFile }, log);
- * ```
  */
 export async function openKeyWithWarning(
   ref: string,
@@ -113,11 +98,6 @@ export interface TrustFlags {
 
 /**
  * Adds the flags of {@linkcode TrustFlags} to a command (`verify`, `verify-attestation`).
- *
- * @example
- * ```ts
- * addTrustFlags(program.command("verify"));
- * ```
  */
 export function addTrustFlags(cmd: Command): Command {
   return cmd
@@ -167,11 +147,6 @@ export interface Trust {
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` for missing or conflicting flags and bad patterns;
  * `TRUSTED_ROOT_INVALID` / `IO_ERROR` for the trusted root; key errors
- *
- * @example
- * ```ts
- * const trust = await trustFromFlags(flags);
- * ```
  */
 export async function trustFromFlags(flags: TrustFlags): Promise<Trust> {
   const identity: IdentityPolicy = {
@@ -221,11 +196,6 @@ export async function trustFromFlags(flags: TrustFlags): Promise<Trust> {
  * The PEM of a verification key: a file holding a `PUBLIC KEY` / `RSA PUBLIC KEY` PEM as it is (cosign's
  * `loadPublicKey`); for any other reference the key is opened as a signing key ({@linkcode openKey}: key files,
  * KMS, tokens) and its public key is used.
- *
- * @example
- * ```ts
- * const pem = await verificationKeyPem("cosign.pub");
- * ```
  */
 export async function verificationKeyPem(ref: string): Promise<Uint8Array> {
   let bytes: Uint8Array | undefined;
@@ -249,11 +219,6 @@ export async function verificationKeyPem(ref: string): Promise<Uint8Array> {
 
 /**
  * The verification key of `--key REF`, parsed (see {@linkcode verificationKeyPem}).
- *
- * @example
- * ```ts
- * const key = await loadVerificationKey("cosign.pub");
- * ```
  */
 export async function loadVerificationKey(ref: string): Promise<PublicKey> {
   return parsePublicKeyPem(await verificationKeyPem(ref));

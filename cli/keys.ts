@@ -16,11 +16,6 @@ import type { Logger } from "../core/report.ts";
 
 /**
  * Registers the key commands on the program.
- *
- * @example
- * ```ts
- * registerKeys(program);
- * ```
  */
 export function registerKeys(program: Command): void {
   program.command("generate-key-pair")

@@ -28,11 +28,6 @@ interface LoginFlags extends RegistryFlags, CommandTimeoutFlags {
 
 /**
  * Registers `login` and `logout` on the program.
- *
- * @example
- * ```ts
- * registerLogin(program);
- * ```
  */
 export function registerLogin(program: Command): void {
   addCommandTimeoutFlag(addRegistryFlags(

@@ -61,11 +61,6 @@ interface MirrorFlags extends RegistryFlags, ImageListFlags, WorkerFlags, Failed
 
 /**
  * Registers `mirror` on the program.
- *
- * @example
- * ```ts
- * registerMirror(program);
- * ```
  */
 export function registerMirror(program: Command): void {
   const cmd = program.command("mirror")

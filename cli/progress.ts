@@ -34,11 +34,6 @@ const REDRAW_MS = 100;
 
 /**
  * A time span as the progress line shows it: `45s`, `3m05s`, `1h02m`.
- *
- * @example
- * ```ts
- * shortDuration(185_000); // "3m05s"
- * ```
  */
 export function shortDuration(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000));
@@ -145,11 +140,6 @@ let active: ProgressLine | undefined;
 /**
  * A log sink for `writer` that keeps out of the progress line's way: when `writer` is a terminal and a progress
  * line is shown, the record is written with the line erased and drawn again after it.
- *
- * @example
- * ```ts
- * new HangarLogger({ stdout: progressAwareSink(Deno.stdout), stderr: progressAwareSink(Deno.stderr) });
- * ```
  */
 export function progressAwareSink(writer: TerminalWriter): LogSink {
   const sink = syncSink(writer);

@@ -58,11 +58,6 @@ interface LoadFlags extends RegistryFlags, WorkerFlags, FailedListFlags {
 
 /**
  * Registers `save` and `load` on the program.
- *
- * @example
- * ```ts
- * registerSaveLoad(program);
- * ```
  */
 export function registerSaveLoad(program: Command): void {
   const save = program.command("save")

@@ -43,11 +43,6 @@ interface ServeFlags extends RegistryFlags {
 
 /**
  * Registers `serve` and `serve token-add` on the program.
- *
- * @example
- * ```ts
- * registerServe(program);
- * ```
  */
 export function registerServe(program: Command): void {
   const serve = addRegistryFlags(addRegistriesDFlag(

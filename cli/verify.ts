@@ -49,11 +49,6 @@ function verifyExitCode(err: unknown): number {
 
 /**
  * Registers `verify` on the program.
- *
- * @example
- * ```ts
- * registerVerify(program);
- * ```
  */
 export function registerVerify(program: Command): void {
   addCommandTimeoutFlag(addTrustFlags(addCosignRegistryFlags(
@@ -103,11 +98,6 @@ async function runVerify(images: string[], flags: VerifyFlags, global: GlobalFla
 /**
  * cosign's `PrintVerificationHeader`: the reference, then the checks performed (annotations, claims, the
  * transparency log when a proof verified, the key or the certificate).
- *
- * @example
- * ```ts
- * stderr(verificationHeader(result, false));
- * ```
  */
 export function verificationHeader(
   result: { name: string; bundleVerified: boolean; keyless: boolean },
@@ -131,11 +121,6 @@ export function verificationHeader(
  * cosign's `AnnotationOptions.AnnotationsMap`: each `-a` value is a comma-separated list (pflag StringSlice; CSV
  * quoting is not supported here) of `k=v`, split on `=` into exactly two parts; a later key wins.
  * `undefined` when no `-a` was given.
- *
- * @example
- * ```ts
- * parseAnnotations(["a=1,b=2"]); // { a: "1", b: "2" }
- * ```
  */
 export function parseAnnotations(values: string[] | undefined): Record<string, string> | undefined {
   if (values === undefined || values.length === 0) return undefined;

@@ -76,11 +76,6 @@ function rfc3161Json(annotation: string): GoRawJson | undefined {
  * `identity, image, type`; `optional` a map with sorted keys, `null` when absent; `<`, `>`, `&` escaped), with
  * `Bundle` / `RFC3161Timestamp` added to `optional` for layers that carry those annotations. No newlines: cosign
  * prints `"\n" + this + "\n"`. `null` for no signatures.
- *
- * @example
- * ```ts
- * writeStdout("\n" + cosignJsonOutput(result.signatures) + "\n");
- * ```
  */
 export function cosignJsonOutput(signatures: readonly VerifiedSignature[]): string {
   if (signatures.length === 0) return "null";
@@ -122,11 +117,6 @@ const GITHUB_FIELDS: readonly (readonly [keyof CertificateIdentity, string, stri
  * What cosign's `PrintVerification` adds to `optional` for a signature with a certificate: `Subject` (the first
  * SAN in cosign's order), `Issuer` and `1.3.6.1.4.1.57264.1.1` (the v1 issuer OID only), and each GitHub workflow
  * extension present under its OID and its friendly name.
- *
- * @example
- * ```ts
- * certificateFields(signer); // { Subject: "mitr@redhat.com", Issuer: "https://github.com/login/oauth", … }
- * ```
  */
 export function certificateFields(signer: CertificateIdentity): Record<string, string> {
   const out: Record<string, string> = { Subject: signer.subject };
@@ -147,11 +137,6 @@ export function certificateFields(signer: CertificateIdentity): Record<string, s
 /**
  * cosign's `-o text` certificate lines (stderr) for a signature with a certificate: `Certificate subject: …`,
  * `Certificate issuer URL: …` and the GitHub workflow lines present.
- *
- * @example
- * ```ts
- * stderr(certificateTextLines(signer).map((l) => l + "\n").join(""));
- * ```
  */
 export function certificateTextLines(signer: CertificateIdentity): string[] {
   const out = [`Certificate subject: ${signer.subject}`];

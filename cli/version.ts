@@ -61,11 +61,6 @@ export async function versionInfo(): Promise<VersionInfo> {
 /**
  * The text form of {@linkcode versionInfo}: `airlock <version>` on the first line (what scripts grep), then one
  * `key: value` line per fact.
- *
- * @example
- * ```ts
- * console.log(renderVersion(await versionInfo()));
- * ```
  */
 export function renderVersion(info: VersionInfo): string {
   return [
@@ -79,11 +74,6 @@ export function renderVersion(info: VersionInfo): string {
 
 /**
  * Registers `version [-o json|text]` on the program.
- *
- * @example
- * ```ts
- * registerVersion(program);
- * ```
  */
 export function registerVersion(program: Command): void {
   program.command("version")

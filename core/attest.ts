@@ -71,11 +71,6 @@ function rfc3339(unixSeconds: number): string {
  *   instead, which orders their fields by struct; the content is the same.)
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` for an invalid type or a predicate that is not a JSON object
- *
- * @example
- * ```ts
- * const st = buildInTotoStatement({ type: "custom", predicate, digest, name: "reg.example/app", timestamp: 0 });
- * ```
  */
 export function buildInTotoStatement(input: StatementInput): Uint8Array {
   const uri = predicateTypeUri(input.type);
@@ -118,11 +113,6 @@ export function buildInTotoStatement(input: StatementInput): Uint8Array {
 /**
  * The DSSE envelope cosign v2 writes into `.att` layers (key order `payloadType`, `payload`, `signatures`; an
  * empty `keyid`).
- *
- * @example
- * ```ts
- * const envelope = dsseEnvelopeJson(IN_TOTO_PAYLOAD_TYPE, statement, signature);
- * ```
  */
 export function dsseEnvelopeJson(
   payloadType: string,

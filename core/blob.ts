@@ -22,11 +22,6 @@ import { type PublicKey, verifySignature } from "./signature/public_key.ts";
 /**
  * Signs `blob` with `key` and returns the signature as standard base64, what `cosign sign-blob --key` prints and
  * writes with `--output-signature`.
- *
- * @example
- * ```ts
- * const b64 = await signBlob(key, new TextEncoder().encode("hello\n"));
- * ```
  */
 export async function signBlob(key: KeyBackend, blob: Uint8Array): Promise<string> {
   return base64Encode(await key.sign(blob));
@@ -36,11 +31,6 @@ export async function signBlob(key: KeyBackend, blob: Uint8Array): Promise<strin
  * Decodes a blob signature as cosign reads `--signature`: surrounding white space is ignored; standard base64 is
  * decoded; anything that is not base64 is taken as the raw signature bytes. Throws `SIGNATURE_INVALID` for an
  * empty signature.
- *
- * @example
- * ```ts
- * decodeBlobSignature("MEUCIQ…=\n"); // the DER bytes
- * ```
  */
 export function decodeBlobSignature(signature: string | Uint8Array): Uint8Array {
   const raw = typeof signature === "string" ? new TextEncoder().encode(signature) : signature;
@@ -52,11 +42,6 @@ export function decodeBlobSignature(signature: string | Uint8Array): Uint8Array 
 /**
  * Checks `signature` over `blob` with `publicKey` (ECDSA DER or raw r‖s with SHA-256, RSA PKCS#1 v1.5 with
  * SHA-256, Ed25519). Throws `SIGNATURE_INVALID` when it does not verify, `KEY_INVALID` when the key cannot be used.
- *
- * @example
- * ```ts
- * await verifyBlob(key, await Deno.readFile("SHA256SUMS"), decodeBlobSignature(sigText));
- * ```
  */
 export async function verifyBlob(
   publicKey: PublicKey,

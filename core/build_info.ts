@@ -10,10 +10,5 @@
 /**
  * The git commit airlock was built from (`<40 hex>`, with `-dirty` when the tree had uncommitted changes), or
  * `"unknown"` when not built by `deno task compile` from a git checkout.
- *
- * @example
- * ```ts
- * console.log(`commit ${BUILD_COMMIT}`);
- * ```
  */
 export const BUILD_COMMIT: string = "unknown";

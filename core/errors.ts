@@ -87,11 +87,6 @@ export type ErrorCode =
 
 /**
  * The base class of every error airlock throws on purpose.
- *
- * @example
- * ```ts
- * throw new AirlockError("INVALID_REFERENCE", `invalid reference "${s}": repository name must be lowercase`);
- * ```
  */
 export class AirlockError extends Error {
   /** Which kind of failure this is. */
@@ -113,11 +108,6 @@ export class AirlockError extends Error {
 
 /**
  * Tells whether `err` is an {@linkcode AirlockError}, optionally of one of the given codes.
- *
- * @example
- * ```ts
- * if (isAirlockError(e, "NOT_FOUND")) return undefined;
- * ```
  */
 export function isAirlockError(err: unknown, ...codes: ErrorCode[]): err is AirlockError {
   return err instanceof AirlockError && (codes.length === 0 || codes.includes(err.code));
@@ -125,11 +115,6 @@ export function isAirlockError(err: unknown, ...codes: ErrorCode[]): err is Airl
 
 /**
  * The message of any thrown value, for log lines.
- *
- * @example
- * ```ts
- * log.error(errorMessage(e));
- * ```
  */
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -138,11 +123,6 @@ export function errorMessage(err: unknown): string {
 /**
  * Any thrown value as an {@linkcode AirlockError}: an `AirlockError` as it is, anything else wrapped with
  * `code` (default `REGISTRY_ERROR`, what an image's work fails with unexpectedly) and kept as its `cause`.
- *
- * @example
- * ```ts
- * lines.push({ id, line, status: "failed", error: toAirlockError(e) });
- * ```
  */
 export function toAirlockError(err: unknown, code: ErrorCode = "REGISTRY_ERROR"): AirlockError {
   return isAirlockError(err) ? err : new AirlockError(code, errorMessage(err), { cause: err });

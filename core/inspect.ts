@@ -70,11 +70,6 @@ const GO_ARCH: Record<string, string> = { x86_64: "amd64", aarch64: "arm64" };
 
 /**
  * The platform the running program would pull, in Go's names (`linux/amd64`).
- *
- * @example
- * ```ts
- * const { os, arch } = runtimePlatform();
- * ```
  */
 export function runtimePlatform(): { os: string; arch: string } {
   return { os: Deno.build.os, arch: GO_ARCH[Deno.build.arch] ?? Deno.build.arch };
@@ -82,11 +77,6 @@ export function runtimePlatform(): { os: string; arch: string } {
 
 /**
  * Fetches the top-level manifest, exactly as the registry serves it (`inspect --raw`).
- *
- * @example
- * ```ts
- * const raw = await inspectRaw(client, parseReference("127.0.0.1:5000/a/b:v1"));
- * ```
  */
 export async function inspectRaw(
   client: RegistryClient,
@@ -98,11 +88,6 @@ export async function inspectRaw(
 
 /**
  * Fetches the config blob of the chosen platform instance, exactly as stored (`inspect --config`).
- *
- * @example
- * ```ts
- * const config = await inspectConfig(client, ref, { arch: "arm64", os: "linux" });
- * ```
  */
 export async function inspectConfig(
   client: RegistryClient,
@@ -163,11 +148,6 @@ export async function inspectImage(
 
 /**
  * Renders an inspect view as hangar does: Go's `json.MarshalIndent(info, "", "  ")` plus a newline.
- *
- * @example
- * ```ts
- * await Deno.stdout.write(new TextEncoder().encode(renderInspectInfo(info)));
- * ```
  */
 export function renderInspectInfo(info: ImageInspectInfo): string {
   return goEscape(JSON.stringify(info, null, 2)) + "\n";

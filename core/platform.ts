@@ -9,11 +9,6 @@ import type { Platform } from "./registry/types.ts";
 
 /**
  * The configured platform sets. An empty set accepts everything for that part.
- *
- * @example
- * ```ts
- * const filter: PlatformFilter = { arch: ["amd64", "arm64"], os: ["linux"], variant: [] };
- * ```
  */
 export interface PlatformFilter {
   /** Accepted architectures (`--arch`); empty = any. */
@@ -29,21 +24,11 @@ export type PlatformLike = Readonly<Partial<Pick<Platform, "architecture" | "os"
 
 /**
  * hangar's default `--arch` list.
- *
- * @example
- * ```ts
- * parseCsvList([], DEFAULT_ARCH_LIST); // ["amd64", "arm64"]
- * ```
  */
 export const DEFAULT_ARCH_LIST: readonly string[] = Object.freeze(["amd64", "arm64"]);
 
 /**
  * hangar's default `--os` list.
- *
- * @example
- * ```ts
- * parseCsvList([], DEFAULT_OS_LIST); // ["linux"]
- * ```
  */
 export const DEFAULT_OS_LIST: readonly string[] = Object.freeze(["linux"]);
 

@@ -241,11 +241,6 @@ export function parseReference(input: string): Reference {
 
 /**
  * Formats a reference in its fully normalised form: `registry/repository[:tag][@digest]`.
- *
- * @example
- * ```ts
- * formatReference(parseReference("nginx:1.25")); // "docker.io/library/nginx:1.25"
- * ```
  */
 export function formatReference(ref: Reference): string {
   let s = repositoryName(ref);
@@ -256,11 +251,6 @@ export function formatReference(ref: Reference): string {
 
 /**
  * The repository with its registry, without tag or digest: `host/repo`.
- *
- * @example
- * ```ts
- * repositoryName(parseReference("nginx:1.25")); // "docker.io/library/nginx"
- * ```
  */
 export function repositoryName(ref: Reference): string {
   return `${ref.registry}/${ref.repository}`;
@@ -270,11 +260,6 @@ export function repositoryName(ref: Reference): string {
  * The same repository with `tag` (an existing digest is kept, as distribution's `WithTag` does).
  *
  * @throws {AirlockError} `INVALID_REFERENCE` when `tag` is not a valid tag.
- *
- * @example
- * ```ts
- * formatReference(withTag(parseReference("nginx"), "1.25")); // "docker.io/library/nginx:1.25"
- * ```
  */
 export function withTag(ref: Reference, tag: string): Reference {
   const problem = tagProblem(tag);
@@ -286,11 +271,6 @@ export function withTag(ref: Reference, tag: string): Reference {
  * The same repository pinned to `digest`; any tag is dropped.
  *
  * @throws {AirlockError} `INVALID_REFERENCE` when `digest` is not a valid, supported digest.
- *
- * @example
- * ```ts
- * withDigest(parseReference("nginx:1.25"), "sha256:" + "a".repeat(64)); // docker.io/library/nginx@sha256:aaa…
- * ```
  */
 export function withDigest(ref: Reference, digest: string): Reference {
   const problem = digestProblem(digest);
@@ -300,11 +280,6 @@ export function withDigest(ref: Reference, digest: string): Reference {
 
 /**
  * Adds the tag `latest` when the reference has neither tag nor digest; otherwise returns it unchanged.
- *
- * @example
- * ```ts
- * formatReference(withDefaultTag(parseReference("nginx"))); // "docker.io/library/nginx:latest"
- * ```
  */
 export function withDefaultTag(ref: Reference): Reference {
   if (ref.tag !== undefined || ref.digest !== undefined) return ref;
@@ -343,11 +318,6 @@ export function isDigest(s: string): boolean {
  * The hex part of a digest (`sha256:abc…` → `abc…`).
  *
  * @throws {AirlockError} `INVALID_REFERENCE` when `d` is not a valid digest.
- *
- * @example
- * ```ts
- * digestHex("sha256:" + "0".repeat(64)); // "000…0"
- * ```
  */
 export function digestHex(d: string): string {
   const problem = digestProblem(d);

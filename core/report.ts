@@ -21,11 +21,6 @@ export type LogFields = Readonly<Record<string, string | number | undefined>>;
 
 /**
  * Writes log records. Implementations never throw on a record.
- *
- * @example
- * ```ts
- * log.info("Signing [docker.io/library/nginx:1.25]", { IMG: 1 });
- * ```
  */
 export interface Logger {
   /** The least severe level that is written. */
@@ -180,11 +175,6 @@ const CONTROLS = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u
 /**
  * Escapes what could rewrite a terminal or a log file's view (`\x1b[2J`, a `\r` that hides the start of a line,
  * a right-to-left override) as `\xNN` or `\uNNNN`, so that a log line shows what the input held.
- *
- * @example
- * ```ts
- * escapeControls("nginx\x1b[31m:1\r"); // "nginx\\x1b[31m:1\\x0d"
- * ```
  */
 export function escapeControls(text: string): string {
   return text.replace(CONTROLS, (c) => {
@@ -195,11 +185,6 @@ export function escapeControls(text: string): string {
 
 /**
  * A logger that drops everything, for library callers that want no output.
- *
- * @example
- * ```ts
- * await sign(images, { logger: silentLogger() });
- * ```
  */
 export function silentLogger(): Logger {
   const noop = (): void => {};
@@ -217,11 +202,6 @@ export function silentLogger(): Logger {
 /**
  * Adapts a synchronous byte writer (`Deno.stdout`, `Deno.stderr`, a `Deno.FsFile`) to a {@linkcode LogSink},
  * writing the whole record even when the writer takes it in pieces.
- *
- * @example
- * ```ts
- * const log = new HangarLogger({ stdout: syncSink(Deno.stdout), stderr: syncSink(Deno.stderr) });
- * ```
  */
 export function syncSink(writer: { writeSync(p: Uint8Array): number }): LogSink {
   const encoder = new TextEncoder();
@@ -240,11 +220,6 @@ export function syncSink(writer: { writeSync(p: Uint8Array): number }): LogSink 
  * order, so the file is deterministic. Returns the lines written.
  *
  * @throws {AirlockError} `IO_ERROR` when the file cannot be written.
- *
- * @example
- * ```ts
- * await writeFailedList("sign-failed.txt", ["nginx:1", "redis", "nginx:1"]); // file: "nginx:1\nredis\n"
- * ```
  */
 export async function writeFailedList(path: string, lines: readonly string[]): Promise<string[]> {
   const unique = [...new Set(lines)];
@@ -265,11 +240,6 @@ export async function writeFailedList(path: string, lines: readonly string[]): P
  * which misleads scripts that test for the file). A missing file is fine. Returns whether a file was removed.
  *
  * @throws {AirlockError} `IO_ERROR` when the file exists but cannot be removed.
- *
- * @example
- * ```ts
- * if (failed.length === 0) await removeStaleFailedList("sign-failed.txt");
- * ```
  */
 export async function removeStaleFailedList(path: string): Promise<boolean> {
   try {
@@ -298,11 +268,6 @@ export interface TargetJson {
 
 /**
  * The fields every JSON report of a signed or validated manifest starts with (callers add their own after them).
- *
- * @example
- * ```ts
- * targets.map((t) => ({ ...targetJson(t), layerDigest: t.layerDigest }));
- * ```
  */
 export function targetJson(t: Target & { readonly status: string }): TargetJson {
   return {
@@ -316,11 +281,6 @@ export function targetJson(t: Target & { readonly status: string }): TargetJson 
 
 /**
  * The JSON form of an image's error: its code and message, or `null`.
- *
- * @example
- * ```ts
- * errorJson(line.error); // { code: "SIGNATURE_MISSING", message: "…" } or null
- * ```
  */
 export function errorJson(e: AirlockError | undefined): { code: string; message: string } | null {
   return e ? { code: e.code, message: e.message } : null;

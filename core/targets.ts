@@ -62,11 +62,6 @@ export interface SelectOptions {
  *
  * @throws {AirlockError} `UNSUPPORTED_MEDIA_TYPE` for schema 1 and unknown manifest types; `MANIFEST_INVALID` for
  *   a manifest or index that is not what its type says (see `registry/manifest.ts`); registry errors.
- *
- * @example
- * ```ts
- * const { targets } = await selectTargets(client, ref, { filter, includeIndex: true });
- * ```
  */
 export async function selectTargets(
   client: RegistryClient,

@@ -169,11 +169,6 @@ export async function verifyImage(
  * parses no other algorithm, so cosign never verifies an image named by a sha512 digest).
  *
  * @throws {AirlockError} `INVALID_REFERENCE` for an unparseable reference or a digest of another algorithm.
- *
- * @example
- * ```ts
- * cosignReference("registry.example/app"); // registry.example/app:latest
- * ```
  */
 export function cosignReference(reference: Reference | string): Reference {
   const ref = withDefaultTag(typeof reference === "string" ? parseReference(reference) : reference);
@@ -206,11 +201,6 @@ function checkMode(opts: { publicKey?: PublicKey; identity?: IdentityPolicy }): 
 /**
  * go-containerregistry's `ref.Name()`, as cosign prints it: `index.docker.io` for Docker Hub; the digest when the
  * reference has one (a tag beside it is dropped), else the tag (`latest` by default).
- *
- * @example
- * ```ts
- * cosignReferenceName(parseReference("alpine")); // "index.docker.io/library/alpine:latest"
- * ```
  */
 export function cosignReferenceName(ref: Reference): string {
   const registry = ref.registry === "docker.io" ? "index.docker.io" : ref.registry;

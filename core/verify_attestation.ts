@@ -331,11 +331,6 @@ export interface DownloadAttestationOptions {
  * @throws {AirlockError} `NOT_FOUND` `no attestations with predicate type '<URI>' found` (or `found no
  * attestations`); `INVALID_ARGUMENT` for a bad platform or a platform on a single image; `TOO_LARGE` for more
  * than {@linkcode MAX_DOWNLOADED_ATTESTATIONS} legacy layers; registry errors.
- *
- * @example
- * ```ts
- * for (const line of await downloadAttestations(client, "registry.example/app:v1")) console.log(line);
- * ```
  */
 export async function downloadAttestations(
   client: RegistryClient,

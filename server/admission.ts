@@ -53,11 +53,6 @@ export interface RecentDecision {
 
 /**
  * The last decisions, newest first, bounded.
- *
- * @example
- * ```ts
- * const recent = new RecentDecisions(200);
- * ```
  */
 export class RecentDecisions {
   readonly #items: RecentDecision[] = [];
@@ -113,11 +108,6 @@ function objectName(r: AdmissionRequest): string {
 
 /**
  * Adds the two endpoints to the app.
- *
- * @example
- * ```ts
- * registerAdmissionRoutes(app, { engine, metrics, logger, recent, requireClientCert: true, now: Date.now });
- * ```
  */
 export function registerAdmissionRoutes(app: Hono<AppEnv>, o: AdmissionRouteOptions): void {
   const fail = (c: Context, err: AirlockError, reason: string): Response => {

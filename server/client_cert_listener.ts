@@ -44,11 +44,6 @@ export interface RunningListener {
  * Starts the listener.
  *
  * @throws {AirlockError} `IO_ERROR` when it cannot listen (port in use, bad certificate).
- *
- * @example
- * ```ts
- * const l = await listenWithClientCa({ hostname: "0.0.0.0", port: 8443, cert, key, clientCa, fetch, onError });
- * ```
  */
 export async function listenWithClientCa(o: ClientCertListenerOptions): Promise<RunningListener> {
   let server: https.Server;

@@ -28,11 +28,6 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
 
 /**
  * The HTTP status for an error raised while answering a request.
- *
- * @example
- * ```ts
- * httpStatusFor(new AirlockError("TOO_LARGE", "body over 1048576 bytes")); // 413
- * ```
  */
 export function httpStatusFor(err: unknown): number {
   return err instanceof AirlockError ? HTTP_STATUS[err.code] ?? 500 : 500;
@@ -52,11 +47,6 @@ export interface ErrorBody {
 /**
  * The JSON body for an error. Unexpected errors (not {@linkcode AirlockError}) are reported as `INTERNAL` with a
  * generic message, so that no internal detail leaks to clients; the caller logs the real one.
- *
- * @example
- * ```ts
- * return c.json(errorBody(err), httpStatusFor(err));
- * ```
  */
 export function errorBody(err: unknown): ErrorBody {
   if (err instanceof AirlockError) return { error: { code: err.code, message: err.message } };

@@ -59,11 +59,6 @@ interface Histogram {
 
 /**
  * Counters and histograms of one service instance.
- *
- * @example
- * ```ts
- * metrics.imageResult("sign", "failed");
- * ```
  */
 export class Metrics {
   #signatures = 0;

@@ -178,11 +178,6 @@ const submit = (summary: string, schema: string): Schema => ({
 
 /**
  * The OpenAPI document.
- *
- * @example
- * ```ts
- * Object.keys(openApiDocument().paths); // ["/v1/sign", "/v1/validate", …]
- * ```
  */
 export function openApiDocument(): Record<string, unknown> {
   return {

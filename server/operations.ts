@@ -70,11 +70,6 @@ export interface Operations {
 
 /**
  * Binds the pipelines to the operator's key and registry settings. Reads the public key once.
- *
- * @example
- * ```ts
- * const ops = await createOperations({ client, key, registriesD, logger });
- * ```
  */
 export async function createOperations(o: OperationsOptions): Promise<Operations> {
   const pem = await o.key.publicKey();

@@ -10,11 +10,6 @@ import type { ImageResult, JobView } from "./jobs.ts";
 
 /**
  * Escapes text for HTML element content and double- or single-quoted attribute values.
- *
- * @example
- * ```ts
- * escapeHtml(`<a href="x">&'`); // "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
- * ```
  */
 export function escapeHtml(s: string): string {
   return s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;")
@@ -103,11 +98,6 @@ ${rows}
 /**
  * The page of recent jobs: one `tr.job` row per job (`data-job-id`, `data-state`), followed by one `tr.image`
  * row per image (`data-status`).
- *
- * @example
- * ```ts
- * const html = renderJobsPage(jobs.list(50), { version: VERSION, renderedAt: new Date().toISOString(), viewer });
- * ```
  */
 export function renderJobsPage(jobs: readonly JobView[], info: PageInfo): string {
   const e = escapeHtml;
@@ -129,11 +119,6 @@ ${rows}
 
 /**
  * The page asking for a token (answered with 401 to a browser without a valid one).
- *
- * @example
- * ```ts
- * return c.html(renderLoginPage("That token is not valid."), 401);
- * ```
  */
 export function renderLoginPage(message: string): string {
   return layout(

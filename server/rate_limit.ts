@@ -19,11 +19,6 @@ const UNITS: Readonly<Record<string, number>> = { s: 60, sec: 60, m: 1, min: 1, 
  * Parses `--rate-limit`: `N/min` (also `N/s`, `N/h`, or a bare `N` per minute) into requests per minute.
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` for anything else, or a rate that is not positive.
- *
- * @example
- * ```ts
- * parseRateLimit("2/s"); // 120
- * ```
  */
 export function parseRateLimit(s: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(?:\/\s*([a-z]+))?\s*$/.exec(s);
@@ -51,11 +46,6 @@ export type RateDecision = { readonly ok: true } | { readonly ok: false; readonl
 
 /**
  * Token buckets by key.
- *
- * @example
- * ```ts
- * new RateLimiter({ perMinute: 60 }).take("ci").ok; // true
- * ```
  */
 export class RateLimiter {
   readonly #capacity: number;

@@ -11,11 +11,6 @@
  *
  * Runtime-agnostic: no Deno API here.
  *
- * @example
- * ```ts
- * const req = parseJobRequest("sign", JSON.parse(text), { maxImages: 500 });
- * ```
- *
  * @module
  */
 import { newExactRepository } from "../core/config/policy_config.ts";
@@ -123,11 +118,6 @@ function bad(message: string): AirlockError {
  * Parses a request body's text as JSON.
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` `malformed JSON: …`.
- *
- * @example
- * ```ts
- * parseJsonBody('{"images":[]}'); // { images: [] }
- * ```
  */
 export function parseJsonBody(text: string): unknown {
   try {
@@ -141,11 +131,6 @@ export function parseJsonBody(text: string): unknown {
  * Checks a parsed body for `kind` and returns the typed request.
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` naming the field and the reason.
- *
- * @example
- * ```ts
- * parseJobRequest("verify", { images: ["r.io/a:1"] }, { maxImages: 10 }).kind; // "verify"
- * ```
  */
 export function parseJobRequest(kind: JobKind, body: unknown, limits: RequestLimits): JobRequest {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {

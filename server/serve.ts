@@ -111,11 +111,6 @@ export interface ListenAddress {
  * Parses `--listen`: `HOST:PORT`, `[IPv6]:PORT`, or `:PORT` (loopback).
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` for anything else.
- *
- * @example
- * ```ts
- * parseListenAddress("[::1]:8443"); // { hostname: "::1", port: 8443 }
- * ```
  */
 export function parseListenAddress(s: string): ListenAddress {
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]\s]*)):(\d{1,5})$/.exec(s);
@@ -146,11 +141,6 @@ export function isLoopback(hostname: string): boolean {
  * The listen rule: a non-loopback address needs TLS, unless the operator insists (`--insecure-listen`).
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` when the rule is broken, or only one of the TLS files is given.
- *
- * @example
- * ```ts
- * checkListenRules({ hostname: "0.0.0.0", port: 8443 }, { tlsCert: "c.pem", tlsKey: "k.pem" });
- * ```
  */
 export function checkListenRules(
   addr: ListenAddress,
@@ -181,11 +171,6 @@ async function readPem(path: string, what: string): Promise<string> {
  * wrong passphrase fails here, before listening), and listens.
  *
  * @throws {AirlockError} for a broken listen rule, a bad token file, registries.d or key, or a port in use.
- *
- * @example
- * ```ts
- * const server = await startServer(config);
- * ```
  */
 export async function startServer(config: ServeConfig): Promise<RunningServer> {
   const log = config.logger;
@@ -337,11 +322,6 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
  * webhook (the API server calls only HTTPS) and for `--client-ca`.
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` naming the missing piece.
- *
- * @example
- * ```ts
- * checkAdmissionRules({ admissionConfig: "admission.yaml", tlsCert: "tls.crt", tlsKey: "tls.key" });
- * ```
  */
 export function checkAdmissionRules(
   o: { keyRef?: string; admissionConfig?: string; clientCa?: string; tlsCert?: string; tlsKey?: string },
@@ -385,11 +365,6 @@ async function loadAdmissionSettings(config: ServeConfig): Promise<AdmissionSett
 /**
  * Runs the service until SIGINT or SIGTERM, then shuts down gracefully (a second signal exits at once with 130).
  * Returns the exit code: 0.
- *
- * @example
- * ```ts
- * Deno.exit(await runServe(config));
- * ```
  */
 export async function runServe(config: ServeConfig): Promise<number> {
   const server = await startServer(config);

@@ -50,11 +50,6 @@ export interface ParsedTokenFile {
  * Checks a token name (letters, digits, `.`, `_`, `@`, `-`; at most 64; starting with a letter or digit).
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` for a bad name.
- *
- * @example
- * ```ts
- * checkTokenName("ci-builder-1");
- * ```
  */
 export function checkTokenName(name: string): void {
   if (!NAME_RE.test(name)) {
@@ -69,11 +64,6 @@ export function checkTokenName(name: string): void {
 /**
  * Parses the text of a token file. Never throws: bad lines (wrong field count, bad name, bad hash, a repeated
  * name) are left out and described in `problems`.
- *
- * @example
- * ```ts
- * parseTokenFile("ci " + "ab".repeat(32) + "\n").entries[0].name; // "ci"
- * ```
  */
 export function parseTokenFile(text: string): ParsedTokenFile {
   const entries: TokenEntry[] = [];
@@ -102,11 +92,6 @@ export function parseTokenFile(text: string): ParsedTokenFile {
 
 /**
  * The hex SHA-256 of a token, as the token file stores it.
- *
- * @example
- * ```ts
- * await hashTokenHex("airlock_…"); // "3f0a…" (64 hex digits)
- * ```
  */
 export async function hashTokenHex(token: string): Promise<string> {
   return toHex(await sha256(token));
@@ -114,11 +99,6 @@ export async function hashTokenHex(token: string): Promise<string> {
 
 /**
  * Compares two byte strings in time that does not depend on where they differ.
- *
- * @example
- * ```ts
- * constantTimeEqual(new Uint8Array([1, 2]), new Uint8Array([1, 2])); // true
- * ```
  */
 export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false; // lengths are public (SHA-256 digests here)
@@ -129,11 +109,6 @@ export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
 
 /**
  * A new random token: {@linkcode TOKEN_PREFIX} and 32 random bytes in base64url (43 characters).
- *
- * @example
- * ```ts
- * generateToken(); // "airlock_Q2hhbmdlIG1lIQ…"
- * ```
  */
 export function generateToken(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));

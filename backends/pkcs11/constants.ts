@@ -1,11 +1,6 @@
 /**
  * The Cryptoki (PKCS#11 v2.40) constants airlock uses, and readable names and messages for return values.
  *
- * @example
- * ```ts
- * ckrName(0xa0); // "CKR_PIN_INCORRECT"
- * ```
- *
  * @module
  */
 
@@ -120,11 +115,6 @@ const NAMES = new Map<number, string>(Object.entries(CKR).map(([k, v]) => [v, `C
 
 /**
  * The name of a `CK_RV`, e.g. `CKR_PIN_INCORRECT`, or `CKR_0x…` for codes airlock does not name.
- *
- * @example
- * ```ts
- * ckrName(0x3); // "CKR_SLOT_ID_INVALID"
- * ```
  */
 export function ckrName(rv: number): string {
   return NAMES.get(rv) ?? `CKR_0x${rv.toString(16).padStart(8, "0")}`;
@@ -154,11 +144,6 @@ const HINTS: Record<number, string> = {
 
 /**
  * A short description of a `CK_RV` for error messages: `wrong PIN (CKR_PIN_INCORRECT)`, or just the name.
- *
- * @example
- * ```ts
- * ckrDescription(0xa0); // "wrong PIN (CKR_PIN_INCORRECT)"
- * ```
  */
 export function ckrDescription(rv: number): string {
   const hint = HINTS[rv];

@@ -60,11 +60,6 @@ export interface Attribute {
 
 /**
  * A `CK_ULONG` attribute (8 bytes, little-endian on the supported platforms).
- *
- * @example
- * ```ts
- * attrUlong(CKA.CLASS, CKO.PRIVATE_KEY);
- * ```
  */
 export function attrUlong(type: number, value: number): Attribute {
   const b = new Uint8Array(8);
@@ -74,11 +69,6 @@ export function attrUlong(type: number, value: number): Attribute {
 
 /**
  * A `CK_BBOOL` attribute (1 byte).
- *
- * @example
- * ```ts
- * attrBool(CKA.TOKEN, true);
- * ```
  */
 export function attrBool(type: number, value: boolean): Attribute {
   return { type, value: new Uint8Array([value ? 1 : 0]) };
@@ -86,11 +76,6 @@ export function attrBool(type: number, value: boolean): Attribute {
 
 /**
  * A byte-array attribute (labels, ids, DER values).
- *
- * @example
- * ```ts
- * attrBytes(CKA.LABEL, new TextEncoder().encode("sigkey"));
- * ```
  */
 export function attrBytes(type: number, value: Uint8Array): Attribute {
   return { type, value };
@@ -98,11 +83,6 @@ export function attrBytes(type: number, value: Uint8Array): Attribute {
 
 /**
  * Reads a `CK_ULONG` attribute value.
- *
- * @example
- * ```ts
- * readUlong(attrs.get(CKA.KEY_TYPE)!); // 3 (CKK_EC)
- * ```
  */
 export function readUlong(value: Uint8Array): number {
   return Number(new DataView(value.buffer, value.byteOffset, value.byteLength).getBigUint64(0, true));
@@ -223,11 +203,6 @@ export class Cryptoki {
   /**
    * Loads the module at `path` and reads its function list. Throws what `Deno.dlopen` throws (the message
    * names the path), or {@linkcode CryptokiError} from `C_GetFunctionList`.
-   *
-   * @example
-   * ```ts
-   * const ck = Cryptoki.load("/usr/lib/softhsm/libsofthsm2.so");
-   * ```
    */
   static load(path: string): Cryptoki {
     const lib = Deno.dlopen(path, { C_GetFunctionList: { parameters: ["buffer"], result: "u64" } } as const);

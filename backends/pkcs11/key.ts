@@ -303,11 +303,6 @@ export interface GeneratedPkcs11Key {
  * sensitive, non-extractable private key allowed to sign, and its public key, both with the URI's `object`
  * label and `id` (a random 16-byte id when the URI has none). Fails with `KEY_EXISTS` when a private key with
  * that label or id is on the token already; nothing is overwritten.
- *
- * @example
- * ```ts
- * const { publicPem } = await generatePkcs11KeyPair("pkcs11:token=test;object=release?module-path=/usr/lib/softhsm/libsofthsm2.so", { pin: "1234" });
- * ```
  */
 export async function generatePkcs11KeyPair(
   ref: string,

@@ -129,11 +129,6 @@ export interface ParsePkcs11UriOptions {
  * Parses a `pkcs11:` key reference (see the module doc). The module path falls back to
  * `COSIGN_PKCS11_MODULE_PATH`. Errors: `INVALID_ARGUMENT` (`invalid PKCS#11 URI: …`); messages never
  * contain the PIN.
- *
- * @example
- * ```ts
- * parsePkcs11Uri("pkcs11:token=test;object=sigkey?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=/run/pin");
- * ```
  */
 export function parsePkcs11Uri(ref: string, options: ParsePkcs11UriOptions = {}): Pkcs11Uri {
   if (!ref.toLowerCase().startsWith(PKCS11_SCHEME)) throw invalid("the scheme must be pkcs11:");
@@ -222,11 +217,6 @@ export function parsePkcs11Uri(ref: string, options: ParsePkcs11UriOptions = {})
 /**
  * The reference with any `pin-value` replaced by `***`, safe for log lines and error messages. Other
  * references are returned unchanged.
- *
- * @example
- * ```ts
- * redactPkcs11Uri("pkcs11:token=t;object=k?pin-value=1234"); // "pkcs11:token=t;object=k?pin-value=***"
- * ```
  */
 export function redactPkcs11Uri(ref: string): string {
   if (!ref.toLowerCase().startsWith(PKCS11_SCHEME)) return ref;

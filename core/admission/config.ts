@@ -218,11 +218,6 @@ function duration(v: unknown, what: string, invalid: Invalid): number {
  * `file`.
  *
  * @throws {AirlockError} `CONFIG_INVALID`: `invalid admission configuration "<file>": <reason>`.
- *
- * @example
- * ```ts
- * const cfg = await parseAdmissionConfig("policy: policy.json\nexemptNamespaces: [kube-system]\n", "/etc/airlock/admission.yaml");
- * ```
  */
 export async function parseAdmissionConfig(text: string, file: string): Promise<AdmissionConfigFile> {
   const invalid: Invalid = (msg) =>
@@ -301,11 +296,6 @@ export async function parseAdmissionConfig(text: string, file: string): Promise<
  * Checks an admission timeout: above 0, at most {@linkcode MAX_ADMISSION_TIMEOUT_MS}.
  *
  * @throws {AirlockError} from `invalid` when it is out of range.
- *
- * @example
- * ```ts
- * checkTimeout(8000, "--admission-timeout", (m) => new AirlockError("INVALID_ARGUMENT", m));
- * ```
  */
 export function checkTimeout(ms: number, what: string, invalid: Invalid): number {
   if (!(ms > 0) || ms > MAX_ADMISSION_TIMEOUT_MS) {
@@ -405,11 +395,6 @@ async function readSmall(path: string, what: string, invalid: Invalid): Promise<
  * root), so that a service never starts with something it cannot use.
  *
  * @throws {AirlockError} `CONFIG_INVALID` for every problem, naming the file.
- *
- * @example
- * ```ts
- * const settings = await loadAdmissionConfig("/etc/airlock/admission.yaml");
- * ```
  */
 export async function loadAdmissionConfig(file: string): Promise<AdmissionSettings> {
   const invalid: Invalid = (msg) =>

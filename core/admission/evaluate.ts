@@ -70,11 +70,6 @@ export interface EvaluateContext {
 
 /**
  * Builds the context once per service (the policy evaluator keeps the parsed keys).
- *
- * @example
- * ```ts
- * const ctx = evaluateContext(client, registriesD, settings.mode);
- * ```
  */
 export function evaluateContext(
   client: RegistryClient,
@@ -104,11 +99,6 @@ function failure(e: unknown, digest?: string): Verdict {
  * Judges one image. `ref` is the reference as the kubelet pulls it: a tag (the policy sees the tag; cosign checks
  * `digest`, the digest the tag was just resolved to) or a digest alone (a `repo:tag@digest` image is pulled by its
  * digest, so it comes here without its tag). Never throws: failures are `error` verdicts.
- *
- * @example
- * ```ts
- * const v = await evaluateImage(ctx, parseReference("reg.io/app:1"), "sha256:…", signal);
- * ```
  */
 export async function evaluateImage(
   ctx: EvaluateContext,
@@ -129,11 +119,6 @@ export async function evaluateImage(
  * The verdict when the rules give it without looking at the image: a policy scope that rejects outright
  * (`reject`) is answered before the registry is asked anything — whatever it would serve, the answer is the same,
  * and an image naming any host cannot make the webhook connect there. `undefined` otherwise.
- *
- * @example
- * ```ts
- * const early = verdictWithoutRegistry(ctx, parseReference("docker.io/library/busybox:1.36"));
- * ```
  */
 export function verdictWithoutRegistry(ctx: EvaluateContext, ref: Reference): Verdict | undefined {
   if (ctx.mode.kind !== "policy") return undefined;

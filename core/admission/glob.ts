@@ -26,11 +26,6 @@ const PATTERN_RE = /^[A-Za-z0-9._\-/:@*?\[\]]+$/;
  * Compiles a pattern.
  *
  * @throws {AirlockError} `CONFIG_INVALID` for an empty pattern, characters no reference holds, or `***`.
- *
- * @example
- * ```ts
- * const g = compileImageGlob("registry.local/k8s/pause:*");
- * ```
  */
 export function compileImageGlob(pattern: string): ImageGlob {
   if (pattern === "" || !PATTERN_RE.test(pattern) || pattern.includes("***")) {
@@ -55,11 +50,6 @@ export function compileImageGlob(pattern: string): ImageGlob {
 
 /**
  * The first pattern that matches `ref` (see the module doc), or `undefined`.
- *
- * @example
- * ```ts
- * matchImageGlobs([compileImageGlob("reg.io/pause:*")], parseReference("reg.io/pause:3.9")); // the pattern
- * ```
  */
 export function matchImageGlobs(globs: readonly ImageGlob[], ref: Reference): ImageGlob | undefined {
   const full = formatReference(ref);

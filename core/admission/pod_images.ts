@@ -37,11 +37,6 @@ const POD_SPEC_PATHS: Readonly<Record<string, readonly string[]>> = {
 
 /**
  * The JSON path (object keys) of the pod spec of objects of `kind`, or `undefined` for kinds that hold no pod.
- *
- * @example
- * ```ts
- * podSpecPath({ group: "batch", version: "v1", kind: "CronJob" }); // ["spec", "jobTemplate", "spec", "template", "spec"]
- * ```
  */
 export function podSpecPath(kind: GroupVersionKind): readonly string[] | undefined {
   return POD_SPEC_PATHS[`${kind.group}/${kind.kind}`];
@@ -66,11 +61,6 @@ function pointerSegment(s: string): string {
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` when a list is not an array of objects or an image is not a string
  * (the API server never sends such objects; a webhook that skipped them would let anything through).
- *
- * @example
- * ```ts
- * const slots = podImages(request.object, request.kind);
- * ```
  */
 export function podImages(object: JsonObject | undefined, kind: GroupVersionKind): ImageSlot[] {
   const path = podSpecPath(kind);
@@ -131,11 +121,6 @@ function containerName(c: JsonObject): string {
 /**
  * The images to check for an operation: on CREATE every image; on UPDATE only images that the old object did not
  * already have somewhere in its pod spec (unchanged images were admitted when they were set).
- *
- * @example
- * ```ts
- * const toCheck = changedImages(podImages(req.object, req.kind), podImages(req.oldObject, req.kind));
- * ```
  */
 export function changedImages(current: readonly ImageSlot[], old: readonly ImageSlot[]): ImageSlot[] {
   if (old.length === 0) return [...current];

@@ -108,11 +108,6 @@ function optionalObject(o: JsonObject, key: string, where: string): JsonObject |
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` when it is not an `admission.k8s.io/v1` `AdmissionReview` with a
  * request carrying a `uid`, a `kind` and a known `operation`, or a field read has the wrong type.
- *
- * @example
- * ```ts
- * const request = parseAdmissionReview(JSON.parse(body));
- * ```
  */
 export function parseAdmissionReview(review: unknown): AdmissionRequest {
   if (!isObject(review)) throw invalid("the body must be a JSON object");
@@ -155,11 +150,6 @@ export function parseAdmissionReview(review: unknown): AdmissionRequest {
 /**
  * The `AdmissionReview` answering request `uid`. A denial carries `status` (`Failure`, the message, the code);
  * a patch is base64-encoded JSON with `patchType: JSONPatch` (only when non-empty, as the API server requires).
- *
- * @example
- * ```ts
- * const body = admissionResponse(request.uid, { allowed: false, message: "unsigned", code: 403 });
- * ```
  */
 export function admissionResponse(uid: string, answer: AdmissionAnswer): JsonObject {
   const response: Record<string, unknown> = { uid, allowed: answer.allowed };

@@ -59,11 +59,6 @@ export interface AdmissionEngine {
 
 /**
  * Builds the engine.
- *
- * @example
- * ```ts
- * const engine = createAdmissionEngine({ settings: await loadAdmissionConfig(file), client, registriesD });
- * ```
  */
 export function createAdmissionEngine(o: AdmissionEngineOptions): AdmissionEngine {
   const ctx = evaluateContext(o.client, o.registriesD, o.settings.mode);

@@ -50,11 +50,6 @@ function q(s: string): string {
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` for a namespace or service that is not a DNS label, a bad port, or a
  * CA bundle without a certificate.
- *
- * @example
- * ```ts
- * const yaml = webhookConfigYaml({ namespace: "airlock", service: "airlock", caBundlePem, exemptNamespaces: ["kube-system"], timeoutMs: 8000 });
- * ```
  */
 export function webhookConfigYaml(o: WebhookConfigOptions): string {
   for (const [what, v] of [["namespace", o.namespace], ["service name", o.service]]) {

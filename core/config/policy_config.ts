@@ -75,11 +75,6 @@ function unexpectedType(type: string): AirlockError {
  * @throws {AirlockError} `CONFIG_INVALID` with containers/image's text, e.g. `Unknown key "x"`,
  * `Default policy is missing`, `List of verification policy requirements must not be empty`,
  * `exactly one of keyPath, keyPaths, keyData, keyDatas, fulcio, and pki must be specified`.
- *
- * @example
- * ```ts
- * const policy = parsePolicy('{"default":[{"type":"insecureAcceptAnything"}]}');
- * ```
  */
 export function parsePolicy(input: string | Uint8Array): Policy {
   const root = parseJsonTree(input, CODE);
@@ -439,11 +434,6 @@ function parseReferenceMatch(node: JsonNode): PolicyReferenceMatch {
  * a docker reference; a tag or digest is allowed and ignored).
  *
  * @throws {AirlockError} `CONFIG_INVALID`: `Invalid format of dockerRepository "<v>": <reason>`
- *
- * @example
- * ```ts
- * newExactRepository("registry.example.com/library/nginx");
- * ```
  */
 export function newExactRepository(dockerRepository: string): PolicyReferenceMatch {
   try {
@@ -472,11 +462,6 @@ function newExactReference(dockerReference: string): PolicyReferenceMatch {
  * (`host[:port]/path`), as containers/image validates them.
  *
  * @throws {AirlockError} `CONFIG_INVALID`: `prefix "<p>" is not valid`
- *
- * @example
- * ```ts
- * newRemapIdentity("127.0.0.1:5000", "registry.test:5000");
- * ```
  */
 export function newRemapIdentity(prefix: string, signedPrefix: string): PolicyReferenceMatch {
   if (!isRegistryNamespace(prefix)) throw bad(`prefix ${goQuote(prefix)} is not valid`);
@@ -489,11 +474,6 @@ export function newRemapIdentity(prefix: string, signedPrefix: string): PolicyRe
  *
  * @throws {AirlockError} `IO_ERROR` when the file cannot be read; `CONFIG_INVALID`:
  * `invalid policy in "<file>": <reason>`.
- *
- * @example
- * ```ts
- * const policy = await loadPolicyFile("/etc/containers/policy.json");
- * ```
  */
 export async function loadPolicyFile(path: string): Promise<Policy> {
   let data: Uint8Array;
@@ -533,11 +513,6 @@ export interface HangarPolicyOptions {
  * identity `matchRepoDigestOrExact`, or `exactRepository` with `--exact-repository`.
  *
  * @throws {AirlockError} `CONFIG_INVALID` for an invalid `exactRepository`, or when not exactly one key is given.
- *
- * @example
- * ```ts
- * const policy = hangarValidatePolicy({ keyPath: "sigstore.pub" });
- * ```
  */
 export function hangarValidatePolicy(opts: HangarPolicyOptions): Policy {
   const signedIdentity: PolicyReferenceMatch = opts.exactRepository

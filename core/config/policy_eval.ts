@@ -24,11 +24,6 @@ import type { Policy, PolicyRequirement, SigstoreSignedRequirement } from "./pol
 
 /**
  * A signature as read from storage, not trusted yet.
- *
- * @example
- * ```ts
- * const sig: UntrustedSignature = { kind: "sigstore", mimeType, payload, annotations };
- * ```
  */
 export type UntrustedSignature =
   | {

@@ -13,11 +13,6 @@ import type { PolicyReferenceMatch } from "./policy_types.ts";
  * `docker.io/library/nginx`); unlike airlock's {@linkcode parseReference} no `docker://` prefix is accepted.
  *
  * @throws {AirlockError} `INVALID_REFERENCE`
- *
- * @example
- * ```ts
- * formatReference(parseNormalizedNamed("nginx:1")); // "docker.io/library/nginx:1"
- * ```
  */
 export function parseNormalizedNamed(s: string): Reference {
   if (s.startsWith("docker://")) {
@@ -62,11 +57,6 @@ function remap(prefix: string, signedPrefix: string, ref: Reference): Reference 
 /**
  * Whether a signature's `docker-reference` is acceptable for the image `image` under `match` (containers/image
  * `matchesDockerReference`). Unparseable references never match.
- *
- * @example
- * ```ts
- * matchesDockerReference({ type: "matchRepoDigestOrExact" }, parseReference("reg.io/a@sha256:…"), "reg.io/a:v1"); // true
- * ```
  */
 export function matchesDockerReference(
   match: PolicyReferenceMatch,

@@ -25,11 +25,6 @@ export interface ScopedRequirements {
  * The requirements for a docker image reference, as containers/image's `requirementsForImageRef` picks them: the
  * full identity, then each namespace from most to least specific (including `*.domain` wildcards), then the
  * transport's `""`, then the global `default`.
- *
- * @example
- * ```ts
- * requirementsFor(policy, parseReference("reg.io/team/app:1")).scope; // 'docker "reg.io/team"'
- * ```
  */
 export function requirementsFor(policy: Policy, ref: Reference): ScopedRequirements {
   const scopes = Object.hasOwn(policy.transports, "docker") ? policy.transports.docker : undefined;
@@ -119,11 +114,6 @@ function splitN(s: string, sep: string, n: number): string[] {
 /**
  * Go `path/filepath.Clean` on a Unix path: repeated slashes collapse, `.` elements go, `..` elements eat their
  * parent (at the root they vanish), no trailing slash except for `/`; `""` becomes `.`.
- *
- * @example
- * ```ts
- * goCleanPath("/a//b/../c/"); // "/a/c"
- * ```
  */
 export function goCleanPath(p: string): string {
   if (p === "") return ".";

@@ -8,11 +8,6 @@
 
 /**
  * A `signedIdentity` (policy reference match): how the identity in a signature must relate to the image.
- *
- * @example
- * ```ts
- * const m: PolicyReferenceMatch = { type: "remapIdentity", prefix: "127.0.0.1:5000", signedPrefix: "registry.test:5000" };
- * ```
  */
 export type PolicyReferenceMatch =
   | { readonly type: "matchExact" }
@@ -99,11 +94,6 @@ export interface SignedByRequirement {
 
 /**
  * One policy requirement.
- *
- * @example
- * ```ts
- * const r: PolicyRequirement = { type: "sigstoreSigned", keyPath: "cosign.pub", signedIdentity: { type: "matchRepoDigestOrExact" } };
- * ```
  */
 export type PolicyRequirement =
   | { readonly type: "insecureAcceptAnything" }

@@ -125,11 +125,6 @@ export async function loadRegistriesD(opts: LoadRegistriesDOptions = {}): Promis
 /**
  * The configuration airlock uses when no registries.d directory exists: hangar's shipped `default.yaml`,
  * `default-docker: {use-sigstore-attachments: true}`.
- *
- * @example
- * ```ts
- * useSigstoreAttachments(builtinDefaultConfig(), ref).value; // true
- * ```
  */
 export function builtinDefaultConfig(): RegistriesDConfig {
   return {
@@ -145,11 +140,6 @@ export function builtinDefaultConfig(): RegistriesDConfig {
  * rules as {@linkcode loadRegistriesD}. For callers that hold the files already (and for tests).
  *
  * @throws {AirlockError} `CONFIG_INVALID` for a file that does not parse or a duplicate scope.
- *
- * @example
- * ```ts
- * const config = await parseRegistriesD([["a.yaml", "default-docker:\n  use-sigstore-attachments: true\n"]]);
- * ```
  */
 export async function parseRegistriesD(
   files: ReadonlyArray<readonly [path: string, text: string]>,
@@ -265,11 +255,6 @@ export interface LookasideLocation {
  * the same scope order as {@linkcode useSigstoreAttachments}; within a scope `lookaside-staging`, then
  * `sigstore-staging` (writing only), then `lookaside`, then `sigstore`. `undefined` when none is configured
  * (containers/image then uses its built-in local directory).
- *
- * @example
- * ```ts
- * lookasideLocation(config, ref, false)?.url; // "https://sigstore.example.com"
- * ```
  */
 export function lookasideLocation(
   config: RegistriesDConfig,

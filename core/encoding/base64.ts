@@ -13,11 +13,6 @@ import { AirlockError, type ErrorCode } from "../errors.ts";
 
 /**
  * Standard base64 (with padding) of `bytes`.
- *
- * @example
- * ```ts
- * base64Encode(new Uint8Array([1, 2, 3])); // "AQID"
- * ```
  */
 export function base64Encode(bytes: Uint8Array): string {
   let bin = "";
@@ -30,11 +25,6 @@ export function base64Encode(bytes: Uint8Array): string {
 /**
  * Decodes standard base64 (padding required when the length calls for it, as Go's `StdEncoding`); returns
  * `undefined` on malformed input.
- *
- * @example
- * ```ts
- * base64Decode("AQID"); // Uint8Array [1, 2, 3]
- * ```
  */
 export function base64Decode(s: string): Uint8Array | undefined {
   if (s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) return undefined;
@@ -55,11 +45,6 @@ for (let i = 0; i < B64.length; i++) B64_MAP[B64.charCodeAt(i)] = i;
  * `illegal base64 data at input byte <n>`.
  *
  * @throws {AirlockError} with `code` (default `SIGNATURE_INVALID`)
- *
- * @example
- * ```ts
- * goBase64Decode("TUVVQ0lR…=");
- * ```
  */
 export function goBase64Decode(s: string, code: ErrorCode = "SIGNATURE_INVALID"): Uint8Array {
   const src = new TextEncoder().encode(s);

@@ -63,11 +63,6 @@ export function readDer(bytes: Uint8Array): DerElement[] {
 
 /**
  * Reads exactly one DER element of the given tag from `bytes`.
- *
- * @example
- * ```ts
- * const seq = readDerOne(pkcs8Der, DER.SEQUENCE);
- * ```
  */
 export function readDerOne(bytes: Uint8Array, tag: number): DerElement {
   const els = readDer(bytes);
@@ -80,11 +75,6 @@ export function readDerOne(bytes: Uint8Array, tag: number): DerElement {
 
 /**
  * Encodes one DER element.
- *
- * @example
- * ```ts
- * const seq = derEncode(DER.SEQUENCE, derEncode(DER.INTEGER, new Uint8Array([0])));
- * ```
  */
 export function derEncode(tag: number, ...content: Uint8Array[]): Uint8Array<ArrayBuffer> {
   const len = content.reduce((n, c) => n + c.length, 0);
@@ -107,11 +97,6 @@ export function derEncode(tag: number, ...content: Uint8Array[]): Uint8Array<Arr
 
 /**
  * Decodes the content of an OBJECT IDENTIFIER into dotted form.
- *
- * @example
- * ```ts
- * oidToString(new Uint8Array([0x2b, 0x65, 0x70])); // "1.3.101.112"
- * ```
  */
 export function oidToString(value: Uint8Array): string {
   if (value.length === 0) throw new Error("DER: empty OID");
@@ -130,11 +115,6 @@ export function oidToString(value: Uint8Array): string {
 
 /**
  * Encodes a dotted OID as a complete DER OBJECT IDENTIFIER element.
- *
- * @example
- * ```ts
- * derOid("1.3.101.112"); // 06 03 2b 65 70
- * ```
  */
 export function derOid(oid: string): Uint8Array {
   const arcs = oid.split(".").map(Number);

@@ -10,11 +10,6 @@ import { createHash } from "node:crypto";
 
 /**
  * `sha256:<hex>` of some bytes.
- *
- * @example
- * ```ts
- * sha256Digest(new TextEncoder().encode("")); // => "sha256:e3b0c442…"
- * ```
  */
 export function sha256Digest(bytes: Uint8Array): string {
   return "sha256:" + createHash("sha256").update(bytes).digest("hex");
@@ -26,11 +21,6 @@ const DIGEST_HEX_LENGTH: Readonly<Record<string, number>> = { sha256: 64, sha384
  * Validates a digest string as opencontainers/go-digest's `Parse` does (sha256, sha384 and sha512 available).
  * Returns `undefined` when valid, else go-digest's error text: `invalid checksum digest format`,
  * `invalid checksum digest length` or `unsupported digest algorithm`.
- *
- * @example
- * ```ts
- * digestError("sha256:abc"); // => "invalid checksum digest length"
- * ```
  */
 export function digestError(d: string): string | undefined {
   const i = d.indexOf(":");

@@ -22,11 +22,6 @@ const HEX = "0123456789abcdef";
  * `"` and `\` escaped, `\n \r \t \b \f` short forms, other control characters as `\u00XX`, `<`, `>`, `&`,
  * U+2028 and U+2029 as `\u003c`, `\u003e`, `\u0026`, `\u2028`, `\u2029`; a lone surrogate (invalid UTF-8 in Go)
  * becomes `\ufffd`. Everything else is written as is.
- *
- * @example
- * ```ts
- * goJsonString("a<b"); // => "\"a\\u003cb\""
- * ```
  */
 export function goJsonString(s: string): string {
   let out = '"';
@@ -81,11 +76,6 @@ export function goJsonString(s: string): string {
 /**
  * Orders map keys as Go's `encoding/json` does: by their UTF-8 bytes (which is code point order, not the
  * UTF-16 order of `Array.prototype.sort`).
- *
- * @example
- * ```ts
- * Object.keys(m).sort(compareGoMapKeys);
- * ```
  */
 export function compareGoMapKeys(a: string, b: string): number {
   const ia = a[Symbol.iterator]();
@@ -103,11 +93,6 @@ export function compareGoMapKeys(a: string, b: string): number {
 
 /**
  * Encodes a `map[string]V` as Go does: keys in {@linkcode compareGoMapKeys} order, compact.
- *
- * @example
- * ```ts
- * goJsonMap({ b: "1", a: "2" }, goJsonString); // => '{"a":"2","b":"1"}'
- * ```
  */
 export function goJsonMap<V>(map: Readonly<Record<string, V>>, encodeValue: (v: V) => string): string {
   const keys = Object.keys(map).sort(compareGoMapKeys);
@@ -116,11 +101,6 @@ export function goJsonMap<V>(map: Readonly<Record<string, V>>, encodeValue: (v: 
 
 /**
  * Encodes an integer as Go encodes an `int64` (plain decimal digits). Only safe integers are accepted.
- *
- * @example
- * ```ts
- * goJsonInt(1795292793); // => "1795292793"
- * ```
  */
 export function goJsonInt(n: number): string {
   if (!Number.isSafeInteger(n)) throw new AirlockError("INVALID_ARGUMENT", `not an integer: ${n}`);
@@ -151,11 +131,6 @@ export type JsonNode =
  * The grammar is RFC 8259, as strict as Go's scanner; syntax errors use Go's wording
  * (`invalid character 'x' looking for beginning of value`, `unexpected end of JSON input`) and are thrown as
  * {@linkcode AirlockError} with `code`.
- *
- * @example
- * ```ts
- * const tree = parseJsonTree('{"a":1,"a":2}', "SIGNATURE_INVALID"); // two entries, both kept
- * ```
  */
 export function parseJsonTree(input: string | Uint8Array, code: ErrorCode): JsonNode {
   // ignoreBOM: a UTF-8 byte order mark is kept, so it fails as Go's decoder fails on it (Go never strips one).
@@ -374,11 +349,6 @@ class TreeParser {
 /**
  * Converts a {@linkcode JsonNode} to a plain value as Go decodes into `any`: objects keep the last of duplicated
  * keys, numbers become `number` (float64).
- *
- * @example
- * ```ts
- * jsonNodeToValue(parseJsonTree('{"a":1}', "SIGNATURE_INVALID")); // => { a: 1 }
- * ```
  */
 export function jsonNodeToValue(node: JsonNode): unknown {
   switch (node.kind) {
@@ -402,11 +372,6 @@ export function jsonNodeToValue(node: JsonNode): unknown {
 /**
  * The error Go's decoder reports for a JSON value of the wrong kind:
  * `json: cannot unmarshal <kind> into Go value of type <T>` or `… into Go struct field <S.path> of type <T>`.
- *
- * @example
- * ```ts
- * throw goTypeError(node, "string", undefined, "SIGNATURE_INVALID");
- * ```
  */
 export function goTypeError(
   node: JsonNode | string,
@@ -431,11 +396,6 @@ export function goTypeError(
  * @param fields setters by JSON field name; each receives the member value and its path
  * @param code the error code to throw with
  * @returns `false` when the node was `null` (nothing decoded)
- *
- * @example
- * ```ts
- * decodeGoStruct(node, "RootFS", "Image.rootfs", { type: (v, p) => (t = goString(v, p, code)) }, code);
- * ```
  */
 export function decodeGoStruct(
   node: JsonNode,
@@ -467,11 +427,6 @@ function asciiFold(s: string): string {
 
 /**
  * Decodes a JSON value into a Go `string` (`null` gives `fallback`, other kinds are type errors).
- *
- * @example
- * ```ts
- * const t = goString(node, "Image.os", "", "ATTACHMENT_INVALID");
- * ```
  */
 export function goString(
   node: JsonNode,
@@ -487,11 +442,6 @@ export function goString(
 /**
  * Decodes a JSON number into a Go `int64`/`int`: only plain integer literals in range (`1.0` and `1e3` are
  * rejected as Go rejects them); `null` gives `fallback`.
- *
- * @example
- * ```ts
- * const size = goInt(node, "Descriptor.size", 0, "ATTACHMENT_INVALID");
- * ```
  */
 export function goInt(node: JsonNode, path: string | undefined, fallback: number, code: ErrorCode): number {
   if (node.kind === "null") return fallback;
@@ -504,11 +454,6 @@ export function goInt(node: JsonNode, path: string | undefined, fallback: number
 
 /**
  * Decodes a JSON value into a Go `bool` (`null` gives `fallback`).
- *
- * @example
- * ```ts
- * const b = goBool(node, "ImageConfig.ArgsEscaped", false, "ATTACHMENT_INVALID");
- * ```
  */
 export function goBool(
   node: JsonNode,
@@ -523,11 +468,6 @@ export function goBool(
 
 /**
  * Decodes a JSON value into a Go slice; `null` gives `undefined` (a nil slice).
- *
- * @example
- * ```ts
- * const env = goSlice(node, "Image.config.Env", "[]string", (n, p) => goString(n, p, "", code), code);
- * ```
  */
 export function goSlice<T>(
   node: JsonNode,
@@ -543,11 +483,6 @@ export function goSlice<T>(
 
 /**
  * Decodes a JSON value into a Go `map[string]V`; `null` gives `undefined` (a nil map). Later duplicates win.
- *
- * @example
- * ```ts
- * const labels = goMap(node, "Image.config.Labels", "map[string]string", (n, p) => goString(n, p, "", code), code);
- * ```
  */
 export function goMap<V>(
   node: JsonNode,

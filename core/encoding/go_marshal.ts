@@ -16,11 +16,6 @@ function goFloat(n: number): string {
 
 /**
  * Go `json.Marshal` of a value decoded into `interface{}` (maps with sorted keys, float64 numbers, `<>&` escaped).
- *
- * @example
- * ```ts
- * goMarshalAny(JSON.parse('{"b":1,"a":"<"}')); // '{"a":"\\u003c","b":1}'
- * ```
  */
 export function goMarshalAny(v: unknown): string {
   if (v === null || v === undefined) return "null";

@@ -9,11 +9,6 @@
  * Quotes a string as Go's `%q` / `strconv.Quote` does (hangar's messages use it for lines and file names):
  * double quotes, `\"` and `\\` escaped, control characters as `\n`, `\t`, `\x01`…, other non-printable
  * characters as `\uXXXX` / `\UXXXXXXXX`; printable Unicode is kept.
- *
- * @example
- * ```ts
- * goQuote('a "b"\tc'); // "\"a \\\"b\\\"\\tc\""
- * ```
  */
 export function goQuote(s: string): string {
   let out = '"';

@@ -10,11 +10,6 @@ import { AirlockError } from "../errors.ts";
  * Parses a Go `strconv.ParseBool` value, as pflag and hangar accept it (`1 t T TRUE true True 0 f F FALSE …`).
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` for any other value.
- *
- * @example
- * ```ts
- * parseGoBool("False"); // false
- * ```
  */
 export function parseGoBool(value: string): boolean {
   if (["1", "t", "T", "TRUE", "true", "True"].includes(value)) return true;
@@ -37,11 +32,6 @@ const DURATION_UNITS: Record<string, number> = {
  * Parses a Go `time.ParseDuration` string (`10m`, `90s`, `1h30m`, `1.5s`, `0`) into milliseconds.
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` with Go's message for a malformed duration.
- *
- * @example
- * ```ts
- * parseGoDuration("1h30m"); // 5_400_000
- * ```
  */
 export function parseGoDuration(s: string): number {
   if (s === "0") return 0;
@@ -69,11 +59,6 @@ export function parseGoDuration(s: string): number {
  * Parses an integer as Go's `strconv.ParseInt(s, 0, 64)` does (`10`, `0x10`, `0o17`, `0b11`, `017`).
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` for anything else.
- *
- * @example
- * ```ts
- * parseGoInt("0x10"); // 16
- * ```
  */
 export function parseGoInt(s: string): number {
   const m = /^([+-]?)(0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|0[0-7_]*|[1-9][0-9_]*)$/.exec(s);

@@ -36,11 +36,6 @@ function goFirstToken(node: JsonNode): string {
  *
  * @throws {AirlockError} with `code`: `JSON object expected, got <token>`, `Duplicate key "<k>"`,
  * `Unknown key "<k>"`.
- *
- * @example
- * ```ts
- * paranoidObject(node, (key) => key === "type" ? (v) => (t = v) : undefined, "CONFIG_INVALID");
- * ```
  */
 export function paranoidObject(
   node: JsonNode,
@@ -63,11 +58,6 @@ export function paranoidObject(
  * exactly those of `fields`, each present.
  *
  * @throws {AirlockError} with `code`: as {@linkcode paranoidObject}, and `Key "<k>" missing in a JSON object`.
- *
- * @example
- * ```ts
- * paranoidExactFields(node, { type: (v) => (t = v) }, "SIGNATURE_INVALID");
- * ```
  */
 export function paranoidExactFields(
   node: JsonNode,

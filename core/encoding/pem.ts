@@ -51,11 +51,6 @@ export function decodePem(text: string | Uint8Array): PemBlock | undefined {
 
 /**
  * Encodes a PEM block as Go's `pem.Encode` does: 64-character lines and a trailing newline.
- *
- * @example
- * ```ts
- * encodePem("PUBLIC KEY", spkiDer); // "-----BEGIN PUBLIC KEY-----\nMFkw…\n-----END PUBLIC KEY-----\n"
- * ```
  */
 export function encodePem(type: string, bytes: Uint8Array): string {
   const b64 = base64Encode(bytes);

@@ -67,11 +67,6 @@ function bundleError(detail: string, cause?: unknown): AirlockError {
 
 /**
  * Tells whether a layer is a legacy attestation (DSSE envelope) layer.
- *
- * @example
- * ```ts
- * isDsseLayer({ mediaType: "application/vnd.dsse.envelope.v1+json", payload, annotations }); // true
- * ```
  */
 export function isDsseLayer(layer: Pick<CosignLayer, "mediaType">): boolean {
   return layer.mediaType === DSSE_ENVELOPE_MEDIA_TYPE;
@@ -118,11 +113,6 @@ export function parseDsseEnvelope(bytes: Uint8Array | string): DsseEnvelopeJson 
  * The first certificate of a PEM text, as DER.
  *
  * @throws {AirlockError} `BUNDLE_INVALID` when there is no certificate
- *
- * @example
- * ```ts
- * const der = firstCertificateDer(layer.annotations["dev.sigstore.cosign/certificate"]);
- * ```
  */
 export function firstCertificateDer(pem: string): Uint8Array {
   const m = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem);
@@ -244,11 +234,6 @@ export function cosignLayerToBundleJson(
  * {@linkcode cosignLayerToBundleJson}, then parsed and validated by `@sigstore/bundle` (v0.1 rules).
  *
  * @throws {AirlockError} `BUNDLE_INVALID`
- *
- * @example
- * ```ts
- * const bundle = await cosignLayerToBundle(layer);
- * ```
  */
 export async function cosignLayerToBundle(
   layer: CosignLayer,
@@ -263,11 +248,6 @@ export async function cosignLayerToBundle(
  * type: v0.2+ require an inclusion proof, v0.3 forbids a certificate chain.
  *
  * @throws {AirlockError} `BUNDLE_INVALID`
- *
- * @example
- * ```ts
- * const bundle = await parseSigstoreBundle(referrerLayerBytes);
- * ```
  */
 export async function parseSigstoreBundle(
   input: Uint8Array | string | Readonly<Record<string, unknown>>,

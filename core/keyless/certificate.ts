@@ -159,11 +159,6 @@ const COSIGN_SAN_ORDER: readonly SubjectAlternativeName["type"][] = [
 /**
  * The SAN cosign prints as `Subject`: the first DNS name, else email, else IP, else URI, else otherName
  * (sigstore `cryptoutils.GetSubjectAlternateNames` order). `""` when there is none.
- *
- * @example
- * ```ts
- * cosignSubject([{ type: "uri", value: "https://x" }, { type: "email", value: "a@b" }]); // "a@b"
- * ```
  */
 export function cosignSubject(sans: readonly SubjectAlternativeName[]): string {
   for (const t of COSIGN_SAN_ORDER) {
@@ -176,11 +171,6 @@ export function cosignSubject(sans: readonly SubjectAlternativeName[]): string {
 /**
  * The SAN sigstore-go (cosign's new-bundle path) matches identities against: the first URI, else email, else
  * otherName. DNS and IP names are not considered. `undefined` when there is none.
- *
- * @example
- * ```ts
- * sigstoreGoSubject([{ type: "dns", value: "x.example" }]); // undefined
- * ```
  */
 export function sigstoreGoSubject(sans: readonly SubjectAlternativeName[]): string | undefined {
   for (const t of ["uri", "email", "otherName"] as const) {
@@ -193,11 +183,6 @@ export function sigstoreGoSubject(sans: readonly SubjectAlternativeName[]): stri
 /**
  * Tells whether a certificate (DER) names itself as its issuer (a root or other self-issued certificate).
  * `false` for bytes that are not a certificate.
- *
- * @example
- * ```ts
- * isSelfSigned(rootDer); // true
- * ```
  */
 export function isSelfSigned(der: Uint8Array): boolean {
   try {

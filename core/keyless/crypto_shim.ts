@@ -70,11 +70,6 @@ export function installCryptoVerifyShim(): boolean {
 /**
  * Tells whether the runtime's own `node:crypto.verify` (without the shim) picks a default digest for EC keys:
  * `true` on Node and on a Deno that fixed the bug, `false` on Deno 2.9.6. Runs one P-256 verification.
- *
- * @example
- * ```ts
- * if (!nativeDefaultDigestWorks()) console.log("the shim is needed");
- * ```
  */
 export function nativeDefaultDigestWorks(): boolean {
   const current = cryptoTarget().verify;

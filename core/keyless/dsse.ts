@@ -67,11 +67,6 @@ export function parseInTotoStatement(payloadType: string, payload: Uint8Array): 
 /**
  * Tells whether some subject of the statement has the digest (cosign `IntotoSubjectClaimVerifier`: a `sha256`
  * subject digest equal to the image digest). `digest` is `sha256:<hex>` or `<hex>` (then SHA-256).
- *
- * @example
- * ```ts
- * inTotoSubjectMatches(statement, "sha256:0489…"); // true
- * ```
  */
 export function inTotoSubjectMatches(statement: InTotoStatement, digest: string): boolean {
   const i = digest.indexOf(":");
@@ -86,11 +81,6 @@ export function inTotoSubjectMatches(statement: InTotoStatement, digest: string)
  * @param digest the image digest, `sha256:<hex>`
  * @throws {AirlockError} `SIGNATURE_INVALID` `no matching subject digest found` or
  * `missing or incorrect annotation`.
- *
- * @example
- * ```ts
- * checkInTotoSubject(statement, "sha256:0489…", { env: "prod" });
- * ```
  */
 export function checkInTotoSubject(
   statement: InTotoStatement,

@@ -356,11 +356,6 @@ export function compileGoRegExp(pattern: string, what = "regular expression"): R
 
 /**
  * Go's `regexp.MatchString`: true when the pattern matches anywhere in `s`.
- *
- * @example
- * ```ts
- * goRegExpMatches(compileGoRegExp("redhat"), "mitr@redhat.com"); // true (unanchored)
- * ```
  */
 export function goRegExpMatches(re: RegExp, s: string): boolean {
   re.lastIndex = 0;

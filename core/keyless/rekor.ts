@@ -70,11 +70,6 @@ function hex(bytes: Uint8Array): string {
 
 /**
  * Lowercase hex SHA-256 of `bytes`.
- *
- * @example
- * ```ts
- * sha256Hex(payload); // "0489474d…"
- * ```
  */
 export function sha256Hex(bytes: Uint8Array): string {
   return nodeCrypto.createHash("sha256").update(bytes).digest("hex");
@@ -134,11 +129,6 @@ export function parseRekorBundleAnnotation(text: string): RekorBundleAnnotation 
  * `tlog.VerifySET`). Uses an explicit digest, so it does not depend on the crypto shim.
  *
  * @throws {AirlockError} `TLOG_INVALID`
- *
- * @example
- * ```ts
- * verifyRekorSet(parseRekorBundleAnnotation(a), await publicGoodTrustedRoot());
- * ```
  */
 export function verifyRekorSet(rk: RekorBundleAnnotation, root: SigstoreTrustedRoot): void {
   const when = new Date(rk.integratedTime * 1000);
@@ -331,11 +321,6 @@ function materialKey(m: BodyClaims["materials"][number]): { spki: Uint8Array; ce
  *
  * @returns the body's kind and version
  * @throws {AirlockError} `TLOG_INVALID` naming the first mismatch
- *
- * @example
- * ```ts
- * checkRekorBody(bodyBytes, { signature, spki: key.spki, artifactSha256: sha256Hex(payload) });
- * ```
  */
 export function checkRekorBody(
   body: Uint8Array,
@@ -389,11 +374,6 @@ export function checkRekorBody(
  * body against the layer ({@linkcode checkRekorBody}).
  *
  * @throws {AirlockError} `BUNDLE_INVALID` (malformed annotation), `TLOG_INVALID`
- *
- * @example
- * ```ts
- * const entry = verifyRekorBundle(annotation, root, { signature, spki, artifactSha256 });
- * ```
  */
 export function verifyRekorBundle(
   annotation: string,

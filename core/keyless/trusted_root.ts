@@ -40,11 +40,6 @@ function rootError(source: string, detail: string, cause?: unknown): AirlockErro
  * timestamp authority has a certificate chain.
  *
  * @throws {AirlockError} `TRUSTED_ROOT_INVALID` naming the first problem
- *
- * @example
- * ```ts
- * checkTrustedRoot(root, "trusted_root.json");
- * ```
  */
 export function checkTrustedRoot(root: TrustedRoot, source = "inline JSON"): void {
   if (!TRUSTED_ROOT_MEDIA_TYPES.includes(root.mediaType)) {
@@ -81,11 +76,6 @@ export function checkTrustedRoot(root: TrustedRoot, source = "inline JSON"): voi
  * Parses and checks a trusted root given as `trusted_root.json` text, bytes or an already parsed JSON value.
  *
  * @throws {AirlockError} `TRUSTED_ROOT_INVALID`
- *
- * @example
- * ```ts
- * const root = await parseTrustedRoot(await Deno.readTextFile("trusted_root.json"), "trusted_root.json");
- * ```
  */
 export async function parseTrustedRoot(
   input: string | Uint8Array | Readonly<Record<string, unknown>>,
@@ -117,11 +107,6 @@ export async function parseTrustedRoot(
  * Reads and checks a `trusted_root.json` file (cosign's `--trusted-root`).
  *
  * @throws {AirlockError} `IO_ERROR` when the file cannot be read, `TRUSTED_ROOT_INVALID` when it is malformed
- *
- * @example
- * ```ts
- * const root = await loadTrustedRoot("/etc/airlock/trusted_root.json");
- * ```
  */
 export async function loadTrustedRoot(path: string | URL): Promise<SigstoreTrustedRoot> {
   const name = path instanceof URL ? path.pathname : path;
@@ -139,11 +124,6 @@ let publicGood: Promise<SigstoreTrustedRoot> | undefined;
 /**
  * The embedded public-good trusted root (`PUBLIC_GOOD_ROOT_INFO` in `public_good_root.ts` gives its
  * date). Loaded on first use and shared.
- *
- * @example
- * ```ts
- * const root = options.trustedRootFile ? await loadTrustedRoot(options.trustedRootFile) : await publicGoodTrustedRoot();
- * ```
  */
 export function publicGoodTrustedRoot(): Promise<SigstoreTrustedRoot> {
   publicGood ??= (async () => {
@@ -162,11 +142,6 @@ const materials = new WeakMap<SigstoreTrustedRoot, Promise<TrustMaterial>>();
  * The sigstore-js trust material of a root, built once per root (keyless verification; no managed keys).
  *
  * @throws {AirlockError} `TRUSTED_ROOT_INVALID` when a key or certificate of the root cannot be parsed
- *
- * @example
- * ```ts
- * const material = await trustMaterialFor(root);
- * ```
  */
 export function trustMaterialFor(root: SigstoreTrustedRoot): Promise<TrustMaterial> {
   let m = materials.get(root);

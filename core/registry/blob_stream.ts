@@ -76,11 +76,6 @@ export async function openBlob(
 
 /**
  * A `GET` or `HEAD` of a blob (`blobs/<digest>`, `pull`).
- *
- * @example
- * ```ts
- * const answer = await http.expect(ref, blobCall("GET", digest, signal), [200], what);
- * ```
  */
 export function blobCall(method: string, digest: string, signal?: AbortSignal): ApiCall {
   return { method, actions: "pull", target: `blobs/${digest}`, signal };

@@ -54,11 +54,6 @@ const started = [202], patched = [202, 204], committed = [200, 201, 204], mounte
  * `RegistryClient.uploadBlob`: `POST` then `PUT <location>?digest=` with the bytes; a transient failure of the PUT
  * retries the pair (a failed PUT may have consumed the session), and so does a PUT answered `404
  * BLOB_UPLOAD_UNKNOWN` (the session was consumed by an earlier send whose answer was lost).
- *
- * @example
- * ```ts
- * const { digest, size } = await uploadBlob(http, ref, new TextEncoder().encode("payload"));
- * ```
  */
 export async function uploadBlob(
   http: Requester,
@@ -99,11 +94,6 @@ function isUploadUnknown(e: RegistryError): boolean {
  * `RegistryClient.uploadBlobStream`: a small blob of known size is collected and sent as `POST` + `PUT`; a larger
  * one goes as `POST`, one streaming `PATCH`, `PUT`. The bytes are checked as they pass; on a mismatch the session
  * is cancelled (`DELETE`), so nothing is committed.
- *
- * @example
- * ```ts
- * await uploadBlobStream(http, ref, blob.stream, { digest: d.digest, size: d.size });
- * ```
  */
 export async function uploadBlobStream(
   http: Requester,
@@ -141,11 +131,6 @@ export async function uploadBlobStream(
 /**
  * `RegistryClient.mountBlob`: `POST blobs/uploads/?mount=<digest>&from=<from>`; `true` when mounted (201),
  * `false` when declined (202, the session opened instead is left to expire).
- *
- * @example
- * ```ts
- * if (!(await mountBlob(http, dst, layer.digest, "library/app"))) await uploadBlobStream(http, dst, …);
- * ```
  */
 export async function mountBlob(
   http: Requester,

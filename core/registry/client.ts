@@ -193,11 +193,6 @@ export class RegistryClient {
   /**
    * Checks that `registry` answers the distribution API (`GET /v2/`) and, when it asks for authentication, that
    * the credentials are accepted.
-   *
-   * @example
-   * ```ts
-   * await client.ping("127.0.0.1:5000");
-   * ```
    */
   async ping(registry: string, opts: RequestOptions = {}): Promise<void> {
     const call = { method: "GET", target: "", signal: opts.signal };
@@ -209,11 +204,6 @@ export class RegistryClient {
    * against `Docker-Content-Digest` (when sent), and limited to `maxManifestBytes`. Docker schema 1 is refused
    * (UNSUPPORTED_MEDIA_TYPE). Absent: NOT_FOUND ({@linkcode isManifestUnknown} tells a missing manifest from a
    * missing repository).
-   *
-   * @example
-   * ```ts
-   * const { mediaType, digest, bytes } = await client.getManifest(ref);
-   * ```
    */
   async getManifest(
     ref: Reference,
@@ -263,11 +253,6 @@ export class RegistryClient {
   /**
    * Uploads a manifest with the given media type. Pushes to `ref.tag` when the reference has one (checking the
    * bytes against `ref.digest` too, when given), else by `ref.digest`. Returns the digest of the bytes.
-   *
-   * @example
-   * ```ts
-   * const digest = await client.putManifest({ ...ref, tag: "v1" }, bytes, MediaType.ociManifest);
-   * ```
    */
   async putManifest(
     ref: Reference,
@@ -295,11 +280,6 @@ export class RegistryClient {
 
   /**
    * Deletes a manifest by digest (the registry must allow deletion).
-   *
-   * @example
-   * ```ts
-   * await client.deleteManifest(ref, "sha256:…");
-   * ```
    */
   async deleteManifest(ref: Reference, digest: string, opts: RequestOptions = {}): Promise<void> {
     validateDigest(digest);
@@ -311,11 +291,6 @@ export class RegistryClient {
   /**
    * Downloads a blob, verified against `digest`, at most `maxBytes` (default 4 MiB; reading stops as soon as the
    * limit is passed). Redirects (to storage back ends) are followed without forwarding credentials off-host.
-   *
-   * @example
-   * ```ts
-   * const config = await client.getBlob(ref, manifest.config.digest);
-   * ```
    */
   async getBlob(
     ref: Reference,
@@ -332,11 +307,6 @@ export class RegistryClient {
 
   /**
    * Tells whether a blob exists in the repository (`HEAD`).
-   *
-   * @example
-   * ```ts
-   * if (!(await client.hasBlob(ref, d))) await client.uploadBlob(ref, bytes);
-   * ```
    */
   async hasBlob(ref: Reference, digest: string, opts: RequestOptions = {}): Promise<boolean> {
     validateDigest(digest);
@@ -349,11 +319,6 @@ export class RegistryClient {
    * Uploads a blob monolithically: `POST /v2/<repo>/blobs/uploads/` then `PUT <location>?digest=<d>` with the
    * bytes — two requests, no HEAD, no PATCH. A transient failure retries the pair. `opts.digest`, when given, is
    * checked against the bytes (and may name sha512).
-   *
-   * @example
-   * ```ts
-   * const { digest, size } = await client.uploadBlob(ref, new TextEncoder().encode("payload"));
-   * ```
    */
   uploadBlob(ref: Reference, bytes: Uint8Array, opts: BlobUploadOptions = {}): Promise<UploadedBlob> {
     return uploadBlob(this.#http, ref, bytes, opts);
@@ -381,11 +346,6 @@ export class RegistryClient {
    * registry. `true` when the registry mounted it (201: the blob is now in `ref`'s repository, nothing was
    * transferred); `false` when it declined (202: it opened an upload session instead, which is left to expire).
    * The token asked for grants `pull` on `from` too.
-   *
-   * @example
-   * ```ts
-   * if (!(await client.mountBlob(dst, layer.digest, "library/app"))) await client.uploadBlobStream(dst, …);
-   * ```
    */
   mountBlob(ref: Reference, digest: string, from: string, opts: RequestOptions = {}): Promise<boolean> {
     return mountBlob(this.#http, ref, digest, from, opts.signal);
@@ -419,11 +379,6 @@ export class RegistryClient {
   /**
    * Lists a repository's tags, following `Link: <…>; rel="next"` pagination. `pageSize` asks for `?n=` per page
    * (the registry may cap it).
-   *
-   * @example
-   * ```ts
-   * const tags = await client.listTags(ref, { pageSize: 100 });
-   * ```
    */
   listTags(ref: Reference, opts: ListTagsOptions = {}): Promise<string[]> {
     return listTags(this.#http, ref, opts);
@@ -450,11 +405,6 @@ export class RegistryClient {
 
   /**
    * Releases HTTP clients, agents and their pooled connections. The client cannot be used afterwards.
-   *
-   * @example
-   * ```ts
-   * try { await client.ping("r.example"); } finally { client.close(); }
-   * ```
    */
   close(): void {
     this.#http.close();

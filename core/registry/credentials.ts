@@ -7,9 +7,27 @@
  *
  * @module
  */
-import { base64Encode } from "../encoding/base64.ts";
-import { AirlockError, errorMessage } from "../errors.ts";
+import { AirlockError } from "../errors.ts";
 import type { Credential, CredentialLookup } from "./types.ts";
+import {
+  currentUid,
+  decodeBase64,
+  encodeBase64,
+  envOf,
+  existsSync,
+  explicitAuthFile,
+  homeOf,
+  hostOf,
+  isObject,
+  join,
+  normalizeLoginKey,
+  readAuthFile,
+  readEditable,
+  validateKey,
+  writeAuthFile,
+} from "./credential_files.ts";
+import type { AuthEntry, ParsedAuthFile } from "./credential_files.ts";
+import { runHelper } from "./credential_helpers.ts";
 
 /** The environment as a plain record (`undefined` or empty = unset). */
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -70,11 +88,6 @@ export type RepositoryCredentialLookup = CredentialLookup & {
  * or `REGISTRY_AUTH_FILE`) alone; otherwise `$XDG_RUNTIME_DIR/containers/auth.json` (on Linux; without
  * `XDG_RUNTIME_DIR`, `/run/containers/$UID/auth.json`), `${XDG_CONFIG_HOME:-~/.config}/containers/auth.json`,
  * `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, and `~/.dockercfg`.
- *
- * @example
- * ```ts
- * for (const p of authFilePaths()) console.log(p.path);
- * ```
  */
 export function authFilePaths(opts: CredentialOptions = {}): AuthFilePath[] {
   const explicit = explicitAuthFile(opts);
@@ -117,11 +130,6 @@ export function authFilePaths(opts: CredentialOptions = {}): AuthFilePath[] {
  *
  * @throws {AirlockError} `CREDENTIALS` when `XDG_RUNTIME_DIR` is set to a directory that does not exist, or
  * no home directory is known.
- *
- * @example
- * ```ts
- * defaultAuthFile({ env: { XDG_RUNTIME_DIR: "/run/user/1000" } }); // "/run/user/1000/containers/auth.json"
- * ```
  */
 export function defaultAuthFile(opts: CredentialOptions = {}): string {
   const explicit = explicitAuthFile(opts);
@@ -201,11 +209,6 @@ export type LoginOptions = CredentialOptions;
  * @returns where the credentials went: the file path, or `credential helper: <name>`.
  * @throws {AirlockError} `INVALID_ARGUMENT` for a malformed key; `CREDENTIALS` for an unreadable or malformed
  * file or a failing helper; `IO_ERROR` when the file cannot be written.
- *
- * @example
- * ```ts
- * await login("registry.example.com:5000", { username: "ci", password: secret });
- * ```
  */
 export async function login(
   registry: string,
@@ -242,11 +245,6 @@ export async function login(
  * @returns the file that was edited.
  * @throws {AirlockError} `NOT_FOUND` with `not logged into <registry>` when nothing was stored for it there
  * (the message adds where other credentials for it come from, if any); `CREDENTIALS`/`IO_ERROR` as for login.
- *
- * @example
- * ```ts
- * await logout("registry.example.com:5000");
- * ```
  */
 export async function logout(registry: string, opts: LoginOptions = {}): Promise<string> {
   const key = normalizeLoginKey(registry);
@@ -285,11 +283,6 @@ export async function logout(registry: string, opts: LoginOptions = {}): Promise
  *
  * @returns the file that was edited.
  * @throws {AirlockError} `CREDENTIALS`/`IO_ERROR` as for login.
- *
- * @example
- * ```ts
- * await logoutAll();
- * ```
  */
 export async function logoutAll(opts: LoginOptions = {}): Promise<string> {
   const path = defaultAuthFile(opts);
@@ -305,17 +298,6 @@ export async function logoutAll(opts: LoginOptions = {}): Promise<string> {
 }
 
 // --- lookup ------------------------------------------------------------------------------------------------------
-
-interface AuthEntry {
-  readonly auth?: string;
-  readonly identitytoken?: string;
-}
-
-interface ParsedAuthFile {
-  readonly auths: ReadonlyArray<readonly [string, AuthEntry]>;
-  readonly credHelpers: Readonly<Record<string, string>>;
-  readonly credsStore?: string;
-}
 
 async function findCredentials(key: string, opts: CredentialOptions): Promise<CredentialMatch | undefined> {
   const registry = hostOf(key);
@@ -443,306 +425,4 @@ function helperCredential(stdout: string, helper: string): Credential | undefine
   if (username === "<token>") return secret ? { identityToken: secret } : undefined;
   if (username === "" && secret === "") return undefined;
   return { username, password: secret };
-}
-
-// --- files -------------------------------------------------------------------------------------------------------
-
-/** Reads and checks one auth file; `undefined` when it does not exist. */
-async function readAuthFile(file: AuthFilePath): Promise<ParsedAuthFile | undefined> {
-  const raw = await readJson(file.path);
-  if (raw === undefined) return undefined;
-  return file.legacyFormat
-    ? { auths: checkAuths(file.path, raw, ""), credHelpers: {} }
-    : checkConfig(file.path, raw as Record<string, unknown>);
-}
-
-async function readJson(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    throw new AirlockError("CREDENTIALS", `reading ${path}: ${errorMessage(e)}`, { cause: e });
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    // The parser's message can quote the file's text, which may hold secrets: report a position only.
-    const m = /position (\d+)/.exec(errorMessage(e));
-    const where = m ? ` at ${lineColumn(text, Number(m[1]))}` : "";
-    throw new AirlockError("CREDENTIALS", `reading ${path}: invalid JSON${where}`);
-  }
-  if (value === null) return {};
-  if (!isObject(value)) {
-    throw new AirlockError("CREDENTIALS", `reading ${path}: the top level must be a JSON object`);
-  }
-  return value;
-}
-
-function checkConfig(path: string, raw: Record<string, unknown>): ParsedAuthFile {
-  const credHelpers: Record<string, string> = {};
-  if (raw.credHelpers !== undefined && raw.credHelpers !== null) {
-    if (!isObject(raw.credHelpers)) {
-      throw new AirlockError("CREDENTIALS", `reading ${path}: "credHelpers" must be an object`);
-    }
-    for (const [host, helper] of Object.entries(raw.credHelpers)) {
-      if (typeof helper !== "string") {
-        throw new AirlockError("CREDENTIALS", `reading ${path}: credHelpers["${host}"] must be a string`);
-      }
-      credHelpers[host] = helper;
-    }
-  }
-  if (raw.credsStore !== undefined && raw.credsStore !== null && typeof raw.credsStore !== "string") {
-    throw new AirlockError("CREDENTIALS", `reading ${path}: "credsStore" must be a string`);
-  }
-  return {
-    auths: raw.auths === undefined || raw.auths === null ? [] : checkAuths(path, raw.auths, "auths"),
-    credHelpers,
-    credsStore: typeof raw.credsStore === "string" ? raw.credsStore : undefined,
-  };
-}
-
-function checkAuths(path: string, auths: unknown, field: string): Array<[string, AuthEntry]> {
-  const where = field ? `"${field}"` : "the top level";
-  if (!isObject(auths)) throw new AirlockError("CREDENTIALS", `reading ${path}: ${where} must be an object`);
-  const out: Array<[string, AuthEntry]> = [];
-  for (const [key, entry] of Object.entries(auths)) {
-    if (entry === null) {
-      out.push([key, {}]);
-      continue;
-    }
-    if (!isObject(entry)) {
-      throw new AirlockError("CREDENTIALS", `reading ${path}: entry "${key}" must be an object`);
-    }
-    for (const f of ["auth", "identitytoken"] as const) {
-      if (entry[f] !== undefined && entry[f] !== null && typeof entry[f] !== "string") {
-        throw new AirlockError("CREDENTIALS", `reading ${path}: "${f}" of entry "${key}" must be a string`);
-      }
-    }
-    out.push([key, {
-      auth: typeof entry.auth === "string" ? entry.auth : undefined,
-      identitytoken: typeof entry.identitytoken === "string" ? entry.identitytoken : undefined,
-    }]);
-  }
-  return out;
-}
-
-interface EditableFile {
-  /** The whole file, unknown fields included; `auths` is always an object. */
-  raw: Record<string, unknown>;
-  auths: Record<string, unknown>;
-  credHelpers: Readonly<Record<string, string>>;
-}
-
-async function readEditable(path: string): Promise<EditableFile> {
-  const raw = (await readJson(path) ?? {}) as Record<string, unknown>;
-  const checked = checkConfig(path, raw);
-  if (!isObject(raw.auths)) raw.auths = {};
-  return { raw, auths: raw.auths as Record<string, unknown>, credHelpers: checked.credHelpers };
-}
-
-/** Writes `contents` to `path` atomically (temporary file + rename) with mode 0600. */
-async function writeAuthFile(path: string, contents: Record<string, unknown>): Promise<void> {
-  const dir = dirname(path);
-  const tmp = `${dir}/.${basename(path)}.tmp-${crypto.randomUUID()}`;
-  try {
-    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-    await Deno.writeTextFile(tmp, JSON.stringify(contents, null, "\t") + "\n", {
-      mode: 0o600,
-      createNew: true,
-    });
-    if (Deno.build.os !== "windows") await Deno.chmod(tmp, 0o600); // the umask never widens 0600, but be explicit
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw new AirlockError("IO_ERROR", `writing ${path}: ${errorMessage(e)}`, { cause: e });
-  }
-}
-
-// --- helpers -----------------------------------------------------------------------------------------------------
-
-interface HelperContext {
-  readonly opts: CredentialOptions;
-  /** The file that named the helper, for messages. */
-  readonly configuredIn: string;
-  /** A secret sent to the helper, scrubbed from any message. */
-  readonly secret?: string;
-}
-
-/**
- * Runs `docker-credential-<helper> <action>` with `input` on stdin. Returns stdout, or `undefined` when the
- * helper says the credentials are not found.
- */
-async function runHelper(
-  helper: string,
-  action: "get" | "store" | "erase",
-  input: string,
-  ctx: HelperContext,
-): Promise<string | undefined> {
-  const name = `docker-credential-${helper}`;
-  if (helper === "" || helper.includes("/")) {
-    throw new AirlockError(
-      "CREDENTIALS",
-      `invalid credential helper name "${helper}" in ${ctx.configuredIn}`,
-    );
-  }
-  const executable = findExecutable(name, envOf(ctx.opts, "PATH") ?? "");
-  if (executable === undefined) {
-    throw new AirlockError(
-      "CREDENTIALS",
-      `credential helper "${name}" (named in ${ctx.configuredIn}) was not found in $PATH`,
-    );
-  }
-  let output: Deno.CommandOutput;
-  try {
-    const child = new Deno.Command(executable, {
-      args: [action],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      env: ctx.opts.env ? definedEntries(ctx.opts.env) : undefined,
-      signal: AbortSignal.timeout(HELPER_TIMEOUT_MS),
-    }).spawn();
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(input));
-    await writer.close();
-    output = await child.output();
-  } catch (e) {
-    throw new AirlockError("CREDENTIALS", `running credential helper "${name}": ${errorMessage(e)}`, {
-      cause: e,
-    });
-  }
-  const dec = new TextDecoder();
-  const stdout = dec.decode(output.stdout);
-  if (output.success) return stdout;
-  const text = stdout.trim() || dec.decode(output.stderr).trim();
-  if (/credentials not found/i.test(text)) return undefined;
-  let firstLine = text.split("\n")[0].slice(0, 200);
-  if (ctx.secret) firstLine = firstLine.replaceAll(ctx.secret, "***");
-  throw new AirlockError(
-    "CREDENTIALS",
-    `credential helper "${name}" ${action} failed (exit ${output.code})${firstLine ? `: ${firstLine}` : ""}`,
-  );
-}
-
-const HELPER_TIMEOUT_MS = 60_000;
-
-function findExecutable(name: string, pathVar: string): string | undefined {
-  for (const dir of pathVar.split(Deno.build.os === "windows" ? ";" : ":")) {
-    if (dir === "") continue;
-    for (
-      const candidate of Deno.build.os === "windows"
-        ? [`${dir}\\${name}.exe`, `${dir}\\${name}`]
-        : [join(dir, name)]
-    ) {
-      try {
-        const st = Deno.statSync(candidate);
-        if (st.isFile && (Deno.build.os === "windows" || ((st.mode ?? 0) & 0o111) !== 0)) return candidate;
-      } catch {
-        // not here
-      }
-    }
-  }
-  return undefined;
-}
-
-// --- small utilities ---------------------------------------------------------------------------------------------
-
-/** Checks a lookup key as containers/image does: no scheme, no `@`, no `:` after `host[:port]/`. */
-function validateKey(key: string): void {
-  if (key === "") throw new AirlockError("INVALID_ARGUMENT", "empty registry name");
-  if (/^https?:\/\//.test(key)) {
-    throw new AirlockError("INVALID_ARGUMENT", `key ${key} contains http[s]:// prefix`);
-  }
-  if (key.includes("@")) throw new AirlockError("INVALID_ARGUMENT", `key ${key} contains a '@' character`);
-  const slash = key.indexOf("/");
-  if (slash !== -1 && key.slice(slash + 1).includes(":")) {
-    throw new AirlockError("INVALID_ARGUMENT", `key ${key} contains a ':' character after host[:port]`);
-  }
-}
-
-function normalizeLoginKey(registry: string): string {
-  const key = registry.replace(/^https?:\/\//, "").replace(/\/+$/, "");
-  validateKey(key);
-  return key;
-}
-
-function hostOf(key: string): string {
-  const slash = key.indexOf("/");
-  return slash === -1 ? key : key.slice(0, slash);
-}
-
-function explicitAuthFile(opts: CredentialOptions): string | undefined {
-  if (opts.authFile !== undefined && opts.authFile !== "") return opts.authFile;
-  return envOf(opts, "REGISTRY_AUTH_FILE");
-}
-
-function homeOf(opts: CredentialOptions): string | undefined {
-  return opts.home ?? envOf(opts, "HOME");
-}
-
-function envOf(opts: CredentialOptions, name: string): string | undefined {
-  const v = opts.env ? opts.env[name] : Deno.env.get(name);
-  return v === undefined || v === "" ? undefined : v;
-}
-
-function definedEntries(env: Env): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
-  return out;
-}
-
-function currentUid(): number | undefined {
-  try {
-    if (Deno.permissions.querySync({ name: "sys", kind: "uid" }).state !== "granted") return undefined;
-    return Deno.uid() ?? undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function existsSync(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function join(dir: string, rel: string): string {
-  return dir.endsWith("/") ? dir + rel : `${dir}/${rel}`;
-}
-
-function dirname(path: string): string {
-  const i = path.lastIndexOf("/");
-  return i <= 0 ? (i === 0 ? "/" : ".") : path.slice(0, i);
-}
-
-function basename(path: string): string {
-  return path.slice(path.lastIndexOf("/") + 1);
-}
-
-function lineColumn(text: string, pos: number): string {
-  const before = text.slice(0, pos);
-  const line = before.split("\n").length;
-  return `line ${line}, column ${pos - before.lastIndexOf("\n")}`;
-}
-
-/** Standard base64 of the UTF-8 bytes of `s`. */
-function encodeBase64(s: string): string {
-  return base64Encode(new TextEncoder().encode(s));
-}
-
-/** Lenient (`atob`) base64, as auth files hold it: unpadded values are accepted. */
-function decodeBase64(s: string): Uint8Array {
-  const bin = atob(s);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
 }

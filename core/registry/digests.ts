@@ -16,11 +16,6 @@ function algorithmOf(digest: string): string {
 
 /**
  * `algorithm:hex` of `bytes` (sha256 unless told otherwise).
- *
- * @example
- * ```ts
- * digestOf(new TextEncoder().encode("{}")); // "sha256:44136fa3…"
- * ```
  */
 export function digestOf(bytes: Uint8Array, algorithm = "sha256"): string {
   return `${algorithm}:${createHash(algorithm).update(bytes).digest("hex")}`;
@@ -28,11 +23,6 @@ export function digestOf(bytes: Uint8Array, algorithm = "sha256"): string {
 
 /**
  * Checks `bytes` against `expected` (DIGEST_MISMATCH otherwise); returns it.
- *
- * @example
- * ```ts
- * checkDigest(bytes, descriptor.digest, "reading blob …");
- * ```
  */
 export function checkDigest(bytes: Uint8Array, expected: string, what: string): string {
   validateDigest(expected);
@@ -49,11 +39,6 @@ export function checkDigest(bytes: Uint8Array, expected: string, what: string): 
 /**
  * Verifies manifest bytes against the requested digest and the registry's `Docker-Content-Digest`; returns the
  * digest (the requested one, else sha256 of the bytes).
- *
- * @example
- * ```ts
- * const digest = verifyDigest(bytes, ref.digest, answer.headers.get("docker-content-digest"), what);
- * ```
  */
 export function verifyDigest(
   bytes: Uint8Array,
@@ -80,11 +65,6 @@ export function verifyDigest(
 /**
  * Checks the `Docker-Content-Digest` a registry echoes after a write: DIGEST_MISMATCH when it names the same
  * algorithm but another digest (a digest of another algorithm cannot be compared and is accepted).
- *
- * @example
- * ```ts
- * checkStoredDigest(put.headers, digest, "writing manifest v1 in r/app");
- * ```
  */
 export function checkStoredDigest(headers: Headers, digest: string, what: string): void {
   const echoed = headers.get("docker-content-digest");

@@ -164,11 +164,6 @@ export function registryError(what: string, status: number, body: string): Regis
  * or contains `not found` in any case (Harbor); an HTTP 404 whose body is not an errcode document. False for
  * everything else, including a 404 carrying `NAME_UNKNOWN`. Like containers/image, only the first errcode entry
  * counts.
- *
- * @example
- * ```ts
- * try { await client.getManifest(sigRef); } catch (e) { if (!isManifestUnknown(e)) throw e; }
- * ```
  */
 export function isManifestUnknown(err: unknown): boolean {
   if (!(err instanceof RegistryError)) return false;

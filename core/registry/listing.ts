@@ -37,11 +37,6 @@ export interface ReferrersOptions {
 
 /**
  * Lists a repository's tags, following pagination (`RegistryClient.listTags`). `pageSize` asks for `?n=` per page (the registry may cap it).
- *
- * @example
- * ```ts
- * const tags = await listTags(http, ref, { pageSize: 100 });
- * ```
  */
 export async function listTags(
   http: Requester,

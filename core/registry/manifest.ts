@@ -253,11 +253,6 @@ export function parseImageManifest(bytes: Uint8Array, what: string, mediaType?: 
  * @param what names it in error texts (`index reg.example/app:1`)
  * @param mediaType the type it was served as; a body `mediaType` must agree with it
  * @throws {AirlockError} `MANIFEST_INVALID`, saying what is wrong.
- *
- * @example
- * ```ts
- * for (const entry of parseImageIndex(top.bytes, `index ${top.digest}`).manifests) console.log(entry.digest);
- * ```
  */
 export function parseImageIndex(bytes: Uint8Array, what: string, mediaType?: string): ImageIndex {
   const hit = cache.get(bytes);
@@ -310,11 +305,6 @@ export function parseImageDocument(fetched: FetchedManifest, name: string): Imag
  * present (other members are not read).
  *
  * @throws {AirlockError} `MANIFEST_INVALID`, saying what is wrong.
- *
- * @example
- * ```ts
- * const { architecture, os } = parseImageConfig(bytes, `config ${digest}`);
- * ```
  */
 export function parseImageConfig(bytes: Uint8Array, what: string): ImageConfig {
   const hit = cache.get(bytes);

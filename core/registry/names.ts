@@ -33,11 +33,6 @@ export function apiHost(registry: string): string {
 
 /**
  * The certs.d directory name for an API host (containers/image uses `docker.io` for Docker Hub).
- *
- * @example
- * ```ts
- * certsName("registry-1.docker.io"); // "docker.io"
- * ```
  */
 export function certsName(host: string): string {
   return host === "registry-1.docker.io" ? "docker.io" : host;
@@ -45,11 +40,6 @@ export function certsName(host: string): string {
 
 /**
  * A repository name, checked against the distribution grammar (INVALID_REFERENCE otherwise).
- *
- * @example
- * ```ts
- * repositoryPath("library/app"); // "library/app"
- * ```
  */
 export function repositoryPath(repository: string): string {
   if (!repositoryRe.test(repository)) {
@@ -60,11 +50,6 @@ export function repositoryPath(repository: string): string {
 
 /**
  * `registry/repository`, for messages.
- *
- * @example
- * ```ts
- * refName({ registry: "r.example", repository: "app" }); // "r.example/app"
- * ```
  */
 export function refName(ref: Pick<Reference, "registry" | "repository">): string {
   return `${ref.registry}/${ref.repository}`;
@@ -72,11 +57,6 @@ export function refName(ref: Pick<Reference, "registry" | "repository">): string
 
 /**
  * Refuses (INVALID_ARGUMENT) a digest other than sha256 or sha512 in lowercase hex.
- *
- * @example
- * ```ts
- * validateDigest(`sha256:${"0".repeat(64)}`); // ok
- * ```
  */
 export function validateDigest(digest: string): void {
   if (!digestRe.test(digest)) {
@@ -86,11 +66,6 @@ export function validateDigest(digest: string): void {
 
 /**
  * A tag, checked against the distribution grammar (INVALID_REFERENCE otherwise).
- *
- * @example
- * ```ts
- * validateTag("v1.2"); // "v1.2"
- * ```
  */
 export function validateTag(tag: string): string {
   if (!tagRe.test(tag)) throw new AirlockError("INVALID_REFERENCE", `invalid tag "${tag}"`);
@@ -99,11 +74,6 @@ export function validateTag(tag: string): string {
 
 /**
  * `ref.digest ?? ref.tag`, validated: what names a manifest in its URL.
- *
- * @example
- * ```ts
- * manifestReference({ registry: "r", repository: "app", tag: "v1" }); // "v1"
- * ```
  */
 export function manifestReference(ref: Reference): string {
   if (ref.digest !== undefined) {
@@ -120,11 +90,6 @@ export function manifestReference(ref: Reference): string {
 /**
  * The reference a manifest is pushed to: `ref.tag` when there is one (`ref.digest` is then only checked against the
  * bytes), else `ref.digest`; both validated.
- *
- * @example
- * ```ts
- * pushReference({ registry: "r", repository: "app", tag: "v1" }); // "v1"
- * ```
  */
 export function pushReference(ref: Reference): string {
   if (ref.tag !== undefined) validateTag(ref.tag);

@@ -77,11 +77,6 @@ export function backoffDelay(attempt: number, policy: RetryPolicy, retryAfterMs?
 
 /**
  * Waits `ms` milliseconds, or rejects with a `CANCELLED` {@linkcode AirlockError} as soon as `signal` aborts.
- *
- * @example
- * ```ts
- * await sleep(100, AbortSignal.timeout(1_000));
- * ```
  */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -30,11 +30,6 @@ export interface RegistrySettings {
  * Builds the registry client for these settings: credentials from the usual files (or `credentials`), TLS
  * verified unless `tlsVerify` is `false` or `insecureSkipVerify` is set, plain http only with `tlsVerify: false`
  * or `allowHttp`, airlock's user agent.
- *
- * @example
- * ```ts
- * using client = clientFor({ authfile: "auth.json" });
- * ```
  */
 export function clientFor(settings: RegistrySettings, credentials?: CredentialLookup): RegistryClient {
   return new RegistryClient({

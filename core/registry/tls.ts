@@ -35,11 +35,6 @@ export interface CertLookup {
 
 /**
  * The default certs.d roots, in containers/image's order: the user's, then the system's.
- *
- * @example
- * ```ts
- * defaultCertDirs(); // ["/root/.config/containers/certs.d", "/etc/containers/certs.d", "/etc/docker/certs.d"]
- * ```
  */
 export function defaultCertDirs(): string[] {
   const dirs: string[] = [];

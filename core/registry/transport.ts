@@ -68,11 +68,6 @@ export interface Transport {
 /**
  * `fetch`-based transport with certificate verification. `material` adds CAs (on top of the system roots) and a
  * client certificate; without material Deno's shared client is used.
- *
- * @example
- * ```ts
- * const t = new FetchTransport({ caCerts: [await Deno.readTextFile("ca.crt")] });
- * ```
  */
 export class FetchTransport implements Transport {
   #client?: Deno.HttpClient;
@@ -129,11 +124,6 @@ export class FetchTransport implements Transport {
 /**
  * `node:https`/`node:http` transport that does NOT verify certificates (`--tls-verify=false`) and allows plain
  * http. Keep-alive agents reuse connections; measured about as fast as `fetch` against a local registry.
- *
- * @example
- * ```ts
- * const t = new NodeTransport();
- * ```
  */
 export class NodeTransport implements Transport {
   readonly #https: https.Agent;
@@ -279,11 +269,6 @@ function tlsDetail(text: string): string {
  * Turns a runtime network error (fetch `TypeError`, Node `ECONNREFUSED`…) for `url` into a {@linkcode NetworkError}:
  * TLS_ERROR (with the `--cert-dir` / `--tls-verify=false` hint), REGISTRY_UNREACHABLE naming the host, TIMEOUT or
  * CANCELLED (decided by the caller's signals). Connection resets are marked retryable.
- *
- * @example
- * ```ts
- * try { await transport.send(req); } catch (e) { throw networkError(e, req.url, { timeoutMs: 60_000 }); }
- * ```
  */
 export function networkError(
   err: unknown,

@@ -237,11 +237,6 @@ export interface ParseAttachmentManifestOptions {
  *
  * @throws {AirlockError} `UNSUPPORTED_MEDIA_TYPE` for another media type, `ATTACHMENT_INVALID` for a body Go
  * would not decode.
- *
- * @example
- * ```ts
- * const manifest = parseAttachmentManifest(fetched.bytes, { contentType: fetched.mediaType, tag });
- * ```
  */
 export function parseAttachmentManifest(
   bytes: Uint8Array,
@@ -332,11 +327,6 @@ function decodeHistory(node: JsonNode, path: string): AttachmentHistory {
  *
  * @param digest the config digest, for the error text only
  * @throws {AirlockError} `ATTACHMENT_INVALID`: `parsing sigstore attachment config <digest>: <Go error>`
- *
- * @example
- * ```ts
- * const config = parseAttachmentConfig(configBytes, manifest.config.digest);
- * ```
  */
 export function parseAttachmentConfig(bytes: Uint8Array, digest?: string): AttachmentConfig {
   try {
@@ -445,11 +435,6 @@ function encodeDescriptor(d: Descriptor): string {
  * Serialises a `.sig` manifest as Go's `json.Marshal(imgspecv1.Manifest)`: compact, field order `schemaVersion,
  * mediaType, artifactType, config, layers, subject, annotations`; descriptor order `mediaType, digest, size, urls,
  * annotations, data, platform, artifactType`; empty optional fields left out, map keys sorted.
- *
- * @example
- * ```ts
- * const bytes = serializeAttachmentManifest(manifest);
- * ```
  */
 export function serializeAttachmentManifest(m: AttachmentManifest): Uint8Array {
   const json = goStruct([
@@ -468,11 +453,6 @@ export function serializeAttachmentManifest(m: AttachmentManifest): Uint8Array {
  * Serialises a `.sig` config as Go's `json.Marshal(imgspecv1.Image)`: compact, field order `created, author,
  * architecture, os, os.version, os.features, variant, config, rootfs, history`; `architecture`, `os`, `config`,
  * `rootfs` always written (`config` as `{}` when empty), `diff_ids` as `null` when nil.
- *
- * @example
- * ```ts
- * serializeAttachmentConfig(freshAttachmentState().config); // {"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":null}}
- * ```
  */
 export function serializeAttachmentConfig(c: AttachmentConfig): Uint8Array {
   const ic = c.config;
@@ -526,11 +506,6 @@ export function serializeAttachmentConfig(c: AttachmentConfig): Uint8Array {
 /**
  * The state containers/image starts from when no `.sig` tag exists yet: an OCI manifest with an empty config
  * descriptor and no layers, and a config that is empty except `rootfs.type = "layers"`.
- *
- * @example
- * ```ts
- * const { manifest, config } = freshAttachmentState();
- * ```
  */
 export function freshAttachmentState(): AttachmentState {
   return {

@@ -36,11 +36,6 @@ export interface StoredAttachment {
 
 /**
  * The reference of the attachment tag of `digest` in the repository of `repo`.
- *
- * @example
- * ```ts
- * attachmentRef(ref, "sha256:25fd…"); // { …ref, tag: "sha256-25fd….sig", digest: undefined }
- * ```
  */
 export function attachmentRef(repo: Reference, digest: string, suffix = "sig"): Reference {
   return { registry: repo.registry, repository: repo.repository, tag: signatureTag(digest, suffix) };
@@ -51,11 +46,6 @@ export function attachmentRef(repo: Reference, digest: string, suffix = "sig"): 
  * (containers/image's rule, Harbor's `UNKNOWN … not found` included). An OCI image manifest is required, as
  * containers/image requires it; with `cosignName` (`verify`'s reading) a Docker schema 2 manifest is accepted too, as
  * cosign writes them with `COSIGN_DOCKER_MEDIA_TYPES=1`, and the manifest is named `cosignName` in the error.
- *
- * @example
- * ```ts
- * const sig = await readAttachment(client, ref, digest);
- * ```
  */
 export async function readAttachment(
   client: RegistryClient,
@@ -94,11 +84,6 @@ export async function readAttachment(
 
 /**
  * Reads the config blob of a stored attachment, completing the state an append starts from.
- *
- * @example
- * ```ts
- * const state = await attachmentState(client, stored);
- * ```
  */
 export async function attachmentState(
   client: RegistryClient,
@@ -115,11 +100,6 @@ export async function attachmentState(
  * returns the digest of the manifest written.
  * Layer blobs whose digest is in `uploaded` are not sent again (the signer uploads its payload blob before it
  * reads the tag for the final time, to keep the read-modify-write window short).
- *
- * @example
- * ```ts
- * await writeAttachment(client, attachmentRef(ref, digest), appendSignatureLayers(state, [layer]));
- * ```
  */
 export async function writeAttachment(
   client: RegistryClient,

@@ -64,11 +64,6 @@ export const IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json";
 
 /**
  * The DSSE pre-authentication encoding: `"DSSEv1" SP len(type) SP type SP len(payload) SP payload`.
- *
- * @example
- * ```ts
- * const signed = dssePae("application/vnd.in-toto+json", payloadBytes);
- * ```
  */
 export function dssePae(payloadType: string, payload: Uint8Array): Uint8Array {
   const enc = new TextEncoder();
@@ -89,11 +84,6 @@ export function dssePae(payloadType: string, payload: Uint8Array): Uint8Array {
  * in the same repository.
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` when `digest` is not a valid digest
- *
- * @example
- * ```ts
- * signatureTag("sha256:25fd…4f22e"); // => "sha256-25fd…4f22e.sig"
- * ```
  */
 export function signatureTag(digest: string, suffix: string = SIGNATURE_TAG_SUFFIX): string {
   const err = digestError(digest);
@@ -108,11 +98,6 @@ export function signatureTag(digest: string, suffix: string = SIGNATURE_TAG_SUFF
 
 /**
  * The attestation tag of a manifest digest: `sha256-<hex>.att`.
- *
- * @example
- * ```ts
- * attestationTag("sha256:25fd…4f22e"); // => "sha256-25fd…4f22e.att"
- * ```
  */
 export function attestationTag(digest: string): string {
   return signatureTag(digest, ATTESTATION_TAG_SUFFIX);
@@ -121,11 +106,6 @@ export function attestationTag(digest: string): string {
 /**
  * Reads an attachment tag back: `sha256-<hex>.sig` gives `{digest: "sha256:<hex>", suffix: "sig"}`; anything that
  * is not such a tag gives `undefined`.
- *
- * @example
- * ```ts
- * parseAttachmentTag("sha256-25fd…4f22e.att"); // => { digest: "sha256:25fd…4f22e", suffix: "att" }
- * ```
  */
 export function parseAttachmentTag(tag: string): { digest: string; suffix: string } | undefined {
   const m = /^([a-z0-9]+)-([a-f0-9]+)\.([A-Za-z0-9_.-]+)$/.exec(tag);
@@ -179,11 +159,6 @@ function sameAnnotations(
 /**
  * containers/image's `layerMatchesSigstoreSignature`: the layer has the same media type, `size == len(payload)`,
  * `digest == sha256(payload)` and an identical annotations map (absent and empty maps are equal).
- *
- * @example
- * ```ts
- * manifest.layers?.some((l) => layerMatchesSignature(l, mediaType, payload, annotations));
- * ```
  */
 export function layerMatchesSignature(
   layer: Descriptor,
@@ -310,11 +285,6 @@ export interface AttachmentLayer {
 /**
  * Lists the layers of an attachment manifest in order, with their cosign annotations and the containers/image
  * classification (`isSignature`).
- *
- * @example
- * ```ts
- * for (const l of listAttachmentLayers(manifest).filter((l) => l.isSignature)) fetchBlob(l.digest);
- * ```
  */
 export function listAttachmentLayers(manifest: AttachmentManifest): AttachmentLayer[] {
   return (manifest.layers ?? []).map((d, index) => {
@@ -344,11 +314,6 @@ export function listAttachmentLayers(manifest: AttachmentManifest): AttachmentLa
 /**
  * Splits layers as containers/image's policy evaluation does: signature layers to evaluate, in order, and the
  * count of other layers (reported as `… sigstore non-signature attachments` when nothing was accepted).
- *
- * @example
- * ```ts
- * const { signatures, nonSignatureAttachments } = classifyAttachmentLayers(listAttachmentLayers(manifest));
- * ```
  */
 export function classifyAttachmentLayers(
   layers: readonly AttachmentLayer[],
@@ -362,11 +327,6 @@ export function classifyAttachmentLayers(
  *
  * @throws {AirlockError} `SIGNATURE_INVALID`: `missing dev.cosignproject.cosign/signature annotation` or
  * `base64 decoding: illegal base64 data at input byte <n>`
- *
- * @example
- * ```ts
- * const sig = decodeSignatureAnnotation(layer.annotations);
- * ```
  */
 export function decodeSignatureAnnotation(
   annotations: Readonly<Record<string, string>> | undefined,

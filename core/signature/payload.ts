@@ -272,11 +272,6 @@ export function parseSimpleSigningPayload(bytes: Uint8Array | string): SimpleSig
 /**
  * The user annotations of a parsed payload: the `optional` members other than `creator` and `timestamp`.
  * Values are as decoded (cosign-made payloads may carry non-strings).
- *
- * @example
- * ```ts
- * payloadAnnotations(parseSimpleSigningPayload(bytes)); // => { env: "prod" }
- * ```
  */
 export function payloadAnnotations(
   payload: { readonly optional: Readonly<Record<string, unknown>> | null },
@@ -355,11 +350,6 @@ export function parseCosignClaims(bytes: Uint8Array | string): CosignClaims {
 /**
  * cosign's claim check (`SimpleClaimVerifier` + `correctAnnotations`): the digest must equal the image digest
  * exactly, and every wanted annotation must be present in `optional` with an equal string value.
- *
- * @example
- * ```ts
- * if (!cosignClaimsMatch(parseCosignClaims(payload), digest)) reject();
- * ```
  */
 export function cosignClaimsMatch(
   claims: CosignClaims,

@@ -46,11 +46,6 @@ export type EcCurve = "P-256" | "P-384" | "P-521";
 
 /**
  * The curve named by an OID, or `undefined`.
- *
- * @example
- * ```ts
- * curveFromOid("1.2.840.10045.3.1.7"); // "P-256"
- * ```
  */
 export function curveFromOid(oid: string): EcCurve | undefined {
   return oid === OID.P256 ? "P-256" : oid === OID.P384 ? "P-384" : oid === OID.P521 ? "P-521" : undefined;
@@ -62,11 +57,6 @@ const CURVE_BYTES: Record<EcCurve, number> = { "P-256": 32, "P-384": 48, "P-521"
 /**
  * Converts an ECDSA signature from raw `r‖s` (IEEE P1363, what WebCrypto and PKCS#11 return) to ASN.1 DER
  * `SEQUENCE { INTEGER r, INTEGER s }` (what cosign stores), with minimal integer encodings.
- *
- * @example
- * ```ts
- * const der = ecdsaRawToDer(new Uint8Array(await crypto.subtle.sign(alg, key, data)));
- * ```
  */
 export function ecdsaRawToDer(raw: Uint8Array): Uint8Array {
   if (raw.length === 0 || raw.length % 2 !== 0) throw new Error("ECDSA: raw signature has an odd length");
@@ -84,11 +74,6 @@ export function ecdsaRawToDer(raw: Uint8Array): Uint8Array {
  * Converts a strict ASN.1 DER ECDSA signature to raw `r‖s` with `size` bytes per integer. Returns `undefined`
  * when the bytes are not a well-formed DER signature for that size (negative or non-minimal integers,
  * trailing bytes, integers too large).
- *
- * @example
- * ```ts
- * const raw = ecdsaDerToRaw(derSig, 32); // P-256
- * ```
  */
 export function ecdsaDerToRaw(der: Uint8Array, size: number): Uint8Array | undefined {
   try {
@@ -112,11 +97,6 @@ export function ecdsaDerToRaw(der: Uint8Array, size: number): Uint8Array | undef
 /**
  * `bytes` typed as backed by an `ArrayBuffer`, as WebCrypto's `BufferSource` requires: the same view when it
  * already is, else a copy (a `SharedArrayBuffer`-backed view).
- *
- * @example
- * ```ts
- * await crypto.subtle.verify(alg, key, bufferSource(sig), bufferSource(message));
- * ```
  */
 export function bufferSource(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
   return bytes.buffer instanceof ArrayBuffer ? bytes as Uint8Array<ArrayBuffer> : new Uint8Array(bytes);
@@ -221,11 +201,6 @@ function checkRsaSize(rsaPublicKey: Uint8Array, keyIndex: number): void {
 /**
  * Reads a PKIX SubjectPublicKeyInfo (DER). Throws `KEY_INVALID` on malformed input and `KEY_UNSUPPORTED` for
  * algorithms or curves airlock cannot verify.
- *
- * @example
- * ```ts
- * const key = publicKeyFromSpki(spkiDer);
- * ```
  */
 export function publicKeyFromSpki(spki: Uint8Array, keyIndex = 1): PublicKey {
   let algOid: string;
@@ -268,11 +243,6 @@ export function publicKeyFromSpki(spki: Uint8Array, keyIndex = 1): PublicKey {
 
 /**
  * The key as PEM `PUBLIC KEY` (PKIX), as sigstore's `MarshalPublicKeyToPEM` writes it.
- *
- * @example
- * ```ts
- * await Deno.writeTextFile("cosign.pub", publicKeyToPem(key));
- * ```
  */
 export function publicKeyToPem(key: PublicKey): string {
   return encodePem("PUBLIC KEY", key.spki);
@@ -280,11 +250,6 @@ export function publicKeyToPem(key: PublicKey): string {
 
 /**
  * Lowercase hex SHA-256 of the key's SubjectPublicKeyInfo DER (a stable key fingerprint).
- *
- * @example
- * ```ts
- * spkiSha256Hex(parsePublicKeyPem(pem)); // "eb72a69c…"
- * ```
  */
 export function spkiSha256Hex(key: PublicKey): string {
   return createHash("sha256").update(key.spki).digest("hex");
@@ -313,11 +278,6 @@ function cryptoKeyOf(key: PublicKey): Promise<CryptoKey> {
  * - Ed25519: pure Ed25519 over the message.
  *
  * Returns `false` for a wrong or malformed signature; throws only when the key cannot be used at all.
- *
- * @example
- * ```ts
- * if (!await verifySignature(key, payload, sig)) throw new Error("invalid signature");
- * ```
  */
 export async function verifySignature(
   key: PublicKey,

@@ -51,11 +51,6 @@ const CONTENT_ERRORS = new Set(["DIGEST_MISMATCH", "TOO_LARGE", "NOT_FOUND", "UN
 
 /**
  * The tag of the referrers tag scheme for `digest`: `sha256:<hex>` → `sha256-<hex>`.
- *
- * @example
- * ```ts
- * referrersTag("sha256:25fd…"); // "sha256-25fd…"
- * ```
  */
 export function referrersTag(digest: string): string {
   return digest.replace(":", "-");

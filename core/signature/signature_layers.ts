@@ -70,11 +70,6 @@ export function checkLayerCount(count: number, name: string, max: number = MAX_A
 /**
  * The error of a layer whose announced size is not a size, or is over {@linkcode MAX_PAYLOAD_BYTES}
  * (`<what> <digest><where> is <size> bytes, more than the 4194304 accepted`); `undefined` for any other layer.
- *
- * @example
- * ```ts
- * const e = oversizedLayer(layer, "layer", ` of ${repo}:${tag}`);
- * ```
  */
 export function oversizedLayer(layer: PayloadLayer, what = "layer", where = ""): AirlockError | undefined {
   if (Number.isSafeInteger(layer.size) && layer.size >= 0 && layer.size <= MAX_PAYLOAD_BYTES) {

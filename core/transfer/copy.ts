@@ -23,7 +23,6 @@
  * @module
  */
 import { describeSource, type RegistriesDConfig, useSigstoreAttachments } from "../config/registries_d.ts";
-import { parseImageManifest, readIndexObject } from "../registry/manifest.ts";
 import { imagePlatform } from "../targets.ts";
 import { KeyedLock } from "../keyed_lock.ts";
 import { AirlockError } from "../errors.ts";
@@ -51,16 +50,11 @@ import {
   parseAttachmentConfig,
   parseAttachmentManifest,
 } from "../signature/attachment_manifest.ts";
-import { chooseEntries, destinationIndex } from "./index_merge.ts";
+import { destinationIndex, isCopiedBlob, manifestBlobs, planIndex } from "./index_merge.ts";
 
 /**
  * Where images are read from. {@linkcode RegistryClient} is one; the archive reader of `airlock load` is another.
  * A missing manifest must be reported so that {@linkcode isManifestUnknown} recognises it.
- *
- * @example
- * ```ts
- * const source: ImageSource = new RegistryClient();
- * ```
  */
 export interface ImageSource {
   /** A manifest by `ref.digest ?? ref.tag`, digest-checked. */
@@ -565,89 +559,6 @@ interface TagContent {
   readonly index?: FetchedManifest;
 }
 
-/** The children of an index to copy and the index bytes to write. */
-export interface IndexPlan {
-  /** The entries chosen (see {@linkcode chooseEntries}), in index order: objects of `doc.manifests`. */
-  readonly children: Descriptor[];
-  /** The index to write when nothing is merged: the source's bytes, or an index of the chosen entries. */
-  readonly bytes: Uint8Array;
-  /** The digest of `bytes`. */
-  readonly digest: string;
-  /** Whether `bytes` is a filtered index (a new digest). */
-  readonly filtered: boolean;
-  /** The parsed source index. */
-  readonly doc: Readonly<Record<string, unknown>> & { readonly manifests: readonly Descriptor[] };
-}
-
-/**
- * Chooses the entries of an index that pass the filter (with `provenance`, also the buildx attestation entries of
- * the chosen images). All of them: the index is copied as is. Some: a filtered index when allowed, else
- * `INDEX_FILTERED`. None: nothing to copy.
- *
- * @throws {AirlockError} `INDEX_FILTERED`; `UNSUPPORTED_MEDIA_TYPE` for nested indexes among the chosen entries.
- *
- * @example
- * ```ts
- * const plan = planIndex(top, { arch: ["amd64"], os: ["linux"], variant: [] }, true, "reg/app:1");
- * ```
- */
-export function planIndex(
-  top: FetchedManifest,
-  filter: PlatformFilter,
-  allowFiltered: boolean,
-  name: string,
-  opts: { provenance?: boolean } = {},
-): IndexPlan {
-  const doc = readIndexObject(top.bytes, `index ${name}`, top.mediaType);
-  const entries = doc.manifests;
-  const chosen = chooseEntries(entries, (e) => allowsPlatform(filter, e.platform), opts.provenance === true);
-  for (const e of chosen) {
-    if (isIndexMediaType(e.mediaType) || isSchema1MediaType(e.mediaType)) {
-      throw new AirlockError(
-        "UNSUPPORTED_MEDIA_TYPE",
-        `${name}: index entry ${e.digest} is "${e.mediaType}"; nested indexes and schema 1 are not supported`,
-      );
-    }
-  }
-  if (chosen.length === entries.length || chosen.length === 0) {
-    return { children: chosen, bytes: top.bytes, digest: top.digest, filtered: false, doc };
-  }
-  const left = entries.filter((e) => !chosen.includes(e)).map((
-    e,
-  ) => (e.platform ? formatPlatform(e.platform) : e.digest));
-  if (!allowFiltered) {
-    throw new AirlockError(
-      "INDEX_FILTERED",
-      `${name}: the --arch/--os filter leaves out ${
-        left.join(", ")
-      }; an index is copied as is only with all ` +
-        `of its children. Give --filtered-index to write an index of the matching platforms (a new digest: the ` +
-        `source index's signature does not apply to it), or widen --arch/--os`,
-    );
-  }
-  const filtered = destinationIndex(top, doc, chosen, undefined);
-  return { children: chosen, bytes: filtered.bytes, digest: filtered.digest, filtered: true, doc };
-}
-
-/**
- * The blobs of an image manifest that travel with it: config and layers, without non-distributable layers.
- *
- * @example
- * ```ts
- * for (const d of manifestBlobs(m.bytes)) await copy(d);
- * ```
- */
-export function manifestBlobs(bytes: Uint8Array, what = "manifest", mediaType?: string): Descriptor[] {
-  const doc = parseImageManifest(bytes, what, mediaType);
-  return [doc.config, ...doc.layers].filter(isCopiedBlob);
-}
-
-/** Blobs that are copied: everything but non-distributable (foreign) layers, which live at their `urls`. */
-function isCopiedBlob(d: Descriptor): boolean {
-  const foreign = /nondistributable|foreign/.test(d.mediaType) && (d.urls?.length ?? 0) > 0;
-  return !foreign;
-}
-
 /** containers/image's layer identity in an attachment manifest: media type, digest, size and annotations. */
 function sameLayer(a: Descriptor, b: Descriptor): boolean {
   if (a.mediaType !== b.mediaType || a.digest !== b.digest || a.size !== b.size) return false;
@@ -658,11 +569,6 @@ function sameLayer(a: Descriptor, b: Descriptor): boolean {
 
 /**
  * Runs `fn` over `items` with at most `limit` at once; rejects with the first failure after all have settled.
- *
- * @example
- * ```ts
- * await mapLimit(blobs, 3, (d) => copyBlob(d));
- * ```
  */
 export async function mapLimit<T>(
   items: readonly T[],

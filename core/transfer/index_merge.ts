@@ -5,7 +5,8 @@
  * of the same platform, attestation entries whose image is gone are dropped. Unlike hangar, which always pushes an
  * index of its own making, the source index is kept byte for byte (its digest and signatures carry over) whenever
  * the result lists exactly the source's entries; otherwise the new index is the source document with its
- * `manifests` replaced (every other field, and every entry's fields, as they were).
+ * `manifests` replaced (every other field, and every entry's fields, as they were). {@linkcode planIndex} decides
+ * which children of a source index are copied, {@linkcode manifestBlobs} which blobs of a manifest.
  *
  * @module
  */
@@ -13,6 +14,10 @@ import { sha256Digest } from "../encoding/digest.ts";
 import { formatPlatform } from "../platform.ts";
 import { readIndexObject } from "../registry/manifest.ts";
 import type { Descriptor, FetchedManifest } from "../registry/types.ts";
+import { parseImageManifest } from "../registry/manifest.ts";
+import { AirlockError } from "../errors.ts";
+import { allowsPlatform, type PlatformFilter } from "../platform.ts";
+import { isIndexMediaType, isSchema1MediaType } from "../registry/types.ts";
 
 /** buildx's annotations on an attestation entry (`unknown/unknown`) and the image entry it describes. */
 const REFERENCE_TYPE = "vnd.docker.reference.type";
@@ -47,11 +52,6 @@ function platformKey(e: Descriptor): string {
 /**
  * The entries of an index the filter chose: those `allowed` accepts, and with `provenance` the attestation entries
  * of the chosen images (which the filter itself refuses: their platform is `unknown/unknown`).
- *
- * @example
- * ```ts
- * const chosen = chooseEntries(entries, (e) => allowsPlatform(filter, e.platform), true);
- * ```
  */
 export function chooseEntries(
   entries: readonly Descriptor[],
@@ -82,11 +82,6 @@ export interface DestinationIndex {
  * The index to write: the `chosen` entries of `doc` (the parsed source index, `chosen` being objects of its
  * `manifests`) merged with `existing` (the destination's index at the tag; `undefined` for none, or to replace it).
  * The source bytes when the result lists exactly the source's entries.
- *
- * @example
- * ```ts
- * const idx = destinationIndex(top, doc, doc.manifests, undefined); // every entry → top.bytes, not rewritten
- * ```
  */
 export function destinationIndex(
   source: FetchedManifest,
@@ -127,4 +122,77 @@ function existingEntries(existing: FetchedManifest): Descriptor[] {
 /** An entry for messages: its platform, or its digest without one. */
 function describe(e: Descriptor): string {
   return e.platform ? formatPlatform(e.platform) : e.digest;
+}
+
+/** The children of an index to copy and the index bytes to write. */
+export interface IndexPlan {
+  /** The entries chosen (see {@linkcode chooseEntries}), in index order: objects of `doc.manifests`. */
+  readonly children: Descriptor[];
+  /** The index to write when nothing is merged: the source's bytes, or an index of the chosen entries. */
+  readonly bytes: Uint8Array;
+  /** The digest of `bytes`. */
+  readonly digest: string;
+  /** Whether `bytes` is a filtered index (a new digest). */
+  readonly filtered: boolean;
+  /** The parsed source index. */
+  readonly doc: Readonly<Record<string, unknown>> & { readonly manifests: readonly Descriptor[] };
+}
+
+/**
+ * Chooses the entries of an index that pass the filter (with `provenance`, also the buildx attestation entries of
+ * the chosen images). All of them: the index is copied as is. Some: a filtered index when allowed, else
+ * `INDEX_FILTERED`. None: nothing to copy.
+ *
+ * @throws {AirlockError} `INDEX_FILTERED`; `UNSUPPORTED_MEDIA_TYPE` for nested indexes among the chosen entries.
+ */
+export function planIndex(
+  top: FetchedManifest,
+  filter: PlatformFilter,
+  allowFiltered: boolean,
+  name: string,
+  opts: { provenance?: boolean } = {},
+): IndexPlan {
+  const doc = readIndexObject(top.bytes, `index ${name}`, top.mediaType);
+  const entries = doc.manifests;
+  const chosen = chooseEntries(entries, (e) => allowsPlatform(filter, e.platform), opts.provenance === true);
+  for (const e of chosen) {
+    if (isIndexMediaType(e.mediaType) || isSchema1MediaType(e.mediaType)) {
+      throw new AirlockError(
+        "UNSUPPORTED_MEDIA_TYPE",
+        `${name}: index entry ${e.digest} is "${e.mediaType}"; nested indexes and schema 1 are not supported`,
+      );
+    }
+  }
+  if (chosen.length === entries.length || chosen.length === 0) {
+    return { children: chosen, bytes: top.bytes, digest: top.digest, filtered: false, doc };
+  }
+  const left = entries.filter((e) => !chosen.includes(e)).map((
+    e,
+  ) => (e.platform ? formatPlatform(e.platform) : e.digest));
+  if (!allowFiltered) {
+    throw new AirlockError(
+      "INDEX_FILTERED",
+      `${name}: the --arch/--os filter leaves out ${
+        left.join(", ")
+      }; an index is copied as is only with all ` +
+        `of its children. Give --filtered-index to write an index of the matching platforms (a new digest: the ` +
+        `source index's signature does not apply to it), or widen --arch/--os`,
+    );
+  }
+  const filtered = destinationIndex(top, doc, chosen, undefined);
+  return { children: chosen, bytes: filtered.bytes, digest: filtered.digest, filtered: true, doc };
+}
+
+/**
+ * The blobs of an image manifest that travel with it: config and layers, without non-distributable layers.
+ */
+export function manifestBlobs(bytes: Uint8Array, what = "manifest", mediaType?: string): Descriptor[] {
+  const doc = parseImageManifest(bytes, what, mediaType);
+  return [doc.config, ...doc.layers].filter(isCopiedBlob);
+}
+
+/** Blobs that are copied: everything but non-distributable (foreign) layers, which live at their `urls`. */
+export function isCopiedBlob(d: Descriptor): boolean {
+  const foreign = /nondistributable|foreign/.test(d.mediaType) && (d.urls?.length ?? 0) > 0;
+  return !foreign;
 }

@@ -46,11 +46,6 @@ export interface MirrorListOverrides {
 /**
  * One line of a mirror list: a source/destination pair, a per-line error (the line goes to the failed list), or
  * an ignored line.
- *
- * @example
- * ```ts
- * for (const r of resolveMirrorList(lines, { destination: "reg.example" })) if (r.status === "ok") copy(r);
- * ```
  */
 export type ResolvedMirrorLine =
   | {
@@ -120,11 +115,6 @@ export function resolveMirrorList(
  * Reads a mirror list file: like {@linkcode loadImageList}, but lines in the mirror format count as images too.
  *
  * @throws {AirlockError} `INVALID_IMAGE_LIST` when the file cannot be read or has neither kind of line.
- *
- * @example
- * ```ts
- * const lines = await loadMirrorList("mirror-list.txt");
- * ```
  */
 export async function loadMirrorList(path: string): Promise<ImageListLine[]> {
   let text: string;
@@ -207,11 +197,6 @@ export interface CopyReport {
 /**
  * Copies images with a worker pool; failures are per line. Lines in `extra` (invalid or ignored entries of the
  * list) are merged into the report in id order.
- *
- * @example
- * ```ts
- * const report = await copyImages(items, [], { source, destination, platforms, jobs: 4, timeoutMs: 600_000 });
- * ```
  */
 export async function copyImages(
   items: readonly CopyItem[],
