@@ -10,3 +10,4 @@ await import("./startup_bench.ts");
 await import("./serve_bench.ts");
 await import("./mirror_bench.ts");
 await import("./admission_bench.ts");
+await import("./list_bench.ts");

@@ -6,12 +6,19 @@
  * @module
  */
 import { type Command, InvalidArgumentError } from "commander";
-import { loadImageList, type ResolvedImageLine, resolveImageList } from "../core/image_list.ts";
+import {
+  loadImageList,
+  type ResolvedImageLine,
+  resolveImageLines,
+  resolveImageList,
+  streamImageList,
+  surveyImageList,
+} from "../core/image_list.ts";
 import { DEFAULT_ARCH_LIST, DEFAULT_OS_LIST, parseCsvList, type PlatformFilter } from "../core/platform.ts";
 import { formatDuration } from "../core/pool.ts";
-import { errorJson, type Logger, removeStaleFailedList, writeFailedList } from "../core/report.ts";
-import type { AirlockError } from "../core/errors.ts";
+import { type Logger, removeStaleFailedList, writeFailedList } from "../core/report.ts";
 import type { RegistryClient } from "../core/registry/client.ts";
+import type { Reference } from "../core/reference.ts";
 import {
   clientFor,
   collect,
@@ -20,7 +27,6 @@ import {
   intFlag,
   type RegistryFlags,
   usageError,
-  writeStdout,
 } from "./common.ts";
 
 /** `-f`, `-a`, `--os` (see {@linkcode addImageListFlags}). */
@@ -228,6 +234,26 @@ export async function readImageList(file: string, flags: OverrideFlags): Promise
 }
 
 /**
+ * The image list file read as the run goes (its lines resolved with `--registry` and `--project` applied), after
+ * a first pass that counts its images (for the progress line) and refuses a list without any; memory does not
+ * grow with the length of the list.
+ *
+ * @example
+ * ```ts
+ * const { images, lines } = await streamListFile(file, flags);
+ * ```
+ */
+export async function streamListFile(
+  file: string,
+  flags: OverrideFlags,
+  onImage?: (reference: Reference) => void,
+): Promise<{ readonly images: number; readonly lines: AsyncIterable<ResolvedImageLine> }> {
+  const overrides = { registry: flags.registry, project: flags.project };
+  const { images } = await surveyImageList(file, overrides, onImage);
+  return { images, lines: resolveImageLines(streamImageList(file), overrides) };
+}
+
+/**
  * Logs the run's settings as hangar does: the arch and OS lists, and with `--debug` the workers.
  *
  * @example
@@ -278,12 +304,12 @@ export async function endListRun(
   log: Logger,
   failed: readonly string[],
   failedFile: string,
-  words: { title: string; fatal: string; quote?: (s: string) => string },
+  words: { title: string; fatal: string; quote?: (s: string) => string; written?: boolean },
 ): Promise<number> {
   if (failed.length > 0) {
     const quote = words.quote ?? ((s: string) => `"${s}"`);
     log.error(`${words.title} failed image list: \n${failed.join("\n")}`);
-    await writeFailedList(failedFile, failed);
+    if (!words.written) await writeFailedList(failedFile, failed);
     log.info(`Failed image list exported to ${quote(failedFile)}`);
     log.fatal(words.fatal);
     return 1;
@@ -291,43 +317,4 @@ export async function endListRun(
   await removeStaleFailedList(failedFile);
   log.info("Done");
   return 0;
-}
-
-/** One line of a sign or validate report, as the JSON summary reads it. */
-interface ReportLine<T> {
-  readonly id: number;
-  readonly line: string;
-  readonly status: string;
-  readonly result?: { readonly reference: string; readonly digest: string; readonly targets: readonly T[] };
-  readonly error?: AirlockError;
-}
-
-/**
- * Writes the `--output json` document to stdout: one entry per list line, in list order (its targets under
- * `targetsKey`, each mapped by `target`), then the number of lines in each of `statuses`.
- *
- * @example
- * ```ts
- * writeJsonSummary(report.lines, "signed", targetJson, ["signed", "unchanged", "skipped", "failed", "ignored"]);
- * ```
- */
-export function writeJsonSummary<T>(
-  lines: readonly ReportLine<T>[],
-  targetsKey: string,
-  target: (t: T) => unknown,
-  statuses: readonly string[],
-): void {
-  const summary = {
-    images: lines.map((l) => ({
-      id: l.id,
-      line: l.line,
-      reference: l.result?.reference ?? null,
-      status: l.status,
-      digest: l.result?.digest ?? null,
-      [targetsKey]: (l.result?.targets ?? []).map(target),
-      error: errorJson(l.error),
-    })),
-    summary: Object.fromEntries(statuses.map((s) => [s, lines.filter((l) => l.status === s).length])),
-  };
-  writeStdout(JSON.stringify(summary, null, 2) + "\n");
 }

@@ -9,20 +9,27 @@ import type { CopyReport, LineCopyResult } from "../core/mirror.ts";
 import type { SaveReport } from "../core/archive.ts";
 import { errorJson } from "../core/report.ts";
 import { writeStdout } from "./common.ts";
+import type { StatusTally } from "./list_output.ts";
 
 const MB = 1e6;
 
+/** A run's lines, or their tally when the run kept no lines (`list_output.ts`). */
+type Lines = readonly { readonly status: string }[] | StatusTally;
+
 /** How many lines have each status. */
-function countOf(lines: readonly { readonly status: string }[]): (status: string) => number {
+function countOf(lines: Lines): (status: string) => number {
+  if (!Array.isArray(lines)) return (status) => (lines as StatusTally).count(status);
   const counts = new Map<string, number>();
-  for (const l of lines) counts.set(l.status, (counts.get(l.status) ?? 0) + 1);
+  for (const l of lines as readonly { readonly status: string }[]) {
+    counts.set(l.status, (counts.get(l.status) ?? 0) + 1);
+  }
   return (status) => counts.get(status) ?? 0;
 }
 
 /** `(of N images)`, plus the ignored lines when there are any. */
-function ofImages(lines: readonly { readonly status: string }[]): string {
-  const ignored = lines.filter((l) => l.status === "ignored").length;
-  const images = lines.length - ignored;
+function ofImages(lines: Lines): string {
+  const ignored = countOf(lines)("ignored");
+  const images = (Array.isArray(lines) ? lines.length : (lines as StatusTally).lines) - ignored;
   return `(of ${images} image${images === 1 ? "" : "s"}` +
     (ignored > 0 ? `, ${ignored} line${ignored === 1 ? "" : "s"} ignored)` : ")");
 }
@@ -49,20 +56,51 @@ export interface SignSummaryLine {
  * log.info(signSummary(report.lines, performance.now() - t0));
  * ```
  */
-export function signSummary(lines: readonly SignSummaryLine[], ms: number): string {
+export function signSummary(lines: readonly SignSummaryLine[] | SignTally, ms: number): string {
   const n = countOf(lines);
   let written = 0;
   let present = 0;
-  for (const l of lines) {
-    for (const t of l.result?.targets ?? []) {
-      if (t.status === "signed") written++;
-      else if (t.status === "present") present++;
-    }
-    if (l.status === "failed") written += l.written?.length ?? 0;
-  }
+  if (Array.isArray(lines)) {
+    const t = new SignCounter();
+    for (const l of lines) t.add(l);
+    ({ written, present } = t);
+  } else ({ written, present } = lines as SignTally);
   return `Sign summary: ${n("signed")} signed, ${n("unchanged")} unchanged, ${n("skipped")} skipped, ` +
     `${n("failed")} failed ${ofImages(lines)}; ${written} signature${written === 1 ? "" : "s"} written, ` +
     `${present} already present; ${seconds(ms)}`;
+}
+
+/** What the summary of `sign` counts beyond statuses: signatures written now, and found already there. */
+export interface SignTally extends StatusTally {
+  /** Signatures written by the run (failed lines' included). */
+  readonly written: number;
+  /** Signatures that were there already. */
+  readonly present: number;
+}
+
+/**
+ * Counts signatures written and present line by line (for a run that keeps no lines).
+ *
+ * @example
+ * ```ts
+ * const signatures = new SignCounter();
+ * await signImages(lines, { …, onLine: (l) => (signatures.add(l), out.onLine(l)) });
+ * ```
+ */
+export class SignCounter {
+  /** Signatures written by the run. */
+  written = 0;
+  /** Signatures that were there already. */
+  present = 0;
+
+  /** Counts one line. */
+  add(l: SignSummaryLine): void {
+    for (const t of l.result?.targets ?? []) {
+      if (t.status === "signed") this.written++;
+      else if (t.status === "present") this.present++;
+    }
+    if (l.status === "failed") this.written += l.written?.length ?? 0;
+  }
 }
 
 /**
@@ -73,7 +111,7 @@ export function signSummary(lines: readonly SignSummaryLine[], ms: number): stri
  * log.info(validateSummary(report.lines, performance.now() - t0));
  * ```
  */
-export function validateSummary(lines: readonly { readonly status: string }[], ms: number): string {
+export function validateSummary(lines: Lines, ms: number): string {
   const n = countOf(lines);
   return `Validate summary: ${n("passed")} validated, ${n("skipped")} skipped, ${n("failed")} failed ` +
     `${ofImages(lines)}; ${seconds(ms)}`;

@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import { displayKeyRef, isKeyFileRef } from "../backends/key_backend.ts";
 import { defaultEnv, PASSPHRASE_ENV, readPassphraseFile } from "../backends/passphrase.ts";
 import { targetJson } from "../core/report.ts";
-import { signImages, type SignReport } from "../core/sign.ts";
+import { type LineSignResult, repositoryKey, type SignedTarget, signImages } from "../core/sign.ts";
 import {
   addRegistriesDFlag,
   addRegistryFlags,
@@ -34,15 +34,15 @@ import {
   type OverrideFlags,
   parsePlatformFlags,
   parseWorkerFlags,
-  readImageList,
   requireListFile,
+  streamListFile,
   withClient,
   type WorkerFlags,
-  writeJsonSummary,
 } from "./list_flags.ts";
+import { ListRunOutput, type OutputLine } from "./list_output.ts";
 import type { Logger } from "../core/report.ts";
 import { startProgress } from "./progress.ts";
-import { signSummary } from "./run_summary.ts";
+import { SignCounter, signSummary } from "./run_summary.ts";
 
 interface SignFlags
   extends RegistryFlags, ImageListFlags, OverrideFlags, WorkerFlags, FailedListFlags, SigningKeyFlags {
@@ -97,7 +97,14 @@ async function runSign(flags: SignFlags, log: Logger): Promise<number> {
   const annotations = parseAnnotations(flags.annotation ?? []);
   const platforms = parsePlatformFlags(flags);
 
-  const images = await readImageList(file, flags);
+  // The list is read as the run goes; a first pass counts its images and the lines of each repository.
+  const linesPerRepository = new Map<string, number>();
+  const { images, lines } = await streamListFile(file, flags, (ref) => {
+    const key = repositoryKey(ref);
+    linesPerRepository.set(key, (linesPerRepository.get(key) ?? 0) + 1);
+  });
+  // Only repositories of several lines matter (one line is the default): the others need not be kept.
+  for (const [key, n] of linesPerRepository) if (n === 1) linesPerRepository.delete(key);
   const registriesD = await registriesDFor(flags["registries.d"], log);
   // A key file's passphrase is read first (its errors come before any network call), then the key opens (scrypt)
   // while the first images are read; nothing is written before it is open. Only a passphrase prompt on the
@@ -115,14 +122,25 @@ async function runSign(flags: SignFlags, log: Logger): Promise<number> {
   );
   opening.finally(() => passphrase?.fill(0)).catch(() => {});
   const key = mayPrompt(flags) ? await opening : opening;
-  let report: SignReport;
+  // Each line's outcome goes out as the run reaches it (failed list, JSON entries): nothing grows with the list.
+  const out = await ListRunOutput.open<SignedTarget, LineSignResult & OutputLine<SignedTarget>>(
+    flags.failed,
+    flags.output === "json"
+      ? {
+        targetsKey: "signed",
+        target: targetJson,
+        statuses: ["signed", "unchanged", "skipped", "failed", "ignored"],
+      }
+      : undefined,
+  );
+  const signatures = new SignCounter();
   try {
-    report = await withClient(flags, log, async (client, signal) => {
+    await withClient(flags, log, async (client, signal) => {
       logRunSettings(log, platforms, workers);
       log.info(`Signing images in "${file}" with sigstore priv-key "${displayKeyRef(keyRef)}".`);
       const progress = startProgress("signing");
       try {
-        return await signImages(images, {
+        return await signImages(lines, {
           client,
           key,
           registriesD,
@@ -134,26 +152,28 @@ async function runSign(flags: SignFlags, log: Logger): Promise<number> {
           signal,
           logger: log,
           onProgress: progress?.update,
+          total: images,
+          linesPerRepository,
+          keepLines: false,
+          onLine: (l) => {
+            signatures.add(l);
+            return out.onLine(l);
+          },
         });
       } finally {
         progress?.end();
       }
     });
+    await out.flush();
+    await out.printJson();
   } finally {
+    await out.close();
     await opening.then((k) => k.close(), () => {});
   }
-
-  if (flags.output === "json") {
-    writeJsonSummary(report.lines, "signed", targetJson, [
-      "signed",
-      "unchanged",
-      "skipped",
-      "failed",
-      "ignored",
-    ]);
-  }
-  log.info(signSummary(report.lines, performance.now() - t0));
-  return await endListRun(log, report.failed, flags.failed, {
+  const tally = { count: (s: string) => out.count(s), lines: out.lines, ...signatures };
+  log.info(signSummary(tally, performance.now() - t0));
+  return await endListRun(log, out.failed, flags.failed, {
+    written: true,
     title: "Sign",
     fatal: "some images failed to sign",
   });

@@ -15,7 +15,7 @@ import {
 import { AirlockError, errorMessage } from "../core/errors.ts";
 import { goQuote } from "../core/encoding/go_quote.ts";
 import { type Logger, targetJson } from "../core/report.ts";
-import { type ValidatedTarget, validateImages } from "../core/validate.ts";
+import { type LineValidateResult, type ValidatedTarget, validateImages } from "../core/validate.ts";
 import {
   addRegistriesDFlag,
   addRegistryFlags,
@@ -40,12 +40,12 @@ import {
   type OverrideFlags,
   parsePlatformFlags,
   parseWorkerFlags,
-  readImageList,
   requireListFile,
+  streamListFile,
   withClient,
   type WorkerFlags,
-  writeJsonSummary,
 } from "./list_flags.ts";
+import { ListRunOutput, type OutputLine } from "./list_output.ts";
 import { startProgress } from "./progress.ts";
 import { validateSummary } from "./run_summary.ts";
 
@@ -137,44 +137,55 @@ async function runValidate(flags: ValidateFlags, log: Logger): Promise<number> {
   checkJsonOutput(flags.output);
   const workers = parseWorkerFlags(flags);
   const platforms = parsePlatformFlags(flags);
-  const images = await readImageList(file, flags);
+  const { images, lines } = await streamListFile(file, flags);
   const { policy, what } = await policyFor(flags);
   const registriesD = await registriesDFor(flags["registries.d"], log);
-
-  const report = await withClient(flags, log, async (client, signal) => {
-    logRunSettings(log, platforms, workers);
-    log.info(`Validating images in ${goQuote(file)} with ${what}`);
-    const progress = startProgress("validating");
-    try {
-      return await validateImages(images, {
-        client,
-        registriesD,
-        policy,
-        platforms,
-        requireIndexSignature: flags.requireIndexSignature ?? false,
-        skipUnmatched: flags.skipUnmatched ?? false,
-        // --policy decides as podman and CRI-O do: every platform under the line's own reference (its tag).
-        platformReference: flags.policy !== undefined ? "line" : "digest",
-        ...workers,
-        signal,
-        logger: log,
-        onProgress: progress?.update,
-      });
-    } finally {
-      progress?.end();
-    }
-  });
-
-  if (flags.output === "json") {
-    writeJsonSummary(report.lines, "targets", validatedTargetJson, [
-      "passed",
-      "failed",
-      "skipped",
-      "ignored",
-    ]);
+  // Each line's outcome goes out as the run reaches it (failed list, JSON entries): nothing grows with the list.
+  const out = await ListRunOutput.open<ValidatedTarget, LineValidateResult & OutputLine<ValidatedTarget>>(
+    flags.failed,
+    flags.output === "json"
+      ? {
+        targetsKey: "targets",
+        target: validatedTargetJson,
+        statuses: ["passed", "failed", "skipped", "ignored"],
+      }
+      : undefined,
+  );
+  try {
+    await withClient(flags, log, async (client, signal) => {
+      logRunSettings(log, platforms, workers);
+      log.info(`Validating images in ${goQuote(file)} with ${what}`);
+      const progress = startProgress("validating");
+      try {
+        return await validateImages(lines, {
+          client,
+          registriesD,
+          policy,
+          platforms,
+          requireIndexSignature: flags.requireIndexSignature ?? false,
+          skipUnmatched: flags.skipUnmatched ?? false,
+          // --policy decides as podman and CRI-O do: every platform under the line's own reference (its tag).
+          platformReference: flags.policy !== undefined ? "line" : "digest",
+          ...workers,
+          signal,
+          logger: log,
+          onProgress: progress?.update,
+          total: images,
+          keepLines: false,
+          onLine: out.onLine,
+        });
+      } finally {
+        progress?.end();
+      }
+    });
+    await out.flush();
+    await out.printJson();
+  } finally {
+    await out.close();
   }
-  log.info(validateSummary(report.lines, performance.now() - t0));
-  return await endListRun(log, report.failed, flags.failed, {
+  log.info(validateSummary(out, performance.now() - t0));
+  return await endListRun(log, out.failed, flags.failed, {
+    written: true,
     title: "Signature validate",
     fatal: "some images failed validation",
     quote: goQuote,

@@ -147,15 +147,107 @@ export function classifyImageLine(text: string): ImageLineKind {
  */
 export function parseImageList(text: string): ImageListLine[] {
   const out: ImageListLine[] = [];
-  for (let raw of text.split("\n")) {
-    if (raw.endsWith("\r")) raw = raw.slice(0, -1);
-    const line = goTrimSpace(raw);
-    if (line === "" || line.startsWith("#") || line.startsWith("//")) continue;
-    const comment = line.search(INLINE_COMMENT_RE);
-    const stripped = comment < 0 ? line : goTrimSpace(line.slice(0, comment));
-    out.push(Object.freeze({ id: out.length + 1, line, text: stripped, kind: classifyImageLine(stripped) }));
+  for (const raw of text.split("\n")) {
+    const line = listLine(raw, out.length + 1);
+    if (line) out.push(line);
   }
   return out;
+}
+
+/** One raw line of a list file (without its `\n`) as the line numbered `id`, or `undefined` for a comment. */
+function listLine(raw: string, id: number): ImageListLine | undefined {
+  if (raw.endsWith("\r")) raw = raw.slice(0, -1);
+  const line = goTrimSpace(raw);
+  if (line === "" || line.startsWith("#") || line.startsWith("//")) return undefined;
+  const comment = line.search(INLINE_COMMENT_RE);
+  const stripped = comment < 0 ? line : goTrimSpace(line.slice(0, comment));
+  return Object.freeze({ id, line, text: stripped, kind: classifyImageLine(stripped) });
+}
+
+/**
+ * Reads an image list file line by line, as {@linkcode parseImageList} reads its text, without holding the file:
+ * memory stays the same whatever the number of lines.
+ *
+ * @throws {AirlockError} `INVALID_IMAGE_LIST` when the file cannot be read.
+ *
+ * @example
+ * ```ts
+ * for await (const line of streamImageList("images.txt")) console.log(line.id, line.text);
+ * ```
+ */
+export async function* streamImageList(path: string): AsyncGenerator<ImageListLine> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (e) {
+    throw new AirlockError("INVALID_IMAGE_LIST", `failed to open ${goQuote(path)}: ${openProblem(e)}`, {
+      cause: e,
+    });
+  }
+  const decoder = new TextDecoder();
+  const buf = new Uint8Array(64 * 1024);
+  let rest = "";
+  let id = 0;
+  try {
+    for (;;) {
+      let n: number | null;
+      try {
+        n = await file.read(buf);
+      } catch (e) {
+        throw new AirlockError("INVALID_IMAGE_LIST", `failed to read ${goQuote(path)}: ${openProblem(e)}`, {
+          cause: e,
+        });
+      }
+      const text = n === null ? decoder.decode() : decoder.decode(buf.subarray(0, n), { stream: true });
+      const parts = (rest + text).split("\n");
+      rest = n === null ? "" : parts.pop()!;
+      for (const raw of parts) {
+        const line = listLine(raw, id + 1);
+        if (line) {
+          id++;
+          yield line;
+        }
+      }
+      if (n === null) return;
+    }
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * What a first pass over an image list file tells before a run: how many lines name images that resolve, and how
+ * many lines there are in all; `onImage` sees each image's reference. Reads the file as
+ * {@linkcode streamImageList} does.
+ *
+ * @throws {AirlockError} `INVALID_IMAGE_LIST` when the file cannot be read, or names no image at all (the
+ *   message {@linkcode loadImageList} gives).
+ *
+ * @example
+ * ```ts
+ * const { images } = await surveyImageList("images.txt", { registry: "harbor.local" }); // for the progress total
+ * ```
+ */
+export async function surveyImageList(
+  path: string,
+  overrides: ImageListOverrides = {},
+  onImage?: (reference: Reference) => void,
+): Promise<{ readonly lines: number; readonly images: number }> {
+  let lines = 0;
+  let images = 0;
+  let defaults = 0;
+  for await (const line of streamImageList(path)) {
+    lines++;
+    if (line.kind !== "default") continue;
+    defaults++;
+    const r = resolveLine(line, overrides);
+    if (r.status === "ok") {
+      images++;
+      onImage?.(r.reference);
+    }
+  }
+  if (defaults === 0) throw noImages(path, lines);
+  return { lines, images };
 }
 
 function looksLikeRegistry(segment: string): boolean {
@@ -304,14 +396,31 @@ export function resolveImageList(
   lines: readonly ImageListLine[],
   overrides: ImageListOverrides = {},
 ): ResolvedImageLine[] {
-  return lines.map((line): ResolvedImageLine => {
-    if (line.kind !== "default") return { status: "ignored", line, warning: ignoredLineWarning(line) };
-    try {
-      return { status: "ok", line, reference: resolveImageLine(line, overrides) };
-    } catch (e) {
-      return { status: "invalid", line, error: toAirlockError(e, "INVALID_REFERENCE") };
-    }
-  });
+  return lines.map((line) => resolveLine(line, overrides));
+}
+
+/**
+ * {@linkcode resolveImageList} for lines that come one at a time ({@linkcode streamImageList}).
+ *
+ * @example
+ * ```ts
+ * for await (const r of resolveImageLines(streamImageList("images.txt"))) if (r.status === "ok") sign(r.reference);
+ * ```
+ */
+export async function* resolveImageLines(
+  lines: AsyncIterable<ImageListLine>,
+  overrides: ImageListOverrides = {},
+): AsyncGenerator<ResolvedImageLine> {
+  for await (const line of lines) yield resolveLine(line, overrides);
+}
+
+function resolveLine(line: ImageListLine, overrides: ImageListOverrides): ResolvedImageLine {
+  if (line.kind !== "default") return { status: "ignored", line, warning: ignoredLineWarning(line) };
+  try {
+    return { status: "ok", line, reference: resolveImageLine(line, overrides) };
+  } catch (e) {
+    return { status: "invalid", line, error: toAirlockError(e, "INVALID_REFERENCE") };
+  }
 }
 
 /**
@@ -370,13 +479,14 @@ export async function loadImageList(path: string): Promise<ImageListLine[]> {
     });
   }
   const lines = parseImageList(text);
-  if (!lines.some((l) => l.kind === "default")) {
-    const ignored = lines.length;
-    throw new AirlockError(
-      "INVALID_IMAGE_LIST",
-      `no images in image list ${goQuote(path)}` +
-        (ignored > 0 ? ` (${ignored} line${ignored === 1 ? "" : "s"} ignored: invalid format)` : ""),
-    );
-  }
+  if (!lines.some((l) => l.kind === "default")) throw noImages(path, lines.length);
   return lines;
+}
+
+function noImages(path: string, ignored: number): AirlockError {
+  return new AirlockError(
+    "INVALID_IMAGE_LIST",
+    `no images in image list ${goQuote(path)}` +
+      (ignored > 0 ? ` (${ignored} line${ignored === 1 ? "" : "s"} ignored: invalid format)` : ""),
+  );
 }

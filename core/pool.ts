@@ -135,7 +135,7 @@ export async function runPool<T, R>(
         });
         continue;
       }
-      await runItem(items[index], index, work, timeoutMs, settle);
+      await runPoolItem(items[index], index, work, timeoutMs, settle);
     }
   };
   await Promise.all(Array.from({ length: Math.min(jobs, items.length) }, worker));
@@ -143,7 +143,17 @@ export async function runPool<T, R>(
   return results;
 }
 
-async function runItem<T, R>(
+/**
+ * Runs one item of a pool: `work` with a signal that aborts at the item's deadline (`timeoutMs`, 0: none).
+ * `settle` gets the result as soon as it is known — the work's, or `TIMEOUT` at the deadline; the returned
+ * promise resolves only when the work has really stopped (the pool's slot is held until then).
+ *
+ * @example
+ * ```ts
+ * await runPoolItem(image, 0, (img, signal) => sign(img, { signal }), 600_000, (i, r) => report(i, r));
+ * ```
+ */
+export async function runPoolItem<T, R>(
   item: T,
   index: number,
   work: PoolWork<T, R>,

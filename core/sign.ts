@@ -13,9 +13,8 @@ import {
 } from "./config/registries_d.ts";
 import { AirlockError, errorMessage, isAirlockError, toAirlockError } from "./errors.ts";
 import type { ResolvedImageLine } from "./image_list.ts";
-import { failedLines, inListOrder } from "./list_run.ts";
+import { imageCount, type ImageLine, lineCollector, type LineOutput, runListInOrder } from "./list_run.ts";
 import { DEFAULT_ARCH_LIST, DEFAULT_OS_LIST, type PlatformFilter } from "./platform.ts";
-import { runPool } from "./pool.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
 import type { RegistryClient } from "./registry/client.ts";
 import type { Logger } from "./report.ts";
@@ -142,8 +141,15 @@ export class Signer {
    * replaces a read of each `.sig` tag (as for a multi-arch image, whose manifests share one repository).
    */
   expect(ref: Reference): void {
-    const key = `${ref.registry}/${ref.repository}`;
+    const key = repositoryKey(ref);
     this.#linesPerRepository.set(key, (this.#linesPerRepository.get(key) ?? 0) + 1);
+  }
+
+  /** {@linkcode Signer.expect} for a whole list at once: lines per `registry/repository` (see {@linkcode repositoryKey}). */
+  expectCounts(counts: ReadonlyMap<string, number>): void {
+    for (const [key, n] of counts) {
+      if (n > 1) this.#linesPerRepository.set(key, (this.#linesPerRepository.get(key) ?? 0) + n);
+    }
   }
 
   /** Resolves when the key is open and its public half read; rejects with the key's failure. */
@@ -181,7 +187,7 @@ export class Signer {
     // 2. May we write? Checked for every identity before anything is written.
     for (const t of targets) this.#checkAttachmentsAllowed(t);
     // 3. Which .sig tags exist: one listing of the repository when it serves more than one tag.
-    const lines = this.#linesPerRepository.get(`${ref.registry}/${ref.repository}`) ?? 1;
+    const lines = this.#linesPerRepository.get(repositoryKey(ref)) ?? 1;
     const census = targets.length > 1 || lines > 1 ? await this.#census.lookup(ref, signal) : undefined;
     // 4. One signature per manifest; manifests of one image are independent tags, so in parallel.
     const settled = await Promise.allSettled(
@@ -302,6 +308,18 @@ export class Signer {
   }
 }
 
+/**
+ * The key under which a run counts the lines of one repository: `registry/repository`.
+ *
+ * @example
+ * ```ts
+ * repositoryKey(parseReference("reg.io/a/b:1")); // "reg.io/a/b"
+ * ```
+ */
+export function repositoryKey(ref: Reference): string {
+  return `${ref.registry}/${ref.repository}`;
+}
+
 /** `signature manifest <repo>:<tag>`, for messages. */
 function signatureManifestName(ref: Reference): string {
   return `signature manifest ${ref.repository}:${ref.tag}`;
@@ -332,7 +350,7 @@ function signedLine(r: ImageSignResult): string {
 }
 
 /** Options of {@linkcode signImages}. */
-export interface SignRunOptions extends SignOptions {
+export interface SignRunOptions extends SignOptions, LineOutput<LineSignResult> {
   /** Images signed at once (1–20). */
   readonly jobs: number;
   /** Deadline per image, covering all of its work; 0 = none. */
@@ -344,6 +362,11 @@ export interface SignRunOptions extends SignOptions {
   readonly signal?: AbortSignal;
   /** Called as each image finishes. */
   readonly onProgress?: (done: number, total: number) => void;
+  /**
+   * Lines per `registry/repository` in the list, when the lines come one at a time (counted from an array
+   * otherwise): a repository that serves several has its tags listed once instead of each `.sig` tag read.
+   */
+  readonly linesPerRepository?: ReadonlyMap<string, number>;
 }
 
 /** A signature the registry accepted for a line that failed nevertheless (another manifest failed, a deadline). */
@@ -395,7 +418,7 @@ interface LineWrites {
  * ```
  */
 export async function signImages(
-  images: readonly ResolvedImageLine[],
+  images: Iterable<ResolvedImageLine> | AsyncIterable<ResolvedImageLine>,
   o: SignRunOptions,
 ): Promise<SignReport> {
   const log = o.logger ?? silentLogger();
@@ -403,12 +426,17 @@ export async function signImages(
   // A key that fails to open stops the run; no image has written anything then (signing comes before writing).
   const keyFailed = new AbortController();
   signer.ready.catch((e) => keyFailed.abort(e));
-  const work = images.filter((r) => r.status === "ok");
-  for (const item of work) signer.expect(item.reference);
+  if (o.linesPerRepository) signer.expectCounts(o.linesPerRepository);
+  else if (Array.isArray(images)) {
+    for (const item of images) if (item.status === "ok") signer.expect(item.reference);
+  }
+  const total = imageCount(images, o.total);
+  const out = lineCollector<LineSignResult>(o);
+  // What each image in flight wrote (dropped once its line is given out).
   const writes = new Map<number, LineWrites>();
   // Each image's result line is printed when the image is done (its writes confirmed), each failure once.
   const failedNow = new Set<number>();
-  const fail = (item: ResolvedImageLine & { status: "ok" }, e: unknown): AirlockError => {
+  const fail = (item: ImageLine, e: unknown): AirlockError => {
     const err = toAirlockError(e);
     if (!failedNow.has(item.line.id)) {
       failedNow.add(item.line.id);
@@ -419,81 +447,82 @@ export async function signImages(
     return err;
   };
   let done = 0;
-  const results = await runPool(work, o.jobs, async (item, signal) => {
-    const ref = item.reference;
-    const fields = { IMG: item.line.id };
-    const lineWrites: LineWrites = { pending: [], confirmations: [] };
-    writes.set(item.line.id, lineWrites);
-    log.info(`Signing [${formatReference(ref)}]`, fields);
-    const written = await signer.write(ref, signal, (p) => {
-      // Confirmation runs while the worker moves on; it is not cancelled with the run (see `signal`).
-      const c = signer.confirmLayer(p);
-      c.catch(() => {});
-      lineWrites.pending.push(p);
-      lineWrites.confirmations.push(c);
-    });
-    if (written.result.status === "skipped") {
-      log.warn(
-        `Skip sign image [${formatReference(ref)}]: no available image for specified arch and os`,
-        fields,
-      );
-    }
-    // The image is done when its writes are confirmed; a failed confirmation fails it.
-    Promise.all(lineWrites.confirmations).then(() => {
-      if (written.result.status !== "skipped") log.info(signedLine(written.result), fields);
-    }, (e) => fail(item, e));
-    return written.result;
-  }, {
-    signal: o.signal ? AbortSignal.any([o.signal, keyFailed.signal]) : keyFailed.signal,
+  await runListInOrder<ImageSignResult, LineSignResult>(images, {
+    jobs: o.jobs,
     timeoutMs: o.timeoutMs,
-    onSettled: (i, r) => {
-      if (!r.ok && !keyFailed.signal.aborted) fail(work[i], r.error);
-      o.onProgress?.(++done, work.length);
+    signal: o.signal ? AbortSignal.any([o.signal, keyFailed.signal]) : keyFailed.signal,
+  }, {
+    work: async (item, signal) => {
+      const ref = item.reference;
+      const fields = { IMG: item.line.id };
+      const lineWrites: LineWrites = { pending: [], confirmations: [] };
+      writes.set(item.line.id, lineWrites);
+      log.info(`Signing [${formatReference(ref)}]`, fields);
+      const written = await signer.write(ref, signal, (p) => {
+        // Confirmation runs while the worker moves on; it is not cancelled with the run (see `signal`).
+        const c = signer.confirmLayer(p);
+        c.catch(() => {});
+        lineWrites.pending.push(p);
+        lineWrites.confirmations.push(c);
+      });
+      if (written.result.status === "skipped") {
+        log.warn(
+          `Skip sign image [${formatReference(ref)}]: no available image for specified arch and os`,
+          fields,
+        );
+      }
+      // The image is done when its writes are confirmed; a failed confirmation fails it.
+      Promise.all(lineWrites.confirmations).then(() => {
+        if (written.result.status !== "skipped") log.info(signedLine(written.result), fields);
+      }, (e) => fail(item, e));
+      return written.result;
     },
-  });
-  if (keyFailed.signal.aborted) throw keyFailed.signal.reason;
-
-  const byId = new Map<number, LineSignResult>();
-  await Promise.all(work.map(async (item, i) => {
-    const r = results[i];
-    const w = writes.get(item.line.id);
-    const confirmed = await Promise.allSettled(w?.confirmations ?? []);
-    const unconfirmed = confirmed.find((c) => c.status === "rejected") as PromiseRejectedResult | undefined;
-    const error: unknown = r.ok ? unconfirmed?.reason : r.error;
-    if (error === undefined && r.ok) {
-      byId.set(item.line.id, {
+    settled: (item, r) => {
+      if (!r.ok && !keyFailed.signal.aborted) fail(item, r.error);
+      o.onProgress?.(++done, total);
+    },
+    finish: async (item, r) => {
+      const w = writes.get(item.line.id);
+      writes.delete(item.line.id);
+      const confirmed = await Promise.allSettled(w?.confirmations ?? []);
+      const unconfirmed = confirmed.find((c) => c.status === "rejected") as PromiseRejectedResult | undefined;
+      const error: unknown = r.ok ? unconfirmed?.reason : r.error;
+      if (error === undefined && r.ok) {
+        return { id: item.line.id, line: item.line.line, status: r.value.status, result: r.value };
+      }
+      const err = keyFailed.signal.aborted ? toAirlockError(error) : fail(item, error);
+      failedNow.delete(item.line.id);
+      const written: WrittenTarget[] = (w?.pending ?? []).map((p, k) => ({
+        ...p.target,
+        layerDigest: p.layerDigest,
+        confirmed: confirmed[k].status === "fulfilled",
+      }));
+      for (const t of written) {
+        log.warn(
+          `The signature of [${t.identity}] ${t.digest} was written${
+            t.confirmed ? "" : " but not confirmed"
+          } although the image failed`,
+          { IMG: item.line.id },
+        );
+      }
+      return {
         id: item.line.id,
         line: item.line.line,
-        status: r.value.status,
-        result: r.value,
-      });
-      return;
-    }
-    const err = fail(item, error);
-    const written: WrittenTarget[] = (w?.pending ?? []).map((p, k) => ({
-      ...p.target,
-      layerDigest: p.layerDigest,
-      confirmed: confirmed[k].status === "fulfilled",
-    }));
-    for (const t of written) {
-      log.warn(
-        `The signature of [${t.identity}] ${t.digest} was written${
-          t.confirmed ? "" : " but not confirmed"
-        } although the image failed`,
-        { IMG: item.line.id },
-      );
-    }
-    byId.set(item.line.id, {
-      id: item.line.id,
-      line: item.line.line,
-      status: "failed",
-      error: err,
-      ...(written.length > 0 ? { written } : {}),
-    });
-  }));
-
-  const lines: LineSignResult[] = inListOrder(images, byId, log, (line, error) => {
-    log.error(`error occurred when sign [${line.line}]: ${error.message}`, { IMG: line.id });
+        status: "failed",
+        error: err,
+        ...(written.length > 0 ? { written } : {}),
+      };
+    },
+    unresolved: (r) => {
+      if (r.status === "ignored") {
+        log.warn(r.warning);
+        return { id: r.line.id, line: r.line.line, status: "ignored" };
+      }
+      log.error(`error occurred when sign [${r.line.line}]: ${r.error.message}`, { IMG: r.line.id });
+      return { id: r.line.id, line: r.line.line, status: "failed", error: r.error };
+    },
+    emit: (line) => out.add(line as LineSignResult),
   });
-  return { lines, failed: failedLines(lines) };
+  if (keyFailed.signal.aborted) throw keyFailed.signal.reason;
+  return out.report();
 }

@@ -25,9 +25,8 @@ import {
 import { type Policy, PolicyEvaluator, type PolicyImage, type UntrustedSignature } from "./config/policy.ts";
 import { AirlockError, type ErrorCode, errorMessage, toAirlockError } from "./errors.ts";
 import type { ResolvedImageLine } from "./image_list.ts";
-import { failedLines, inListOrder } from "./list_run.ts";
+import { imageCount, lineCollector, type LineOutput, runListInOrder } from "./list_run.ts";
 import { DEFAULT_ARCH_LIST, DEFAULT_OS_LIST, type PlatformFilter } from "./platform.ts";
-import { runPool } from "./pool.ts";
 import { formatReference, type Reference } from "./reference.ts";
 import type { RegistryClient } from "./registry/client.ts";
 import type { FetchedManifest } from "./registry/types.ts";
@@ -333,7 +332,7 @@ function imageError(
 }
 
 /** Options of {@linkcode validateImages}. */
-export interface ValidateRunOptions extends ValidateOptions {
+export interface ValidateRunOptions extends ValidateOptions, LineOutput<LineValidateResult> {
   /** Images validated at once (1–20). */
   readonly jobs: number;
   /** Deadline per image, covering all of its work; 0 = none. */
@@ -381,24 +380,23 @@ export interface ValidateReport {
  * ```
  */
 export async function validateImages(
-  images: readonly ResolvedImageLine[],
+  images: Iterable<ResolvedImageLine> | AsyncIterable<ResolvedImageLine>,
   o: ValidateRunOptions,
 ): Promise<ValidateReport> {
   const log = o.logger ?? silentLogger();
   const options: ValidateRunOptions = o.policy instanceof PolicyEvaluator
     ? o
     : { ...o, policy: new PolicyEvaluator(o.policy) };
-  const work = images.filter((r) => r.status === "ok");
+  const total = imageCount(images, o.total);
+  const out = lineCollector<LineValidateResult>(o);
   let done = 0;
-  const results = await runPool(work, o.jobs, (item, signal) => {
-    const ref = item.reference;
-    log.debug(`Validating [${formatReference(ref)}]`, { IMG: item.line.id });
-    return validateImage(ref, options, signal);
-  }, {
-    signal: o.signal,
-    timeoutMs: o.timeoutMs,
-    onSettled: (i, r) => {
-      const item = work[i];
+  await runListInOrder<ImageValidateResult, LineValidateResult>(images, o, {
+    work: (item, signal) => {
+      const ref = item.reference;
+      log.debug(`Validating [${formatReference(ref)}]`, { IMG: item.line.id });
+      return validateImage(ref, options, signal);
+    },
+    settled: (item, r) => {
       const ref = formatReference(item.reference);
       if (!r.ok) {
         log.error(`error occurred on [IMG: ${item.line.id}] [${ref}]: ${errorMessage(r.error)}`);
@@ -412,29 +410,27 @@ export async function validateImages(
       } else {
         log.info(`PASS: [${ref}]`, { IMG: item.line.id });
       }
-      o.onProgress?.(++done, work.length);
+      o.onProgress?.(++done, total);
     },
-  });
-
-  const byId = new Map<number, LineValidateResult>();
-  work.forEach((item, i) => {
-    const r = results[i];
-    const base = { id: item.line.id, line: item.line.line };
-    if (!r.ok) {
-      const error = toAirlockError(r.error);
-      byId.set(item.line.id, { ...base, status: "failed", error });
-    } else {
-      byId.set(item.line.id, {
+    finish: (item, r) => {
+      const base = { id: item.line.id, line: item.line.line };
+      if (!r.ok) return { ...base, status: "failed", error: toAirlockError(r.error) };
+      return {
         ...base,
         status: r.value.status,
         result: r.value,
         ...(r.value.error ? { error: r.value.error } : {}),
-      });
-    }
+      };
+    },
+    unresolved: (r) => {
+      if (r.status === "ignored") {
+        log.warn(r.warning);
+        return { id: r.line.id, line: r.line.line, status: "ignored" };
+      }
+      log.error(`error occurred on [IMG: ${r.line.id}] [${r.line.line}]: ${r.error.message}`);
+      return { id: r.line.id, line: r.line.line, status: "failed", error: r.error };
+    },
+    emit: (line) => out.add(line as LineValidateResult),
   });
-
-  const lines: LineValidateResult[] = inListOrder(images, byId, log, (line, error) => {
-    log.error(`error occurred on [IMG: ${line.id}] [${line.line}]: ${error.message}`);
-  });
-  return { lines, failed: failedLines(lines) };
+  return out.report();
 }
