@@ -76,6 +76,7 @@ export {
 export { type ImageInspectInfo, inspectConfig, inspectImage, inspectRaw } from "./core/inspect.ts";
 export { HangarLogger, type Logger, silentLogger } from "./core/report.ts";
 export { type VerifiedSignature, verifyImage, type VerifyOptions, type VerifyResult } from "./core/verify.ts";
+export type { TrustOptions } from "./core/signature/referrer_verify.ts";
 export {
   type AttestationVerifyOptions,
   type AttestationVerifyResult,

@@ -42,8 +42,8 @@ import { ANNOTATION_SIGNATURE } from "./signature/attachments.ts";
 import { goBase64Decode } from "./encoding/base64.ts";
 import { goQuote } from "./encoding/go_quote.ts";
 import { type ReferrerBundle, referrerBundles } from "./signature/referrer_bundles.ts";
-import { type VerifiedBundle, verifyReferrerBundle } from "./signature/referrer_verify.ts";
-import type { CertificateIdentity, IdentityPolicy, SigstoreTrustedRoot } from "./keyless/mod.ts";
+import { type TrustOptions, type VerifiedBundle, verifyReferrerBundle } from "./signature/referrer_verify.ts";
+import type { CertificateIdentity, IdentityPolicy } from "./keyless/mod.ts";
 import { type CosignClaims, cosignClaimsMatch } from "./signature/payload.ts";
 import { claimsJson, readClaims } from "./signature/cosign_claims.ts";
 import { type PublicKey, verifySignature } from "./signature/public_key.ts";
@@ -55,28 +55,7 @@ export const NO_SIGNATURES_FOUND = "no signatures found";
 export const NO_MATCHING_SIGNATURES = "no matching signatures";
 
 /** Options of {@linkcode verifyImage}: exactly one of `publicKey` and `identity`. */
-export interface VerifyOptions {
-  /** The key every accepted signature must verify with (`--key`). */
-  readonly publicKey?: PublicKey;
-  /**
-   * Keyless verification: who must have signed (`--certificate-identity[-regexp]`,
-   * `--certificate-oidc-issuer[-regexp]`, `--certificate-github-workflow-*`).
-   */
-  readonly identity?: IdentityPolicy;
-  /**
-   * The sigstore trusted root (`--trusted-root`): Fulcio CAs, Rekor and CT log keys, TSAs. Default: the embedded
-   * public-good snapshot, loaded only when needed.
-   */
-  readonly trustedRoot?: SigstoreTrustedRoot;
-  /** `--insecure-ignore-sct` (keyless): no embedded SCT is required. */
-  readonly ignoreSct?: boolean;
-  /**
-   * `-a k=v`: every key must be in the payload's `optional` with exactly this string value. `undefined` (no `-a`)
-   * checks nothing.
-   */
-  readonly annotations?: Readonly<Record<string, string>>;
-  /** `--insecure-ignore-tlog`: accept signatures without a verified Rekor bundle. */
-  readonly ignoreTlog?: boolean;
+export interface VerifyOptions extends TrustOptions {
   /** Cancels the registry requests. */
   readonly signal?: AbortSignal;
 }

@@ -16,12 +16,7 @@
  * @module
  */
 import { AirlockError, errorMessage, isAirlockError } from "./errors.ts";
-import type {
-  CertificateIdentity,
-  IdentityPolicy,
-  InTotoStatement,
-  SigstoreTrustedRoot,
-} from "./keyless/mod.ts";
+import type { CertificateIdentity, InTotoStatement } from "./keyless/mod.ts";
 import { formatPlatform } from "./platform.ts";
 import { formatReference, type Reference } from "./reference.ts";
 import type { RegistryClient } from "./registry/client.ts";
@@ -29,11 +24,10 @@ import { isIndexMediaType, MediaType } from "./registry/types.ts";
 import { parseImageIndex } from "./registry/manifest.ts";
 import { DSSE_ENVELOPE_MEDIA_TYPE } from "./signature/attachments.ts";
 import { goJsonString } from "./encoding/go_json.ts";
-import type { PublicKey } from "./signature/public_key.ts";
 import { type ReferrerBundle, referrerBundles } from "./signature/referrer_bundles.ts";
 import { type AttachmentLayerRead, readAttachmentLayers } from "./signature/signature_layers.ts";
 import { cosignReference, cosignReferenceName } from "./verify.ts";
-import { verifyReferrerBundle } from "./signature/referrer_verify.ts";
+import { type TrustOptions, verifyReferrerBundle } from "./signature/referrer_verify.ts";
 
 /** cosign's `--type` shorthands and the predicate type URIs they stand for (`options/predicate.go`). */
 export const PREDICATE_TYPE_SHORTHANDS: Readonly<Record<string, string>> = Object.freeze({
@@ -83,23 +77,11 @@ export async function resolveCosignDigest(
 }
 
 /** Options of {@linkcode verifyImageAttestations}: exactly one of `publicKey` and `identity`. */
-export interface AttestationVerifyOptions {
+export interface AttestationVerifyOptions extends TrustOptions {
   /** The predicate type URI to keep (see {@linkcode predicateTypeUri}). */
   readonly predicateType: string;
   /** How the type was given (`--type`), for the "none matched" message; default `predicateType`. */
   readonly typeAsGiven?: string;
-  /** Key mode (`--key`). */
-  readonly publicKey?: PublicKey;
-  /** Keyless mode: who must have signed. */
-  readonly identity?: IdentityPolicy;
-  /** The trusted root; default the embedded public-good snapshot. */
-  readonly trustedRoot?: SigstoreTrustedRoot;
-  /** `--insecure-ignore-tlog`. */
-  readonly ignoreTlog?: boolean;
-  /** `--insecure-ignore-sct`. */
-  readonly ignoreSct?: boolean;
-  /** `-a k=v`: the matching subject's annotations must hold these values. */
-  readonly annotations?: Readonly<Record<string, string>>;
   /** Cancels the registry requests. */
   readonly signal?: AbortSignal;
 }

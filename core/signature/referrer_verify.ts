@@ -14,20 +14,32 @@ import type {
 } from "../keyless/mod.ts";
 import type { PublicKey } from "./public_key.ts";
 
-/** How a referrer bundle is verified: exactly one of `publicKey` and `identity`. */
-export interface ReferrerBundleVerifyOptions {
-  /** The key the bundle must verify with (`--key`). */
+/**
+ * Who and what a signature must be trusted by, for `verify`, `verify-attestation` and referrer bundles alike:
+ * exactly one of `publicKey` and `identity`.
+ */
+export interface TrustOptions {
+  /** The key every accepted signature must verify with (`--key`). */
   readonly publicKey?: PublicKey;
-  /** Keyless: who must have signed. */
+  /**
+   * Keyless verification: who must have signed (`--certificate-identity[-regexp]`,
+   * `--certificate-oidc-issuer[-regexp]`, `--certificate-github-workflow-*`).
+   */
   readonly identity?: IdentityPolicy;
-  /** The sigstore trusted root; default the embedded public-good snapshot. */
+  /**
+   * The sigstore trusted root (`--trusted-root`): Fulcio CAs, Rekor and CT log keys, TSAs. Default: the embedded
+   * public-good snapshot, loaded only when needed.
+   */
   readonly trustedRoot?: SigstoreTrustedRoot;
-  /** `--insecure-ignore-tlog`: no transparency-log entry is required. */
-  readonly ignoreTlog?: boolean;
   /** `--insecure-ignore-sct` (keyless): no embedded SCT is required. */
   readonly ignoreSct?: boolean;
-  /** `-a k=v`: the matching subject's annotations must hold every value. */
+  /**
+   * `-a k=v`: every key must be in the payload's `optional` (or the matching subject's annotations) with exactly
+   * this string value. `undefined` (no `-a`) checks nothing.
+   */
   readonly annotations?: Readonly<Record<string, string>>;
+  /** `--insecure-ignore-tlog`: accept signatures without a verified transparency-log entry. */
+  readonly ignoreTlog?: boolean;
 }
 
 /** What verifying a referrer bundle (any predicate type) yields. */
@@ -58,7 +70,7 @@ export interface VerifiedBundle {
 export async function verifyReferrerBundle(
   bundle: Uint8Array,
   digest: string,
-  opts: ReferrerBundleVerifyOptions,
+  opts: TrustOptions,
 ): Promise<VerifiedBundle> {
   const k = await import("../keyless/mod.ts");
   const r = opts.publicKey !== undefined
