@@ -4,6 +4,14 @@
  * The library under the `airlock` command: parse image lists, talk to registries, open keys from any backend,
  * and sign images in the layout containers/image (skopeo, podman, CRI-O) and cosign read.
  *
+ * **What this module is.** A convenience for programs that embed airlock: the names most of them need, in one
+ * import, taken from the folders' own entry points (`core/registry/mod.ts`, `core/signature/mod.ts`,
+ * `core/config/mod.ts`, `core/transfer/mod.ts`, `core/keyless/mod.ts`, `backends/pkcs11/mod.ts`), as the Deno
+ * standard library gives each package a `mod.ts` and lets every module be imported on its own. It is not a
+ * boundary the rest of airlock goes through: `cli/`, `server/` and `core/` import the module that defines a name,
+ * so that a command loads only what it uses (the sigstore engine, hono, yaml and the key backends stay behind
+ * `import()`, `tests/startup_graph_test.ts`) and no module depends on this list.
+ *
  * @example
  * ```ts
  * import { loadRegistriesD, openKey, parseReference, RegistryClient, Signer } from "airlock";
@@ -42,26 +50,23 @@ export {
 export { allowsPlatform, formatPlatform, type PlatformFilter } from "./core/platform.ts";
 
 // registry
-export { RegistryClient, type RegistryClientOptions } from "./core/registry/client.ts";
-export { isManifestUnknown } from "./core/registry/errors.ts";
-export { createCredentialLookup, login, logout } from "./core/registry/credentials.ts";
-export * from "./core/registry/types.ts";
-export {
-  type AttachmentsDecision,
-  loadRegistriesD,
-  useSigstoreAttachments,
-} from "./core/config/registries_d.ts";
+export { RegistryClient, type RegistryClientOptions } from "./core/registry/mod.ts";
+export { isManifestUnknown } from "./core/registry/mod.ts";
+export { createCredentialLookup, login, logout } from "./core/registry/mod.ts";
+export * from "./core/registry/mod.ts";
+export { type AttachmentsDecision, loadRegistriesD, useSigstoreAttachments } from "./core/config/mod.ts";
 
 // keys
 export { type KeyBackend, openKey, type OpenKeyOptions } from "./backends/key_backend.ts";
+export type { PassphraseOptions } from "./backends/passphrase.ts";
 export { generateKeyPair, writeKeyPair } from "./backends/keygen.ts";
-export { parsePublicKeyPem, type PublicKey, verifySignature } from "./core/signature/public_key.ts";
+export { parsePublicKeyPem, type PublicKey, verifySignature } from "./core/signature/mod.ts";
 export { decodeBlobSignature, signBlob, verifyBlob } from "./core/blob.ts";
 
 // signatures
-export { buildSimpleSigningPayload, parseSimpleSigningPayload } from "./core/signature/payload.ts";
-export { signatureTag } from "./core/signature/attachments.ts";
-export { readAttachment, type StoredAttachment } from "./core/signature/attachment_store.ts";
+export { buildSimpleSigningPayload, parseSimpleSigningPayload } from "./core/signature/mod.ts";
+export { signatureTag } from "./core/signature/mod.ts";
+export { readAttachment, type StoredAttachment } from "./core/signature/mod.ts";
 
 // pipelines
 export { type SelectOptions, selectTargets, type Target } from "./core/targets.ts";
@@ -76,7 +81,7 @@ export {
 export { type ImageInspectInfo, inspectConfig, inspectImage, inspectRaw } from "./core/inspect.ts";
 export { HangarLogger, type Logger, silentLogger } from "./core/report.ts";
 export { type VerifiedSignature, verifyImage, type VerifyOptions, type VerifyResult } from "./core/verify.ts";
-export type { TrustOptions } from "./core/signature/referrer_verify.ts";
+export type { TrustOptions } from "./core/signature/mod.ts";
 export {
   type AttestationVerifyOptions,
   type AttestationVerifyResult,
@@ -102,22 +107,13 @@ export {
   type PendingAppend,
   type TagRead,
   type TagSighting,
-} from "./core/signature/attachment_writer.ts";
-export {
-  APPLY_LATENCY_FACTOR,
-  LatencyGauge,
-  WRITE_WINDOW,
-  type WriteWindow,
-} from "./core/signature/write_window.ts";
-export { type CensusAnswer, TagCensus } from "./core/signature/tag_census.ts";
-export type { NewAttachmentLayer } from "./core/signature/attachments.ts";
-export type { AttachmentHistory, AttachmentImageConfig } from "./core/signature/attachment_manifest.ts";
-export type { CosignClaims } from "./core/signature/payload.ts";
-export {
-  findReferrerBundles,
-  type ReferrerBundle,
-  type ReferrerBundles,
-} from "./core/signature/referrer_bundles.ts";
+} from "./core/signature/mod.ts";
+export { APPLY_LATENCY_FACTOR, LatencyGauge, WRITE_WINDOW, type WriteWindow } from "./core/signature/mod.ts";
+export { type CensusAnswer, TagCensus } from "./core/signature/mod.ts";
+export type { NewAttachmentLayer } from "./core/signature/mod.ts";
+export type { AttachmentHistory, AttachmentImageConfig } from "./core/signature/mod.ts";
+export type { CosignClaims } from "./core/signature/mod.ts";
+export { findReferrerBundles, type ReferrerBundle, type ReferrerBundles } from "./core/signature/mod.ts";
 export {
   type CertificateIdentity,
   type IdentityPolicy,
@@ -140,7 +136,7 @@ export {
   parsePolicy,
   type Policy,
   PolicyEvaluator,
-} from "./core/config/policy.ts";
+} from "./core/config/mod.ts";
 
 // the Kubernetes admission webhook (airlock serve --admission-config)
 export {
@@ -186,22 +182,22 @@ export {
   type CopyStats,
   ImageCopier,
   type ImageSource,
-} from "./core/transfer/copy.ts";
+} from "./core/transfer/mod.ts";
 export {
   type CopyReport,
   loadMirrorList,
   mirrorImages,
   type ResolvedMirrorLine,
   resolveMirrorList,
-} from "./core/transfer/mirror.ts";
-export { ArchiveReader } from "./core/transfer/archive_reader.ts";
-export { loadArchive, type LoadOptions, saveImages, type SaveOptions } from "./core/transfer/archive.ts";
+} from "./core/transfer/mod.ts";
+export { ArchiveReader } from "./core/transfer/mod.ts";
+export { loadArchive, type LoadOptions, saveImages, type SaveOptions } from "./core/transfer/mod.ts";
 
 // types that the API above refers to
 export { COSIGN_KEY_PEM_TYPE, type EncryptedKeyPemType, SIGSTORE_KEY_PEM_TYPE } from "./backends/file.ts";
 export type { GeneratedKeyPair, GenerateKeyPairOptions, KeyPairPaths } from "./backends/keygen.ts";
-export type { SaveReport } from "./core/transfer/archive.ts";
-export type { ArchiveImage } from "./core/transfer/archive_reader.ts";
+export type { SaveReport } from "./core/transfer/mod.ts";
+export type { ArchiveImage } from "./core/transfer/mod.ts";
 export type {
   HangarPolicyOptions,
   PolicyDecision,
@@ -214,15 +210,15 @@ export type {
   SignedByRequirement,
   SigstoreSignedRequirement,
   UntrustedSignature,
-} from "./core/config/policy.ts";
+} from "./core/config/mod.ts";
 export type {
   ConfigSource,
   LoadRegistriesDOptions,
   NamespaceConfig,
   RegistriesDConfig,
   ScopedNamespace,
-} from "./core/config/registries_d.ts";
-export type { CopiedAttachment } from "./core/transfer/copy.ts";
+} from "./core/config/mod.ts";
+export type { CopiedAttachment } from "./core/transfer/mod.ts";
 export { HostLock } from "./core/host_lock.ts";
 export type { ImageLineKind } from "./core/image_list.ts";
 export type { InspectLayer, PlatformChoice } from "./core/inspect.ts";
@@ -230,7 +226,7 @@ export type { CosignLayer, DsseEnvelopeJson } from "./core/keyless/bundle.ts";
 export type { SubjectAlternativeName } from "./core/keyless/certificate.ts";
 export type { RekorEntryInfo } from "./core/keyless/rekor.ts";
 export type { BundleEntity, VerifiedContent } from "./core/keyless/verify.ts";
-export type { CopyRunOptions, LineCopyResult, MirrorListOverrides } from "./core/transfer/mirror.ts";
+export type { CopyRunOptions, LineCopyResult, MirrorListOverrides } from "./core/transfer/mod.ts";
 export type { PlatformLike } from "./core/platform.ts";
 export type { BlobStream, OpenBlobOptions } from "./core/registry/blob_stream.ts";
 export type {
@@ -238,7 +234,7 @@ export type {
   BlobUploadOptions,
   UploadedBlob,
 } from "./core/registry/blob_upload.ts";
-export type { ManifestReadOptions, ManifestWriteOptions, RequestOptions } from "./core/registry/client.ts";
+export type { ManifestReadOptions, ManifestWriteOptions, RequestOptions } from "./core/registry/mod.ts";
 export type {
   CredentialMatch,
   CredentialOptions,
@@ -246,19 +242,16 @@ export type {
   Env,
   LoginOptions,
   RepositoryCredentialLookup,
-} from "./core/registry/credentials.ts";
+} from "./core/registry/mod.ts";
 export type { ListTagsOptions, ReferrersOptions } from "./core/registry/listing.ts";
 export type { Transport, TransportRequest, TransportResponse } from "./core/registry/transport.ts";
 export type { LogFields, LogLevel } from "./core/report.ts";
 export type { LineSignResult, PendingLayer, SignedTarget, WrittenImage, WrittenTarget } from "./core/sign.ts";
-export type { AttachmentLayer } from "./core/signature/attachments.ts";
-export type {
-  AttachmentConfig,
-  AttachmentManifest,
-  AttachmentState,
-} from "./core/signature/attachment_manifest.ts";
-export type { SimpleSigningPayload, SimpleSigningPayloadInput } from "./core/signature/payload.ts";
-export type { EcCurve, KeyAlgorithm } from "./core/signature/public_key.ts";
+export type { LineOutput } from "./core/list_run.ts";
+export type { AttachmentLayer } from "./core/signature/mod.ts";
+export type { AttachmentConfig, AttachmentManifest, AttachmentState } from "./core/signature/mod.ts";
+export type { SimpleSigningPayload, SimpleSigningPayloadInput } from "./core/signature/mod.ts";
+export type { EcCurve, KeyAlgorithm } from "./core/signature/mod.ts";
 export type { TargetSelection } from "./core/targets.ts";
 export type {
   ImageValidateResult,

@@ -18,6 +18,7 @@ import { policyConfigurationIdentity, policyConfigurationNamespaces } from "./re
 export interface ScopedRequirements {
   /** `docker "<scope>"` (`""` for the transport default) or `default`. */
   readonly scope: string;
+  /** The requirements of that scope, all of which must allow the image. */
   readonly requirements: readonly PolicyRequirement[];
 }
 

@@ -17,7 +17,11 @@ import { loadSigstore } from "./sigstore.ts";
 
 /** A parsed, checked trusted root, and where it came from (for messages). */
 export interface SigstoreTrustedRoot {
-  /** The root as `@sigstore/protobuf-specs` parses it. */
+  /**
+   * The root as `@sigstore/protobuf-specs` parses it (that package's type, not part of airlock's documented API).
+   *
+   * @ignore
+   */
   readonly root: TrustedRoot;
   /** A file path, `embedded public-good root (…)`, or `inline JSON`. */
   readonly source: string;

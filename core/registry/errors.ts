@@ -35,6 +35,8 @@ export class RegistryError extends AirlockError {
   readonly errors: readonly RegistryErrorEntry[];
 
   /**
+   * A registry error with the registry's answer kept.
+   *
    * @param code the airlock error kind
    * @param message what failed, for people
    * @param status the HTTP status

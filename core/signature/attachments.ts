@@ -130,7 +130,9 @@ export interface NewAttachmentLayer {
 
 /** What {@linkcode appendSignatureLayers} produced: the new state, its bytes, and the blobs to upload first. */
 export interface AppendResult {
+  /** The new manifest. */
   readonly manifest: AttachmentManifest;
+  /** The new config. */
   readonly config: AttachmentConfig;
   /** The manifest to PUT at the `.sig` tag. */
   readonly manifestBytes: Uint8Array;
@@ -347,10 +349,13 @@ export function decodeSignatureAnnotation(
 
 /** A layer with its blob fetched (and digest-checked) by the caller. */
 export interface DecodedAttachmentLayer {
+  /** The layer media type. */
   readonly mediaType: string;
   /** The layer digest; when given, the payload must hash to it. */
   readonly digest?: string;
+  /** The layer annotations (the signature among them). */
   readonly annotations?: Readonly<Record<string, string>>;
+  /** The blob. */
   readonly payload: Uint8Array;
 }
 
@@ -377,6 +382,7 @@ export interface EquivalentSignatureQuery {
 export interface EquivalentSignature {
   /** Index in the `layers` given. */
   readonly index: number;
+  /** Its payload, parsed. */
   readonly payload: SimpleSigningPayload;
 }
 

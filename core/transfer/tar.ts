@@ -51,7 +51,11 @@ export class TarWriter {
   #written = 0;
   #closed = false;
 
-  /** @param sink where the archive goes, written sequentially */
+  /**
+   * A writer that appends to `sink`.
+   *
+   * @param sink where the archive goes, written sequentially
+   */
   constructor(sink: TarSink) {
     this.#sink = sink;
   }
