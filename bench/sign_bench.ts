@@ -1,48 +1,158 @@
 /**
- * Signing benchmark (`deno task bench`): signs N multi-arch images (index + 2 platforms = 3N signatures) in a local
- * registry with `-j 1`, `-j 4` and `-j 8`, and prints wall time, signatures per second and peak memory next to
- * the floor measured in the same run: a bare loop doing only the HTTP requests one signature needs when none exists
- * yet (GET `.sig` → 404, two monolithic blob uploads, PUT manifest; spec/testbed.md §6). A second floor adds the
- * reads airlock cannot skip: the image's index (one `GET` per image, to learn what to sign) and the confirmation
- * re-read of each written `.sig` tag (one `HEAD`, which the issue requires against concurrent writers on other
- * hosts); on this registry every request costs a few milliseconds of its CPU under load, so these reads are not
- * free. Prints figures; asserts nothing. `BENCH_IMAGES` sets N (default 200).
+ * Signing and validation at scale (`deno task bench`): N multi-arch images (index + 2 platforms, each image in its
+ * own repository, as in the usual image list) for N = 40, 200 and 5,000, with `-j 8`. Per size it prints, next to
+ * floors measured in the same run against the same registry:
+ *
+ * - sign (3N signatures): wall time, requests per signature and peak memory of `airlock sign`; the **floor**, a
+ *   bare loop doing only what a first signature needs (`GET` of the `.sig` tag → 404, two monolithic `POST` +
+ *   `PUT` uploads, `PUT` of the manifest: 6 requests, spec/testbed.md §6); and **floor+reads**, the same plus the
+ *   reads a signer must make that the floor leaves out (the image's index, one `GET` per image, and one `HEAD` of
+ *   each tag written, the confirmation against writers on other hosts: 7.33 requests);
+ * - validate (2N platform signatures): wall time, requests per signature and peak memory of `airlock sign
+ *   validate`, next to its floor (the index, then per platform the `.sig` manifest and its payload blob).
+ *
+ * Requests are counted where they are served: the registry's own access log. Every phase runs against a fresh
+ * registry started from a copy of the same storage. Then the cost every run pays
+ * whatever its size (process start, key decryption, the confirmation wait after the last write): a one-image run.
+ * Sizes up to 200 are measured three times, floors and airlock alternating, and the medians printed (the machine
+ * is shared: single runs vary by ±20 %). Prints figures; asserts nothing. `BENCH_SIZES` (default `40,200,5000`) and `BENCH_JOBS` (default `8`) change
+ * the sizes and the jobs.
  *
  * @module
  */
-import { buildMultiArchImage, startRegistry, writeList } from "../tests/testbed/mod.ts";
+import { buildMultiArchImage, startRegistry, type TestRegistry, writeList } from "../tests/testbed/mod.ts";
 import { runPool } from "../core/pool.ts";
-import { floorTable, hex, measureSign, prepareSigning, pushImages } from "./bench_util.ts";
+import {
+  hex,
+  type MeasuredRun,
+  measureSign,
+  prepareSigning,
+  printTable,
+  pushImages,
+  runMeasured,
+  SIGNING,
+} from "./bench_util.ts";
 
-const N = Number(Deno.env.get("BENCH_IMAGES") ?? 200);
-const JOBS = (Deno.env.get("BENCH_JOBS") ?? "1,4,8").split(",").map(Number);
+const SIZES = (Deno.env.get("BENCH_SIZES") ?? "40,200,5000").split(",").map(Number);
+const JOBS = Number(Deno.env.get("BENCH_JOBS") ?? 8);
+const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+const INDEX_ACCEPT =
+  "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
-await using registry = await startRegistry();
 const work = await Deno.makeTempDir({ prefix: "airlock-bench-" });
 try {
-  console.log(
-    `registry ${registry.host}; ${N} multi-arch images per run (${3 * N} signatures); jobs ${
-      JOBS.join(", ")
-    }`,
-  );
-  const t0 = performance.now();
-  for (const j of JOBS) {
-    const refs = Array.from({ length: N }, (_, i) => `bench/j${j}/img${i}`);
-    await pushImages(registry, refs, (seed) => buildMultiArchImage({ seed }));
-    await writeList(`${work}/list-j${j}.txt`, refs.map((r) => `${registry.host}/${r}:v1`));
-  }
-  console.log(`pushed ${N * JOBS.length} images in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-
+  console.log(`multi-arch images of ${SIZES.join(", ")}; -j ${JOBS}`);
   await prepareSigning(work);
+  const signRows: string[][] = [];
+  const validateRows: string[][] = [];
+  for (const n of SIZES) {
+    // Small sizes are measured 3 times, floors and airlock alternating (this machine is shared and noisy); the
+    // median is printed. Each airlock run signs images of its own (a second run would find them signed).
+    const reps = n <= 200 ? 3 : 1;
+    const sigs = 3 * n;
+    const setOf = (rep: number) => Array.from({ length: n }, (_, i) => `bench/n${n}r${rep}/img${i}`);
+    // Every phase runs against a fresh registry started from the same storage (a copy of the pushed images): a
+    // registry that has served the phases before answers more slowly (more repositories, a larger cache), which
+    // would favour whatever runs first.
+    const pushed = `${work}/pushed-${n}`;
+    {
+      await using origin = await startRegistry();
+      const t0 = performance.now();
+      for (let rep = 0; rep < reps; rep++) {
+        await pushImages(origin, setOf(rep), (seed) => buildMultiArchImage({ seed }));
+      }
+      await snapshot(origin, pushed);
+      console.log(`${n} images x ${reps} pushed in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    }
+    const signed = `${work}/signed-${n}`;
+    const floors: number[] = [], readsRuns: number[] = [], signRuns: MeasuredRun[] = [];
+    let floorReq = 0, readsReq = 0, signReq = 0;
+    for (let rep = 0; rep < reps; rep++) {
+      const floor = await phase(pushed, (reg) => signFloor(reg.url, `floor/n${n}r${rep}`, sigs, JOBS));
+      const reads = await phase(
+        pushed,
+        (reg) => signFloor(reg.url, `floor-reads/n${n}r${rep}`, sigs, JOBS, `bench/n${n}r${rep}`),
+      );
+      const sign = await phase(pushed, async (reg) => {
+        await writeList(`${work}/list-${n}-${rep}.txt`, setOf(rep).map((r) => `${reg.host}/${r}:v1`));
+        return await measureSign(work, `list-${n}-${rep}.txt`, JOBS);
+      }, rep === 0 ? signed : undefined);
+      floors.push(floor.value);
+      readsRuns.push(reads.value);
+      signRuns.push(sign.value);
+      [floorReq, readsReq, signReq] = [
+        floorReq + floor.requests,
+        readsReq + reads.requests,
+        signReq + sign.requests,
+      ];
+    }
+    const sign = signRuns[medianIndex(signRuns.map((r) => r.seconds))];
+    signRows.push([
+      String(n),
+      String(sigs),
+      secs(median(floors)),
+      perItem(floorReq, sigs * reps),
+      secs(median(readsRuns)),
+      perItem(readsReq, sigs * reps),
+      secs(sign.seconds),
+      perItem(signReq, sigs * reps),
+      ratio(sign.seconds, median(floors)),
+      ratio(sign.seconds, median(readsRuns)),
+      Math.max(...signRuns.map((r) => r.peakMiB)).toFixed(0),
+      signRuns.map((r) => r.code).join(","),
+    ]);
 
-  const table = floorTable("sig/s");
-  for (const j of JOBS) {
-    const floor = await floorLoop(registry.url, `floor/j${j}`, 3 * N, j);
-    const reads = await floorLoop(registry.url, `floor-reads/j${j}`, 3 * N, j, `bench/j${j}`);
-    table.add(j, 3 * N, floor, await measureSign(work, `list-j${j}.txt`, j), reads);
+    const manifests = 2 * n;
+    const vFloors: number[] = [], validateRuns: MeasuredRun[] = [];
+    let vFloorReq = 0, validateReq = 0;
+    for (let rep = 0; rep < reps; rep++) {
+      const vFloor = await phase(signed, (reg) => validateFloor(reg.url, setOf(0), JOBS));
+      const validate = await phase(signed, async (reg) => {
+        await writeList(`${work}/vlist-${n}.txt`, setOf(0).map((r) => `${reg.host}/${r}:v1`));
+        return await measureValidate(`vlist-${n}.txt`);
+      });
+      vFloors.push(vFloor.value);
+      validateRuns.push(validate.value);
+      [vFloorReq, validateReq] = [vFloorReq + vFloor.requests, validateReq + validate.requests];
+    }
+    const validate = validateRuns[medianIndex(validateRuns.map((r) => r.seconds))];
+    validateRows.push([
+      String(n),
+      String(manifests),
+      secs(median(vFloors)),
+      perItem(vFloorReq, manifests * reps),
+      secs(validate.seconds),
+      perItem(validateReq, manifests * reps),
+      ratio(validate.seconds, median(vFloors)),
+      Math.max(...validateRuns.map((r) => r.peakMiB)).toFixed(0),
+      validateRuns.map((r) => r.code).join(","),
+    ]);
+    await Deno.remove(pushed, { recursive: true });
+    await Deno.remove(signed, { recursive: true });
   }
-  table.print();
+  console.log(`\nsign -j ${JOBS} (3 signatures per image; req/sig counted in the registry's access log)`);
+  printTable([
+    "images",
+    "sigs",
+    "floor s",
+    "req/sig",
+    "floor+reads s",
+    "req/sig",
+    "airlock s",
+    "req/sig",
+    "/floor",
+    "/floor+reads",
+    "peak MiB",
+    "exit",
+  ], signRows);
+  console.log(`\nsign validate -j ${JOBS} (2 platform signatures per image)`);
+  printTable(
+    ["images", "sigs", "floor s", "req/sig", "airlock s", "req/sig", "/floor", "peak MiB", "exit"],
+    validateRows,
+  );
+
   // What every run pays whatever its size: process start, key decryption, one image and its confirmation wait.
+  await using registry = await startRegistry();
   const one: number[] = [];
   for (let k = 0; k < 3; k++) {
     const ref = `bench/one/img${k}`;
@@ -51,20 +161,87 @@ try {
     one.push((await measureSign(work, `list-one-${k}.txt`, 1)).seconds);
   }
   console.log(
-    `airlock's time includes process start and key decryption (scrypt N=65536): signing one image takes ${
+    `\nsigning one image takes ${
       one.map((x) => x.toFixed(2)).join(" / ")
-    } s (start, decryption, 3 signatures, confirmation wait).`,
+    } s (process start, key decryption overlapped with the first reads, 3 signatures, the confirmation wait).`,
   );
 } finally {
   await Deno.remove(work, { recursive: true });
 }
 
+/** `airlock sign validate` of a list with the bench key, measured. */
+function measureValidate(list: string): Promise<MeasuredRun> {
+  return runMeasured([
+    "sign",
+    "validate",
+    "-f",
+    list,
+    "-p",
+    SIGNING.pub,
+    "--registries.d",
+    SIGNING.registriesD,
+    "--tls-verify=false",
+    "-j",
+    String(JOBS),
+  ], work);
+}
+
 /**
- * The floor: only the requests a first signature needs, `count` times with `jobs` in flight. With `images` (the
- * repositories airlock signs, `<images>/img<k>:v1`), also the reads airlock must make: the image's index once per
- * three signatures and a `HEAD` of each tag written. Returns seconds.
+ * Runs `fn` against a fresh registry started from a copy of the storage `from` (with its access log), returning
+ * its value and how many requests the registry served meanwhile; with `keep`, the storage afterwards is copied
+ * there.
  */
-async function floorLoop(
+async function phase<T>(
+  from: string,
+  fn: (reg: TestRegistry) => Promise<T>,
+  keep?: string,
+): Promise<{ value: T; requests: number }> {
+  await using reg = await startRegistry({ storageFrom: from, accessLog: true });
+  const before = await reg.requestCount();
+  const value = await fn(reg);
+  // The registry writes its log asynchronously: let the lines of the last requests land.
+  await new Promise((r) => setTimeout(r, 300));
+  const requests = (await reg.requestCount()) - before;
+  if (keep) await snapshot(reg, keep);
+  return { value, requests };
+}
+
+/** Copies a registry's storage to `to` (a directory `startRegistry({ storageFrom })` accepts). */
+async function snapshot(reg: TestRegistry, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  const cp = await new Deno.Command("cp", { args: ["-a", `${reg.storageDir}/.`, `${to}/`] }).output();
+  if (!cp.success) throw new Error(`copying ${reg.storageDir}: ${new TextDecoder().decode(cp.stderr)}`);
+}
+
+/** The median of `xs` (the upper one of an even count). */
+function median(xs: number[]): number {
+  return xs[medianIndex(xs)];
+}
+
+/** The index of the median of `xs`. */
+function medianIndex(xs: number[]): number {
+  const order = xs.map((x, i) => [x, i]).sort((a, b) => a[0] - b[0]);
+  return order[Math.floor(order.length / 2)][1];
+}
+
+function secs(s: number): string {
+  return s.toFixed(2);
+}
+
+function perItem(requests: number, items: number): string {
+  return (requests / items).toFixed(2);
+}
+
+function ratio(a: number, b: number): string {
+  return (a / b).toFixed(2);
+}
+
+/**
+ * The signing floor: only the requests a first signature needs, `count` times with `jobs` in flight. With
+ * `images` (the repositories airlock signs, `<images>/img<k>:v1`), also the reads airlock must make: the image's
+ * index once per three signatures and a `HEAD` of each tag written. Returns seconds.
+ */
+async function signFloor(
   base: string,
   prefix: string,
   count: number,
@@ -96,14 +273,12 @@ async function floorLoop(
     const tag = `sha256-${fake}.sig`;
     if (images !== undefined && i % 3 === 0) {
       const index = await fetch(`${base}/v2/${images}/img${i / 3}/manifests/v1`, {
-        headers: { accept: "application/vnd.oci.image.index.v1+json" },
+        headers: { accept: INDEX_ACCEPT },
       });
       await index.body?.cancel();
       if (index.status !== 200) throw new Error(`index: ${index.status}`);
     }
-    const get = await fetch(`${base}/v2/${repo}/manifests/${tag}`, {
-      headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
-    });
+    const get = await fetch(`${base}/v2/${repo}/manifests/${tag}`, { headers: { accept: OCI_MANIFEST } });
     await get.body?.cancel();
     if (get.status !== 404) throw new Error(`expected 404, got ${get.status}`);
     const payload = await upload(repo, enc.encode(`{"critical":{"n":${i},"r":"${fake}"},"optional":{}}`));
@@ -113,25 +288,48 @@ async function floorLoop(
     );
     const manifest = JSON.stringify({
       schemaVersion: 2,
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      mediaType: OCI_MANIFEST,
       config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
       layers: [{ mediaType: "application/vnd.dev.cosign.simplesigning.v1+json", ...payload }],
     });
     const put = await fetch(`${base}/v2/${repo}/manifests/${tag}`, {
       method: "PUT",
       body: manifest,
-      headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" },
+      headers: { "content-type": OCI_MANIFEST },
     });
     await put.body?.cancel();
     if (put.status !== 201) throw new Error(`manifest put: ${put.status}`);
     if (images !== undefined) {
       const head = await fetch(`${base}/v2/${repo}/manifests/${tag}`, {
         method: "HEAD",
-        headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
+        headers: { accept: OCI_MANIFEST },
       });
       await head.body?.cancel();
       if (head.status !== 200) throw new Error(`confirmation HEAD: ${head.status}`);
     }
+  });
+  return (performance.now() - t0) / 1000;
+}
+
+/** The validation floor: the index by tag, then per platform its `.sig` manifest and payload blob. Seconds. */
+async function validateFloor(base: string, repos: string[], jobs: number): Promise<number> {
+  const get = async (path: string, accept?: string): Promise<Uint8Array> => {
+    const res = await fetch(`${base}${path}`, accept ? { headers: { accept } } : {});
+    if (res.status !== 200) throw new Error(`GET ${path}: ${res.status}`);
+    return new Uint8Array(await res.arrayBuffer());
+  };
+  const json = (b: Uint8Array) => JSON.parse(new TextDecoder().decode(b));
+  const t0 = performance.now();
+  await runPool(repos, jobs, async (repo) => {
+    const index = json(await get(`/v2/${repo}/manifests/v1`, INDEX_ACCEPT)) as {
+      manifests: { digest: string }[];
+    };
+    await Promise.all(index.manifests.map(async (m) => {
+      const sig = json(
+        await get(`/v2/${repo}/manifests/${m.digest.replace(":", "-")}.sig`, OCI_MANIFEST),
+      ) as { layers: { digest: string }[] };
+      for (const l of sig.layers) await get(`/v2/${repo}/blobs/${l.digest}`);
+    }));
   });
   return (performance.now() - t0) / 1000;
 }

@@ -1,9 +1,14 @@
 /**
- * The requests signing makes, as a proxy in front of a real registry sees them: for a first signature exactly
- * what the issue allows (read the image and its config, one `GET` of the `.sig` tag, two monolithic `POST` +
- * `PUT` uploads, one `PUT` of the `.sig` manifest, one confirmation `HEAD`), even when the registry is slow to
- * answer the `.sig` read; for a re-run only reads (the payload blob, to compare). The image manifest is never
- * written.
+ * The requests signing makes, as a proxy in front of a real registry sees them (the testbed proxy, a fake that
+ * forwards and counts):
+ * - a single-arch image, first signature: read the image and its config, one `GET` of the `.sig` tag, two
+ *   monolithic `POST` + `PUT` uploads, one `PUT` of the `.sig` manifest, one confirmation `HEAD` — even when the
+ *   registry is slow to answer the `.sig` read (well within S, so no second read);
+ * - a multi-arch image (3 tags of one repository): the index, one tag listing instead of a `GET` per tag, then
+ *   per signature the uploads, the `PUT` and one confirmation `HEAD`: 20 requests for 3 signatures (6.67 each);
+ * - a re-run only reads (the payload blob, to compare);
+ * - a write whose answer is lost is found in the registry and reported signed.
+ * The image manifest is never written.
  *
  * @module
  */
@@ -16,6 +21,7 @@ import { assertEquals } from "../assert.ts";
 import { makeKey } from "../testbed/keys.ts";
 import {
   buildImage,
+  buildMultiArchImage,
   loseAnswerRule,
   pushImage,
   rawSink,
@@ -25,10 +31,10 @@ import {
 } from "../testbed/mod.ts";
 import { readSig } from "../testbed/signatures.ts";
 
-/** Longer than `FRESH_READ_MS` (50 ms): a slow answer must not by itself cause a second read. */
+/** A slow answer, though well within S (`WRITE_WINDOW.readMaxAgeMs`, 500 ms): it must not cause a second read. */
 const SLOW_MS = 150;
 
-Deno.test("sign: a first signature costs exactly GET .sig, 2 × (POST + PUT), PUT .sig, HEAD .sig; a re-run only reads", async () => {
+Deno.test("sign: a single-arch first signature costs exactly GET .sig, 2 × (POST + PUT), PUT .sig, HEAD .sig; a re-run only reads", async () => {
   await using tmp = await tempDir("airlock-sign-requests-");
   await using reg = await startRegistry();
   await using proxy = await startProxy(reg.url);
@@ -81,7 +87,7 @@ Deno.test("sign: a first signature costs exactly GET .sig, 2 × (POST + PUT), PU
     assertEquals(
       slow.applied,
       1,
-      "the .sig tag was read once, though the answer took longer than FRESH_READ_MS",
+      "the .sig tag was read once, though its answer was slow",
     );
     const firstRun = seen(0);
     // The image and its config (the platform filter needs it), then the .sig tag.
@@ -144,6 +150,70 @@ Deno.test("sign: a signature whose write answer was lost is found in the registr
     );
     const sig = await readSig(reg, repo, img.top.digest);
     assertEquals(sig?.layers.length, 1);
+  } finally {
+    client.close();
+    await key.close();
+  }
+});
+
+Deno.test("sign: a multi-arch image costs its index, one tag listing, then per signature 2 × (POST + PUT), PUT .sig, HEAD .sig", async () => {
+  await using tmp = await tempDir("airlock-sign-requests-multi-");
+  await using reg = await startRegistry();
+  await using proxy = await startProxy(reg.url);
+  const img = await buildMultiArchImage({ seed: "requests-multi" });
+  const repo = "req/multi";
+  await pushImage(img, { registry: reg.host, repository: repo }, "v1", rawSink(reg.url));
+  const files = await makeKey(tmp.path, "k", "pw");
+  const key = await openKey(files.key, { passphrase: "pw", env: () => undefined });
+  const client = new RegistryClient({ tlsVerify: false });
+  try {
+    const sign = () =>
+      signImages(resolveImageList(parseImageList(`${proxy.host}/${repo}:v1`)), {
+        client,
+        key,
+        registriesD: builtinDefaultConfig(),
+        jobs: 1,
+        timeoutMs: 60_000,
+      });
+    const seen = (from: number) =>
+      proxy.requests.slice(from).filter((r) => r.path.startsWith(`/v2/${repo}/`)).map((r) => {
+        const what = r.path === `/v2/${repo}/manifests/v1`
+          ? "image"
+          : r.path === `/v2/${repo}/tags/list`
+          ? "tags"
+          : /\/manifests\/sha256-[0-9a-f]{64}\.sig$/.test(r.path)
+          ? ".sig"
+          : r.path.startsWith(`/v2/${repo}/blobs/uploads/`)
+          ? "upload"
+          : r.path.startsWith(`/v2/${repo}/blobs/`)
+          ? "blob"
+          : r.path;
+        return `${r.method} ${what} ${r.status}`;
+      });
+
+    const first = await sign();
+    assertEquals(first.lines.map((l) => l.status), ["signed"]);
+    assertEquals(first.lines[0].result?.targets.length, 3);
+    const run = seen(0);
+    // The index, then one listing that says none of the 3 .sig tags exists: no GET of any of them.
+    assertEquals(run.slice(0, 2), ["GET image 200", "GET tags 200"]);
+    // The three signatures go up in parallel: their uploads and PUTs interleave.
+    assertEquals(run.slice(2, 17).sort(), [
+      ...Array(6).fill("POST upload 202"),
+      ...Array(3).fill("PUT .sig 201"),
+      ...Array(6).fill("PUT upload 201"),
+    ]);
+    // One confirmation HEAD per tag, S + T after the writes.
+    assertEquals(run.slice(17), Array(3).fill("HEAD .sig 200"));
+    assertEquals(run.length, 20, "6.67 requests per signature");
+
+    // A re-run: the index, the listing (all three present), then each tag and its payload, to compare. No write.
+    const mark = proxy.requests.length;
+    const second = await sign();
+    assertEquals(second.lines.map((l) => l.status), ["unchanged"]);
+    const again = seen(mark);
+    assertEquals(again.slice(0, 2), ["GET image 200", "GET tags 200"]);
+    assertEquals(again.slice(2).sort(), [...Array(3).fill("GET .sig 200"), ...Array(3).fill("GET blob 200")]);
   } finally {
     client.close();
     await key.close();

@@ -57,6 +57,11 @@ export interface RegistryOptions {
   storageFrom?: string;
   /** How long to wait for `GET /v2/` to answer (default 10 000 ms). */
   readyTimeoutMs?: number;
+  /**
+   * Write the registry's access log (one combined-format line per request) into its log file, for benchmarks that
+   * count requests where they are served ({@linkcode TestRegistry.requestCount}).
+   */
+  accessLog?: boolean;
 }
 
 /** A running registry. Stop it with `stop()` or `await using`. */
@@ -89,6 +94,11 @@ export interface TestRegistry extends AsyncDisposable {
   fetch(path: string, init?: RequestInit): Promise<Response>;
   /** The last few KiB the registry wrote to stdout/stderr (kept in `<dir>/registry.log`). */
   outputTail(): string;
+  /**
+   * With `accessLog`: how many requests the registry has answered so far (access log lines of its log file);
+   * read it before and after a phase to count that phase's requests.
+   */
+  requestCount(): Promise<number>;
   /** Stops the registry (SIGTERM, then SIGKILL after 5 s), the token server, and removes the directory. */
   stop(): Promise<void>;
 }
@@ -227,7 +237,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
       const host = `127.0.0.1:${port}`;
       const config = {
         version: "0.1",
-        log: { level: "error", accesslog: { disabled: true } },
+        log: { level: "error", accesslog: { disabled: !opts.accessLog } },
         storage: {
           filesystem: { rootdirectory: storageDir },
           delete: { enabled: true },
@@ -399,6 +409,7 @@ function handle(p: {
   tokenServer?: TokenServer;
 }): TestRegistry {
   let stopping: Promise<void> | undefined;
+  const seen = { offset: 0, count: 0 };
   const stop = (): Promise<void> =>
     stopping ??= (async () => {
       try {
@@ -425,7 +436,22 @@ function handle(p: {
     tokenServer: p.tokenServer,
     fetch: (path: string, init?: RequestInit) => fetch(`${p.url}${path}`, { ...init, client: p.client }),
     outputTail: () => p.proc.tail(),
+    requestCount: () => countAccessLines(join(p.dir, "registry.log"), seen),
     stop,
     [Symbol.asyncDispose]: stop,
   };
+}
+
+/** Access log lines (`"GET /v2/… HTTP/1.1" 200 …`) of the log file after `seen.offset`, added to `seen.count`. */
+async function countAccessLines(path: string, seen: { offset: number; count: number }): Promise<number> {
+  using file = await Deno.open(path, { read: true });
+  await file.seek(seen.offset, Deno.SeekMode.Start);
+  const chunks: Uint8Array[] = [];
+  const buf = new Uint8Array(1 << 20);
+  for (let n = await file.read(buf); n !== null; n = await file.read(buf)) chunks.push(buf.slice(0, n));
+  const text = new TextDecoder().decode(await new Blob(chunks as Uint8Array<ArrayBuffer>[]).bytes());
+  const complete = text.slice(0, text.lastIndexOf("\n") + 1);
+  seen.offset += new TextEncoder().encode(complete).length;
+  seen.count += complete.split("\n").filter((l) => /"(GET|HEAD|POST|PUT|PATCH|DELETE) \/v2\//.test(l)).length;
+  return seen.count;
 }
