@@ -1,6 +1,6 @@
 /**
  * Signing and validation at scale (`deno task bench`): N multi-arch images (index + 2 platforms, each image in its
- * own repository, as in the usual image list) for N = 40, 200 and 5,000, with `-j 8`. Per size it prints, next to
+ * own repository, as in the usual image list) for N = 40, 200 and 5,000, with `-j 4`. Per size it prints, next to
  * floors measured in the same run against the same registry:
  *
  * - sign (3N signatures): wall time, requests per signature and peak memory of `airlock sign`; the **floor**, a
@@ -15,7 +15,7 @@
  * registry started from a copy of the same storage. Then the cost every run pays
  * whatever its size (process start, key decryption, the confirmation wait after the last write): a one-image run.
  * Sizes up to 200 are measured three times, floors and airlock alternating, and the medians printed (the machine
- * is shared: single runs vary by ±20 %). Prints figures; asserts nothing. `BENCH_SIZES` (default `40,200,5000`) and `BENCH_JOBS` (default `8`) change
+ * is shared: single runs vary by ±20 %). Prints figures; asserts nothing. `BENCH_SIZES` (default `40,200,5000`) and `BENCH_JOBS` (default `4`) change
  * the sizes and the jobs.
  *
  * @module
@@ -34,7 +34,7 @@ import {
 } from "./bench_util.ts";
 
 const SIZES = (Deno.env.get("BENCH_SIZES") ?? "40,200,5000").split(",").map(Number);
-const JOBS = Number(Deno.env.get("BENCH_JOBS") ?? 8);
+const JOBS = Number(Deno.env.get("BENCH_JOBS") ?? 4);
 const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 const INDEX_ACCEPT =
   "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json";
