@@ -65,6 +65,8 @@ try {
       console.log(`${n} images x ${reps} pushed in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
     const signed = `${work}/signed-${n}`;
+    // Signatures name the registry they were made in: the validate phases serve them on the signing port.
+    let signedPort = 0;
     const floors: number[] = [], readsRuns: number[] = [], signRuns: MeasuredRun[] = [];
     let floorReq = 0, readsReq = 0, signReq = 0;
     for (let rep = 0; rep < reps; rep++) {
@@ -77,6 +79,7 @@ try {
         await writeList(`${work}/list-${n}-${rep}.txt`, setOf(rep).map((r) => `${reg.host}/${r}:v1`));
         return await measureSign(work, `list-${n}-${rep}.txt`, JOBS);
       }, rep === 0 ? signed : undefined);
+      if (rep === 0) signedPort = sign.port;
       floors.push(floor.value);
       readsRuns.push(reads.value);
       signRuns.push(sign.value);
@@ -106,11 +109,21 @@ try {
     const vFloors: number[] = [], validateRuns: MeasuredRun[] = [];
     let vFloorReq = 0, validateReq = 0;
     for (let rep = 0; rep < reps; rep++) {
-      const vFloor = await phase(signed, (reg) => validateFloor(reg.url, setOf(0), JOBS));
-      const validate = await phase(signed, async (reg) => {
-        await writeList(`${work}/vlist-${n}.txt`, setOf(0).map((r) => `${reg.host}/${r}:v1`));
-        return await measureValidate(`vlist-${n}.txt`);
-      });
+      const vFloor = await phase(
+        signed,
+        (reg) => validateFloor(reg.url, setOf(0), JOBS),
+        undefined,
+        signedPort,
+      );
+      const validate = await phase(
+        signed,
+        async (reg) => {
+          await writeList(`${work}/vlist-${n}.txt`, setOf(0).map((r) => `${reg.host}/${r}:v1`));
+          return await measureValidate(`vlist-${n}.txt`);
+        },
+        undefined,
+        signedPort,
+      );
       vFloors.push(vFloor.value);
       validateRuns.push(validate.value);
       [vFloorReq, validateReq] = [vFloorReq + vFloor.requests, validateReq + validate.requests];
@@ -187,23 +200,24 @@ function measureValidate(list: string): Promise<MeasuredRun> {
 }
 
 /**
- * Runs `fn` against a fresh registry started from a copy of the storage `from` (with its access log), returning
- * its value and how many requests the registry served meanwhile; with `keep`, the storage afterwards is copied
- * there.
+ * Runs `fn` against a fresh registry started from a copy of the storage `from` (with its access log; on `port`
+ * when given), returning its value, how many requests the registry served meanwhile and its port; with `keep`,
+ * the storage afterwards is copied there.
  */
 async function phase<T>(
   from: string,
   fn: (reg: TestRegistry) => Promise<T>,
   keep?: string,
-): Promise<{ value: T; requests: number }> {
-  await using reg = await startRegistry({ storageFrom: from, accessLog: true });
+  port?: number,
+): Promise<{ value: T; requests: number; port: number }> {
+  await using reg = await startRegistry({ storageFrom: from, accessLog: true, port });
   const before = await reg.requestCount();
   const value = await fn(reg);
   // The registry writes its log asynchronously: let the lines of the last requests land.
   await new Promise((r) => setTimeout(r, 300));
   const requests = (await reg.requestCount()) - before;
   if (keep) await snapshot(reg, keep);
-  return { value, requests };
+  return { value, requests, port: Number(new URL(reg.url).port) };
 }
 
 /** Copies a registry's storage to `to` (a directory `startRegistry({ storageFrom })` accepts). */

@@ -62,6 +62,11 @@ export interface RegistryOptions {
    * count requests where they are served ({@linkcode TestRegistry.requestCount}).
    */
   accessLog?: boolean;
+  /**
+   * Listen on this port (of a registry stopped before, e.g. to serve a copy of its storage under the same name,
+   * which signatures record) instead of a free one.
+   */
+  port?: number;
 }
 
 /** A running registry. Stop it with `stop()` or `await using`. */
@@ -233,7 +238,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
     const configPath = join(dir, "config.yml");
     const deadline = Date.now() + (opts.readyTimeoutMs ?? 10_000);
     for (let attempt = 1;; attempt++) {
-      const port = freePort();
+      const port = opts.port ?? freePort();
       const host = `127.0.0.1:${port}`;
       const config = {
         version: "0.1",
