@@ -11,3 +11,4 @@ await import("./serve_bench.ts");
 await import("./mirror_bench.ts");
 await import("./admission_bench.ts");
 await import("./list_bench.ts");
+await import("./hostile_bench.ts");

@@ -164,6 +164,9 @@ export interface Authorization {
   readonly cached?: boolean;
 }
 
+/** Longest bearer token accepted (it is sent in a header with every request). */
+const MAX_TOKEN_LENGTH = 16 * 1024;
+
 /** Lifetime assumed when the token server gives none, and the minimum (as docker and containers/image do). */
 const minimumTokenLifetimeSeconds = 60;
 
@@ -423,12 +426,19 @@ export class Authenticator {
     } catch {
       throw new AirlockError("REGISTRY_ERROR", `${where}: the answer is not JSON`);
     }
+    if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
+      throw new AirlockError("REGISTRY_ERROR", `${where}: the answer is not a JSON object`);
+    }
     const token = typeof doc.token === "string" && doc.token
       ? doc.token
       : typeof doc.access_token === "string" && doc.access_token
       ? doc.access_token
       : undefined;
     if (!token) throw new AirlockError("REGISTRY_ERROR", `${where}: the answer holds no token`);
+    // It goes into a header: printable ASCII without spaces (RFC 6750 b64token is narrower), of a sane length.
+    if (token.length > MAX_TOKEN_LENGTH || !/^[\x21-\x7e]+$/.test(token)) {
+      throw new AirlockError("REGISTRY_ERROR", `${where}: the answer holds a malformed token`);
+    }
     this.tokensFetched++;
     const lifetime = Math.max(
       typeof doc.expires_in === "number" && Number.isFinite(doc.expires_in) ? doc.expires_in : 0,

@@ -331,7 +331,12 @@ export class Requester {
     if (hop >= maxRedirects) {
       throw new AirlockError("REGISTRY_ERROR", `too many redirects from ${url.host}${url.pathname}`);
     }
-    const next = new URL(location, current);
+    let next: URL;
+    try {
+      next = new URL(location, current);
+    } catch {
+      throw new AirlockError("REGISTRY_ERROR", `${url.host} redirected to an invalid location`);
+    }
     if (next.protocol !== "https:" && next.protocol !== "http:") {
       throw new AirlockError("REGISTRY_ERROR", `${url.host} redirected to an unsupported URL scheme`);
     }

@@ -8,17 +8,25 @@ import { AirlockError } from "../../core/errors.ts";
 import type { TarSource } from "../../core/transfer/tar.ts";
 
 /**
- * Cases per generator: `HOSTILE_CASES` when set (the `hostile` task sets it high), else `ci` (a few hundred in
- * all for the CI run).
+ * Cases per generator: `HOSTILE_CASES` × `share` when `HOSTILE_CASES` is set (the `hostile` task sets it high; a
+ * generator whose cases cost a process or a key derivation takes a share of it), else `ci` (a few hundred in all
+ * for the CI run).
  */
-export function caseCount(ci: number): number {
-  const n = Number(Deno.env.get("HOSTILE_CASES") ?? "");
-  return Number.isInteger(n) && n > 0 ? n : ci;
+export function caseCount(ci: number, share = 1): number {
+  const text = Deno.env.get("HOSTILE_CASES");
+  const n = text ? Number(text) : NaN;
+  return Number.isInteger(n) && n > 0 ? Math.max(1, Math.round(n * share)) : ci;
+}
+
+/** Prints how many cases a generator ran (`hostile cases: N <generator>`; the bench and the task add them up). */
+export function reportCases(n: number, generator: string, detail = ""): void {
+  console.log(`hostile cases: ${n} ${generator}${detail ? ` (${detail})` : ""}`);
 }
 
 /** The base seed: `HOSTILE_SEED` when set, else a fixed one (CI runs are reproducible). */
 export function baseSeed(): number {
-  const n = Number(Deno.env.get("HOSTILE_SEED") ?? "");
+  const text = Deno.env.get("HOSTILE_SEED");
+  const n = text ? Number(text) : NaN;
   return Number.isInteger(n) ? n : 20261122;
 }
 
@@ -63,12 +71,21 @@ export function memorySource(bytes: Uint8Array): TarSource {
   };
 }
 
+/** Text of a JavaScript failure leaking into a message: an engine error's name, or a value printed by mistake. */
+const JS_ERROR_TEXT =
+  /\b(TypeError|RangeError|SyntaxError|ReferenceError|InternalError|undefined|NaN)\b|\[object /;
+
 /**
  * Asserts that `e` is a clear error: an {@linkcode AirlockError} (a stable code, a message), not a JavaScript
- * crash (`TypeError`, `RangeError`, …). Returns it.
+ * crash (`TypeError`, `RangeError`, …), and that its message carries no JavaScript failure text either (an
+ * engine error's name, `undefined`, `NaN`, `[object Object]`). Returns it.
  */
 export function clearError(e: unknown, what: string): AirlockError {
-  if (e instanceof AirlockError && e.message.length > 0) return e;
+  if (e instanceof AirlockError && e.message.length > 0) {
+    const leak = JS_ERROR_TEXT.exec(e.message);
+    if (leak) throw new Error(`${what}: JavaScript failure text "${leak[0]}" in the message: ${e.message}`);
+    return e;
+  }
   const detail = e instanceof Error ? `${e.name}: ${e.message}\n${e.stack}` : String(e);
   throw new Error(`${what}: not a clear error: ${detail}`);
 }

@@ -31,7 +31,7 @@ import {
 } from "../testbed/mod.ts";
 import { makeKey, makeSigner } from "../testbed/keys.ts";
 import { cosignPayloadBytes, pushSig, readSig, signedLayer } from "../testbed/signatures.ts";
-import { baseSeed, caseCount, clearError } from "./harness.ts";
+import { baseSeed, caseCount, clearError, reportCases } from "./harness.ts";
 import { manifestAttacks, mutateManifest, OCI_INDEX, validIndex, validManifest } from "./manifest_gen.ts";
 import { Rng } from "./rng.ts";
 import { endpoint } from "../mirror/helpers.ts";
@@ -76,6 +76,7 @@ Deno.test("manifest parser: seeded mutations are accepted exactly when valid, re
       assertEquals(clearError(e, what).code, "MANIFEST_INVALID", what);
     }
   }
+  reportCases(n, "manifests and indexes");
 });
 
 Deno.test("sign, validate, inspect, verify, mirror: a tag serving a malformed manifest is a clear per-image error", async (t) => {

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { indexTar, TarWriter } from "../../core/transfer/tar.ts";
 import { airlock, show, startRegistry, tempDir } from "../testbed/mod.ts";
-import { baseSeed, caseCount, clearError, memorySource, within } from "./harness.ts";
+import { baseSeed, caseCount, clearError, memorySource, reportCases, within } from "./harness.ts";
 import { Rng } from "./rng.ts";
 import { mutateTar, tarAttacks, validTar } from "./tar_gen.ts";
 
@@ -59,6 +59,7 @@ Deno.test("tar reader: valid generated archives are read; seeded mutations are r
       );
     }
   }
+  reportCases(n, "tar archives");
 });
 
 Deno.test("airlock load: malformed tar headers are clear errors, exit 1 at once, nothing pushed", async () => {
