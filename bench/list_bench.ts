@@ -1,6 +1,6 @@
 /**
- * Long image lists benchmark (issue 15 §3): peak resident memory (`VmHWM`) and wall time of `airlock sign` and
- * `airlock sign validate` at `-j 20` with `--output json` over lists of 10,000 and 100,000 lines, against a real
+ * Long image lists benchmark (issue 15 §3): peak resident memory (`VmHWM`) and wall time of `airlock sign`,
+ * `airlock sign validate` and `airlock mirror` at `-j 20` with `--output json` over lists of 10,000 and 100,000 lines, against a real
  * registry (`docker-registry`). The lists are those of `tests/hostile/list_memory_test.ts`: one line in 50 names
  * an image the registry does not hold (one request, `404`), one in 10,000 a real image signed beforehand, the
  * rest invalid references (failed without a request) — a real registry here answers a few hundred requests a
@@ -69,7 +69,25 @@ try {
       : i % 50 === 0
       ? `${registry.host}/long/img${i}:v1`
       : `${registry.host}/long/Img${i}:v1`;
-  const commands: [string, (list: string) => string[]][] = [["sign", sign], ["sign validate", validate]];
+  const mirror = (list: string) => [
+    "mirror",
+    "-f",
+    list,
+    "-d",
+    registry.host,
+    "--destination-project",
+    "mirrored",
+    "-j",
+    "20",
+    "--registries.d",
+    SIGNING.registriesD,
+    "--tls-verify=false",
+  ];
+  const commands: [string, (list: string) => string[]][] = [
+    ["sign", sign],
+    ["sign validate", validate],
+    ["mirror", mirror],
+  ];
   const rows: string[][] = [];
   const base = new Map<string, number>();
   const run = async (label: string, n: number, line: (i: number) => string, which = commands) => {

@@ -1,5 +1,5 @@
 /**
- * The outputs of a list run (`sign`, `sign validate`) written as the run goes, so that a list of any length costs
+ * The outputs of a list run (`sign`, `sign validate`, `mirror`) written as the run goes, so that a list of any length costs
  * the same memory: each line's result arrives once, in list order ({@linkcode ListRunOutput.onLine}); its status
  * is counted for the summary, a failed line is appended to the failed list file (written 64 KiB at a time; the
  * file is created at the first failure, so a run without one leaves none), and with `--output json` its entry is
@@ -18,23 +18,44 @@ const enc = new TextEncoder();
 /** Text gathered before it is written (a write per line would cost a system call per line). */
 const FLUSH_AT = 64 * 1024;
 
-/** One line of a sign or validate run, as the outputs read it. */
-export interface OutputLine<T> {
-  readonly id: number;
+/** What the outputs need of every line: its text (for the failed list) and its outcome. */
+export interface RunLine {
   readonly line: string;
   readonly status: string;
+}
+
+/** One line of a sign or validate run, as their `--output json` entries read it ({@linkcode targetsEntry}). */
+export interface OutputLine<T> extends RunLine {
+  readonly id: number;
   readonly result?: { readonly reference: string; readonly digest: string; readonly targets: readonly T[] };
   readonly error?: AirlockError;
 }
 
-/** The `--output json` entries: the key of the targets and how each target is written. */
-export interface JsonEntries<T> {
-  /** `signed` (sign) or `targets` (validate). */
-  readonly targetsKey: string;
-  /** One target's JSON. */
-  readonly target: (t: T) => unknown;
+/** The `--output json` entries: how each line is written, and the statuses counted under `summary`, in order. */
+export interface JsonEntries<L> {
+  /** One line's entry in the `images` array. */
+  readonly entry: (line: L) => unknown;
   /** The statuses counted under `summary`, in order. */
   readonly statuses: readonly string[];
+}
+
+/**
+ * The entry of a sign or validate line: its reference, status and digest, its targets under `targetsKey`
+ * (`signed` for sign, `targets` for validate), each written by `target`, and its error.
+ */
+export function targetsEntry<T>(
+  targetsKey: string,
+  target: (t: T) => unknown,
+): (l: OutputLine<T>) => unknown {
+  return (l) => ({
+    id: l.id,
+    line: l.line,
+    reference: l.result?.reference ?? null,
+    status: l.status,
+    digest: l.result?.digest ?? null,
+    [targetsKey]: (l.result?.targets ?? []).map(target),
+    error: errorJson(l.error),
+  });
 }
 
 /** How many lines had each status, and how many there were (what a summary line needs). */
@@ -50,7 +71,7 @@ export interface StatusTally {
  *
  * @example
  * ```ts
- * const out = await ListRunOutput.open("validate-failed.txt", json ? { targetsKey: "targets", … } : undefined);
+ * const out = await ListRunOutput.open("validate-failed.txt", json ? { entry: targetsEntry("targets", …), … } : undefined);
  * try {
  *   await validateImages(lines, { …, keepLines: false, onLine: out.onLine });
  *   out.printJson();
@@ -59,18 +80,18 @@ export interface StatusTally {
  * }
  * ```
  */
-export class ListRunOutput<T, L extends OutputLine<T> = OutputLine<T>> implements StatusTally {
+export class ListRunOutput<L extends RunLine> implements StatusTally {
   readonly #failedPath: string;
   #failedFile?: Deno.FsFile;
   readonly #failed = new Set<string>();
   readonly #counts = new Map<string, number>();
-  readonly #json?: JsonEntries<T> & { readonly path: string; readonly file: Deno.FsFile };
+  readonly #json?: JsonEntries<L> & { readonly path: string; readonly file: Deno.FsFile };
   #entries = 0;
   #lines = 0;
   #failedText = "";
   #jsonText = "";
 
-  private constructor(failedPath: string, json?: JsonEntries<T> & { path: string; file: Deno.FsFile }) {
+  private constructor(failedPath: string, json?: JsonEntries<L> & { path: string; file: Deno.FsFile }) {
     this.#failedPath = failedPath;
     this.#json = json;
   }
@@ -79,14 +100,14 @@ export class ListRunOutput<T, L extends OutputLine<T> = OutputLine<T>> implement
    * Prepares the outputs: the failed list at `failedPath` (written only when a line fails), and with `json` a
    * temporary file for the entries.
    */
-  static async open<T, L extends OutputLine<T> = OutputLine<T>>(
+  static async open<L extends RunLine>(
     failedPath: string,
-    json?: JsonEntries<T>,
-  ): Promise<ListRunOutput<T, L>> {
-    if (!json) return new ListRunOutput<T, L>(failedPath);
+    json?: JsonEntries<L>,
+  ): Promise<ListRunOutput<L>> {
+    if (!json) return new ListRunOutput<L>(failedPath);
     const path = await Deno.makeTempFile({ prefix: "airlock-report-", suffix: ".json" });
     const file = await Deno.open(path, { write: true, read: true });
-    return new ListRunOutput<T, L>(failedPath, { ...json, path, file });
+    return new ListRunOutput<L>(failedPath, { ...json, path, file });
   }
 
   /** Takes one line's result (in list order). */
@@ -98,16 +119,7 @@ export class ListRunOutput<T, L extends OutputLine<T> = OutputLine<T>> implement
       await this.#appendFailed(l.line);
     }
     if (this.#json) {
-      const j = this.#json;
-      const entry = {
-        id: l.id,
-        line: l.line,
-        reference: l.result?.reference ?? null,
-        status: l.status,
-        digest: l.result?.digest ?? null,
-        [j.targetsKey]: (l.result?.targets ?? []).map(j.target),
-        error: errorJson(l.error),
-      };
+      const entry = this.#json.entry(l);
       this.#jsonText += (this.#entries++ === 0 ? "" : ",\n") + "    " +
         JSON.stringify(entry, null, 2).replaceAll("\n", "\n    ");
       if (this.#jsonText.length >= FLUSH_AT) await this.#flushJson();

@@ -8,7 +8,13 @@
  * @module
  */
 import type { Command } from "commander";
-import { loadMirrorList, mirrorImages, resolveMirrorList } from "../core/transfer/mirror.ts";
+import {
+  type LineCopyResult,
+  mirrorImages,
+  type MirrorListOverrides,
+  streamMirrorList,
+  surveyMirrorList,
+} from "../core/transfer/mirror.ts";
 import type { Logger } from "../core/report.ts";
 import type { KeyBackend } from "../backends/key_backend.ts";
 import {
@@ -39,7 +45,8 @@ import {
   type WorkerFlags,
 } from "./list_flags.ts";
 import { startProgress } from "./progress.ts";
-import { copySummary, writeCopyJson } from "./run_summary.ts";
+import { COPY_STATUSES, copyEntry, copySummary } from "./run_summary.ts";
+import { ListRunOutput } from "./list_output.ts";
 import { addSigningKeyFlags, openKeyWithWarning, type SigningKeyFlags } from "./key_flags.ts";
 
 interface MirrorFlags extends RegistryFlags, ImageListFlags, WorkerFlags, FailedListFlags, SigningKeyFlags {
@@ -118,51 +125,66 @@ async function runMirror(flags: MirrorFlags, log: Logger): Promise<number> {
   checkJsonOutput(flags.output);
   const workers = parseWorkerFlags(flags);
   const platforms = parsePlatformFlags(flags);
-  const lines = await loadMirrorList(file);
-  const resolved = resolveMirrorList(lines, {
+  const overrides: MirrorListOverrides = {
     source: flags.source,
     sourceProject: flags.sourceProject,
     destination: flags.destination,
     destinationProject: flags.destinationProject,
-  });
-  if (!flags.destination && lines.some((l) => l.kind === "default")) {
+  };
+  // The list is read as the run goes; a first pass counts its images and checks it before any network call.
+  const { images, defaults } = await surveyMirrorList(file, overrides);
+  if (!flags.destination && defaults > 0) {
     throw usageError("destination registry not provided, use '--destination' option to specify it");
   }
   const registriesD = await registriesDFor(flags["registries.d"]);
   const key = await openMirrorKey(flags, log);
   const srcTls = flags.srcTlsVerify ?? flags.tlsVerify;
   const dstTls = flags.destTlsVerify ?? flags.tlsVerify;
-  const report = await withClient({ ...flags, tlsVerify: srcTls }, log, async (source, signal) => {
-    const destination = srcTls === dstTls ? source : clientFor({ ...flags, tlsVerify: dstTls });
-    try {
-      logRunSettings(log, platforms, workers);
-      const progress = startProgress("mirroring");
+  // Each line's outcome goes out as the run reaches it (failed list, JSON entries): nothing grows with the list.
+  const out = await ListRunOutput.open<LineCopyResult>(
+    flags.failed,
+    flags.output === "json" ? { entry: copyEntry, statuses: COPY_STATUSES } : undefined,
+  );
+  try {
+    const report = await withClient({ ...flags, tlsVerify: srcTls }, log, async (source, signal) => {
+      const destination = srcTls === dstTls ? source : clientFor({ ...flags, tlsVerify: dstTls });
       try {
-        return await mirrorImages(resolved, {
-          source,
-          destination,
-          platforms,
-          filteredIndex: flags.filteredIndex,
-          mergeIndex: !flags.overwrite,
-          provenance: flags.provenance,
-          removeSignatures: flags.removeSignatures,
-          registriesD,
-          signer: key ? { key, registriesD } : undefined,
-          ...workers,
-          signal,
-          logger: log,
-          onProgress: progress?.update,
-        });
+        logRunSettings(log, platforms, workers);
+        const progress = startProgress("mirroring");
+        try {
+          return await mirrorImages(streamMirrorList(file, overrides), {
+            source,
+            destination,
+            platforms,
+            filteredIndex: flags.filteredIndex,
+            mergeIndex: !flags.overwrite,
+            provenance: flags.provenance,
+            removeSignatures: flags.removeSignatures,
+            registriesD,
+            signer: key ? { key, registriesD } : undefined,
+            ...workers,
+            signal,
+            logger: log,
+            onProgress: progress?.update,
+            total: images,
+            keepLines: false,
+            onLine: out.onLine,
+          });
+        } finally {
+          progress?.end();
+        }
       } finally {
-        progress?.end();
+        if (destination !== source) destination.close();
       }
-    } finally {
-      if (destination !== source) destination.close();
-    }
-  }).finally(() => key?.close());
-  if (flags.output === "json") writeCopyJson(report.lines);
-  log.info(copySummary("Mirror", "mirrored", report, performance.now() - t0));
-  return await endListRun(log, report.failed, flags.failed, {
+    }).finally(() => key?.close());
+    await out.flush();
+    await out.printJson();
+    log.info(copySummary("Mirror", "mirrored", { ...report, lines: out }, performance.now() - t0));
+  } finally {
+    await out.close();
+  }
+  return await endListRun(log, out.failed, flags.failed, {
+    written: true,
     title: "Mirror",
     fatal: "some images failed to mirror",
   });

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import type { CopyReport, LineCopyResult } from "../core/mirror.ts";
+import type { CopyStats } from "../core/transfer/copy.ts";
+import type { LineCopyResult } from "../core/transfer/mirror.ts";
 import type { SaveReport } from "../core/archive.ts";
 import { errorJson } from "../core/report.ts";
 import { writeStdout } from "./common.ts";
@@ -125,7 +126,12 @@ export function validateSummary(lines: Lines, ms: number): string {
  * log.info(copySummary("Mirror", "mirrored", report, performance.now() - t0));
  * ```
  */
-export function copySummary(title: string, done: string, r: CopyReport, ms: number): string {
+export function copySummary(
+  title: string,
+  done: string,
+  r: { readonly lines: Lines; readonly stats: CopyStats; readonly ms: number },
+  ms: number,
+): string {
   const n = countOf(r.lines);
   const s = r.stats;
   const secs = Math.max(r.ms / 1000, 1e-3);
@@ -166,23 +172,31 @@ export function saveSummary(r: SaveReport, archive: string, ms: number): string 
 export function writeCopyJson(lines: readonly LineCopyResult[], extra: Record<string, unknown> = {}): void {
   const n = countOf(lines);
   const doc = {
-    images: lines.map((l) => ({
-      id: l.id,
-      line: l.line,
-      status: l.status,
-      source: l.result?.source ?? null,
-      destination: l.result?.destination ?? null,
-      digest: l.result?.digest ?? null,
-      platforms: l.result?.platforms ?? [],
-      signatureTags: (l.result?.attachments ?? []).map((a) => ({
-        digest: a.digest,
-        suffix: a.suffix,
-        status: a.status,
-      })),
-      error: errorJson(l.error),
-    })),
+    images: lines.map(copyEntry),
     ...extra,
-    summary: Object.fromEntries(["copied", "skipped", "failed", "ignored"].map((s) => [s, n(s)])),
+    summary: Object.fromEntries(COPY_STATUSES.map((s) => [s, n(s)])),
   };
   writeStdout(JSON.stringify(doc, null, 2) + "\n");
+}
+
+/** The statuses a copy run's JSON `summary` counts, in order. */
+export const COPY_STATUSES: readonly string[] = ["copied", "skipped", "failed", "ignored"];
+
+/** One line's entry in the `--output json` document of `mirror`, `save` or `load`. */
+export function copyEntry(l: LineCopyResult): unknown {
+  return {
+    id: l.id,
+    line: l.line,
+    status: l.status,
+    source: l.result?.source ?? null,
+    destination: l.result?.destination ?? null,
+    digest: l.result?.digest ?? null,
+    platforms: l.result?.platforms ?? [],
+    signatureTags: (l.result?.attachments ?? []).map((a) => ({
+      digest: a.digest,
+      suffix: a.suffix,
+      status: a.status,
+    })),
+    error: errorJson(l.error),
+  };
 }

@@ -39,7 +39,7 @@ import {
   withClient,
   type WorkerFlags,
 } from "./list_flags.ts";
-import { ListRunOutput, type OutputLine } from "./list_output.ts";
+import { ListRunOutput, type OutputLine, targetsEntry } from "./list_output.ts";
 import type { Logger } from "../core/report.ts";
 import { startProgress } from "./progress.ts";
 import { SignCounter, signSummary } from "./run_summary.ts";
@@ -123,12 +123,11 @@ async function runSign(flags: SignFlags, log: Logger): Promise<number> {
   opening.finally(() => passphrase?.fill(0)).catch(() => {});
   const key = mayPrompt(flags) ? await opening : opening;
   // Each line's outcome goes out as the run reaches it (failed list, JSON entries): nothing grows with the list.
-  const out = await ListRunOutput.open<SignedTarget, LineSignResult & OutputLine<SignedTarget>>(
+  const out = await ListRunOutput.open<LineSignResult & OutputLine<SignedTarget>>(
     flags.failed,
     flags.output === "json"
       ? {
-        targetsKey: "signed",
-        target: targetJson,
+        entry: targetsEntry("signed", targetJson),
         statuses: ["signed", "unchanged", "skipped", "failed", "ignored"],
       }
       : undefined,

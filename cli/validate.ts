@@ -45,7 +45,7 @@ import {
   withClient,
   type WorkerFlags,
 } from "./list_flags.ts";
-import { ListRunOutput, type OutputLine } from "./list_output.ts";
+import { ListRunOutput, type OutputLine, targetsEntry } from "./list_output.ts";
 import { startProgress } from "./progress.ts";
 import { validateSummary } from "./run_summary.ts";
 
@@ -141,12 +141,11 @@ async function runValidate(flags: ValidateFlags, log: Logger): Promise<number> {
   const { policy, what } = await policyFor(flags);
   const registriesD = await registriesDFor(flags["registries.d"], log);
   // Each line's outcome goes out as the run reaches it (failed list, JSON entries): nothing grows with the list.
-  const out = await ListRunOutput.open<ValidatedTarget, LineValidateResult & OutputLine<ValidatedTarget>>(
+  const out = await ListRunOutput.open<LineValidateResult & OutputLine<ValidatedTarget>>(
     flags.failed,
     flags.output === "json"
       ? {
-        targetsKey: "targets",
-        target: validatedTargetJson,
+        entry: targetsEntry("targets", validatedTargetJson),
         statuses: ["passed", "failed", "skipped", "ignored"],
       }
       : undefined,

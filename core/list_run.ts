@@ -7,7 +7,7 @@
  */
 import { AirlockError } from "./errors.ts";
 import { type PoolResult, runPoolItem } from "./pool.ts";
-import type { ResolvedImageLine } from "./image_list.ts";
+import type { ImageListLine, ResolvedImageLine } from "./image_list.ts";
 
 /** What every list pipeline reports for one line. */
 export interface ListLineResult {
@@ -39,10 +39,25 @@ export function failedLines(lines: readonly ListLineResult[]): string[] {
   return lines.filter((l) => l.status === "failed").map((l) => l.line);
 }
 
+/**
+ * What {@linkcode runListInOrder} needs of a line: the list line, and whether it names an image to work on
+ * (`ok`) or never reaches the pool (`ignored`, `invalid`). An image list's lines ({@linkcode ResolvedImageLine})
+ * and a mirror list's (a source and a destination per line) both are.
+ */
+export interface RunnableLine {
+  /** `ok` lines are worked on. */
+  readonly status: "ok" | "ignored" | "invalid";
+  /** The list line. */
+  readonly line: ImageListLine;
+}
+
 /** A line of the list that names an image (the pool works on these). */
-export type ImageLine = ResolvedImageLine & { readonly status: "ok" };
+export type ImageLine<L extends RunnableLine = ResolvedImageLine> = Extract<L, { readonly status: "ok" }>;
 /** A line that never reaches the pool: ignored (mirror-format or unknown) or invalid. */
-export type UnresolvedLine = ResolvedImageLine & { readonly status: "ignored" | "invalid" };
+export type UnresolvedLine<L extends RunnableLine = ResolvedImageLine> = Exclude<
+  L,
+  { readonly status: "ok" }
+>;
 
 /** Options of {@linkcode runListInOrder}. */
 export interface ListRunOptions {
@@ -60,15 +75,15 @@ export interface ListRunOptions {
 }
 
 /** What a pipeline does with each line of {@linkcode runListInOrder}. */
-export interface ListSteps<W, R extends ListLineResult> {
+export interface ListSteps<W, R extends ListLineResult, L extends RunnableLine = ResolvedImageLine> {
   /** The work of one image, under its deadline signal. */
-  work(item: ImageLine, signal: AbortSignal): Promise<W>;
+  work(item: ImageLine<L>, signal: AbortSignal): Promise<W>;
   /** Called as soon as an image's work is over (completion order): log lines, progress. */
-  settled?(item: ImageLine, result: PoolResult<W>): void;
+  settled?(item: ImageLine<L>, result: PoolResult<W>): void;
   /** The line's result from its work's outcome (it may wait, e.g. for a confirmation, without holding a job). */
-  finish(item: ImageLine, result: PoolResult<W>): Promise<R> | R;
+  finish(item: ImageLine<L>, result: PoolResult<W>): Promise<R> | R;
   /** The result of a line that never reaches the pool; it logs the line in the pipeline's words. */
-  unresolved(line: UnresolvedLine): R | UnresolvedLineResult;
+  unresolved(line: UnresolvedLine<L>): R | UnresolvedLineResult;
   /** Gets every line's result exactly once, in list order, as soon as it and every earlier line are done. */
   emit(result: R | UnresolvedLineResult): void | Promise<void>;
 }
@@ -92,10 +107,10 @@ export interface ListSteps<W, R extends ListLineResult> {
  * });
  * ```
  */
-export async function runListInOrder<W, R extends ListLineResult>(
-  lines: Iterable<ResolvedImageLine> | AsyncIterable<ResolvedImageLine>,
+export async function runListInOrder<W, R extends ListLineResult, L extends RunnableLine = ResolvedImageLine>(
+  lines: Iterable<L> | AsyncIterable<L>,
   o: ListRunOptions,
-  steps: ListSteps<W, R>,
+  steps: ListSteps<W, R, L>,
 ): Promise<void> {
   const window = Math.max(1, o.window ?? 512);
   const done = new Map<number, R | UnresolvedLineResult>();
@@ -150,10 +165,10 @@ export async function runListInOrder<W, R extends ListLineResult>(
       }
       if (failure !== undefined) break;
       if (!ok) {
-        complete(at, steps.unresolved(line as UnresolvedLine));
+        complete(at, steps.unresolved(line as UnresolvedLine<L>));
         continue;
       }
-      const item = line as ImageLine;
+      const item = line as ImageLine<L>;
       if (o.signal?.aborted) {
         const error = new AirlockError(
           "CANCELLED",
@@ -223,7 +238,7 @@ export function lineCollector<R extends ListLineResult>(
 
 /** The number of image lines, for progress: `total` when given, else counted when `images` is an array. */
 export function imageCount(
-  images: Iterable<ResolvedImageLine> | AsyncIterable<ResolvedImageLine>,
+  images: Iterable<RunnableLine> | AsyncIterable<RunnableLine>,
   total?: number,
 ): number {
   if (total !== undefined) return total;

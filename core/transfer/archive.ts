@@ -23,10 +23,10 @@ import { manifestBlobs, planIndex } from "./index_merge.ts";
 import type { ResolvedImageLine } from "../image_list.ts";
 import {
   copyImages,
-  type CopyItem,
   type CopyReport,
   type CopyRunOptions,
   type LineCopyResult,
+  type ResolvedMirrorLine,
 } from "./mirror.ts";
 import { allowsPlatform, type PlatformFilter } from "../platform.ts";
 import { formatReference, parseReference, type Reference } from "../reference.ts";
@@ -344,22 +344,17 @@ export function loadDestination(ref: Reference, registry: string, project?: stri
 export async function loadArchive(path: string, o: LoadOptions): Promise<CopyReport & { images: number }> {
   const archive = await ArchiveReader.open(path, o.signal);
   try {
-    const items: CopyItem[] = [];
-    const extra: LineCopyResult[] = [];
-    archive.images.forEach((img, i) => {
+    const lines = archive.images.map((img, i): ResolvedMirrorLine => {
+      const line = { id: i + 1, line: img.name, text: img.name, kind: "default" as const };
       try {
-        items.push({
-          id: i + 1,
-          line: img.name,
-          source: img.reference,
-          destination: loadDestination(img.reference, o.registry, o.project),
-        });
+        const destination = loadDestination(img.reference, o.registry, o.project);
+        return { status: "ok", line, source: img.reference, destination };
       } catch (e) {
         const error = isAirlockError(e) ? e : new AirlockError("INVALID_REFERENCE", errorMessage(e));
-        extra.push({ id: i + 1, line: img.name, status: "failed", error });
+        return { status: "invalid", line, error };
       }
     });
-    const report = await copyImages(items, extra, {
+    const report = await copyImages(lines, {
       verb: "Loading",
       doneVerb: "Loaded",
       ...o,

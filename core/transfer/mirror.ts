@@ -15,15 +15,15 @@
  * @module
  */
 import { AirlockError, errorMessage, isAirlockError, toAirlockError } from "../errors.ts";
-import { failedLines } from "../list_run.ts";
+import { imageCount, lineCollector, type LineOutput, runListInOrder } from "../list_run.ts";
 import {
   ignoredLineWarning,
   type ImageListLine,
   loadImageList,
   parseImageList,
   resolveImageLine,
+  streamImageList,
 } from "../image_list.ts";
-import { runPool } from "../pool.ts";
 import { formatReference, type Reference } from "../reference.ts";
 import { type CopiedImage, type CopyOptions, type CopyStats, ImageCopier } from "./copy.ts";
 import { type Logger, silentLogger } from "../report.ts";
@@ -75,40 +75,43 @@ export function resolveMirrorList(
   lines: readonly ImageListLine[],
   o: MirrorListOverrides = {},
 ): ResolvedMirrorLine[] {
-  return lines.map((line): ResolvedMirrorLine => {
-    if (line.kind === "unknown") return { status: "ignored", line, warning: ignoredLineWarning(line) };
-    try {
-      const srcOverrides = { registry: o.source, project: o.sourceProject };
-      const dstOverrides = { registry: o.destination, project: o.destinationProject };
-      if (line.kind === "mirror") {
-        const [s, d, t] = line.text.split(" ").filter((x) => x !== "");
-        const sep = /^sha(256|512):/.test(t) ? "@" : ":";
-        return {
-          status: "ok",
-          line,
-          source: resolveImageLine(`${s}${sep}${t}`, srcOverrides),
-          destination: resolveImageLine(`${d}${sep}${t}`, dstOverrides),
-        };
-      }
-      if (!o.destination) {
-        throw new AirlockError(
-          "INVALID_ARGUMENT",
-          `image list line "${line.line}": no destination registry, use '--destination' to specify it`,
-        );
-      }
+  return lines.map((line) => resolveMirrorLine(line, o));
+}
+
+/** One line of {@linkcode resolveMirrorList}. */
+export function resolveMirrorLine(line: ImageListLine, o: MirrorListOverrides = {}): ResolvedMirrorLine {
+  if (line.kind === "unknown") return { status: "ignored", line, warning: ignoredLineWarning(line) };
+  try {
+    const srcOverrides = { registry: o.source, project: o.sourceProject };
+    const dstOverrides = { registry: o.destination, project: o.destinationProject };
+    if (line.kind === "mirror") {
+      const [s, d, t] = line.text.split(" ").filter((x) => x !== "");
+      const sep = /^sha(256|512):/.test(t) ? "@" : ":";
       return {
         status: "ok",
         line,
-        source: resolveImageLine(line, srcOverrides),
-        destination: resolveImageLine(line, dstOverrides),
+        source: resolveImageLine(`${s}${sep}${t}`, srcOverrides),
+        destination: resolveImageLine(`${d}${sep}${t}`, dstOverrides),
       };
-    } catch (e) {
-      const error = isAirlockError(e)
-        ? e
-        : new AirlockError("INVALID_REFERENCE", errorMessage(e), { cause: e });
-      return { status: "invalid", line, error };
     }
-  });
+    if (!o.destination) {
+      throw new AirlockError(
+        "INVALID_ARGUMENT",
+        `image list line "${line.line}": no destination registry, use '--destination' to specify it`,
+      );
+    }
+    return {
+      status: "ok",
+      line,
+      source: resolveImageLine(line, srcOverrides),
+      destination: resolveImageLine(line, dstOverrides),
+    };
+  } catch (e) {
+    const error = isAirlockError(e)
+      ? e
+      : new AirlockError("INVALID_REFERENCE", errorMessage(e), { cause: e });
+    return { status: "invalid", line, error };
+  }
 }
 
 /**
@@ -130,20 +133,40 @@ export async function loadMirrorList(path: string): Promise<ImageListLine[]> {
   return lines;
 }
 
-/** One image to copy: the list line it came from and the two references. */
-export interface CopyItem {
-  /** The line's id (`IMG:n`). */
-  readonly id: number;
-  /** The line as the failed list records it. */
-  readonly line: string;
-  /** Where the image is read. */
-  readonly source: Reference;
-  /** Where it is written. */
-  readonly destination: Reference;
+/**
+ * What a first pass over a mirror list file tells before a run (the file is read as it goes, never whole): how many
+ * lines name images (for progress), and how many are in hangar's default format (those need `--destination`).
+ *
+ * @throws {AirlockError} `INVALID_IMAGE_LIST` when the file cannot be read or has neither kind of line (the
+ *   messages of {@linkcode loadMirrorList}).
+ */
+export async function surveyMirrorList(
+  path: string,
+  o: MirrorListOverrides = {},
+): Promise<{ readonly images: number; readonly defaults: number }> {
+  let images = 0;
+  let defaults = 0;
+  let listed = 0;
+  for await (const line of streamImageList(path)) {
+    if (line.kind === "unknown") continue;
+    listed++;
+    if (line.kind === "default") defaults++;
+    if (resolveMirrorLine(line, o).status === "ok") images++;
+  }
+  if (listed === 0) throw new AirlockError("INVALID_IMAGE_LIST", `no images in image list "${path}"`);
+  return { images, defaults };
+}
+
+/** The lines of a mirror list file, resolved one at a time as the file is read ({@linkcode resolveMirrorLine}). */
+export async function* streamMirrorList(
+  path: string,
+  o: MirrorListOverrides = {},
+): AsyncGenerator<ResolvedMirrorLine> {
+  for await (const line of streamImageList(path)) yield resolveMirrorLine(line, o);
 }
 
 /** Options of {@linkcode copyImages} and {@linkcode mirrorImages}. */
-export interface CopyRunOptions extends CopyOptions {
+export interface CopyRunOptions extends CopyOptions, LineOutput<LineCopyResult> {
   /** Images copied at once (1–20). */
   readonly jobs: number;
   /** Deadline per image, covering all of its work; 0 = none. */
@@ -184,9 +207,9 @@ export interface LineCopyResult {
 
 /** The outcome of a run. */
 export interface CopyReport {
-  /** One entry per line, in list order. */
+  /** One entry per line, in list order (empty when the run was told not to keep lines: `keepLines: false`). */
   readonly lines: readonly LineCopyResult[];
-  /** The failed lines, in list order (for the failed list). */
+  /** The failed lines, in list order (for the failed list; empty with `keepLines: false`). */
   readonly failed: readonly string[];
   /** What the copier did. */
   readonly stats: CopyStats;
@@ -194,13 +217,18 @@ export interface CopyReport {
   readonly ms: number;
 }
 
+interface CopyWork {
+  readonly copied: CopiedImage;
+  readonly signed?: ImageSignResult;
+}
+
 /**
- * Copies images with a worker pool; failures are per line. Lines in `extra` (invalid or ignored entries of the
- * list) are merged into the report in id order.
+ * Copies the images of a list with a worker pool, in list order ({@linkcode runListInOrder}: lines may come one
+ * at a time as a file is read, and with `keepLines: false` nothing grows with the list); failures are per line,
+ * and lines that name no image are reported as the list gives them (ignored, or failed when invalid).
  */
 export async function copyImages(
-  items: readonly CopyItem[],
-  extra: readonly LineCopyResult[],
+  lines: Iterable<ResolvedMirrorLine> | AsyncIterable<ResolvedMirrorLine>,
   o: CopyRunOptions,
 ): Promise<CopyReport> {
   const t0 = performance.now();
@@ -209,32 +237,32 @@ export async function copyImages(
   const signer = o.signer
     ? await Signer.create({ ...o.signer, client: o.destination, platforms: o.platforms, logger: log })
     : undefined;
+  const total = imageCount(lines, o.total);
   let done = 0;
-  const results = await runPool(items, o.jobs, async (item, signal) => {
-    const fields = { IMG: item.id };
-    log.info(
-      `${o.verb ?? "Copying"} [${formatReference(item.source)}] => [${formatReference(item.destination)}]`,
-      fields,
-    );
-    const r = await copier.copy(item.source, item.destination, signal);
-    if (r.status === "skipped") return { copied: r };
-    if (r.filteredIndex) log.warn(newIndexWarning(r, signer !== undefined), fields);
-    if (!signer) return { copied: r };
-    // A line naming a digest gets the index written (its digest differs from the source's when it is new).
-    const at = item.destination.tag === undefined
-      ? { ...item.destination, digest: r.digest }
-      : item.destination;
-    const written = await signer.write(at, signal);
-    await signer.confirm(written);
-    log.info(`Signed [${formatReference(at)}]: ${written.result.targets.length} manifest(s)`, fields);
-    return { copied: r, signed: written.result };
-  }, {
-    signal: o.signal,
-    timeoutMs: o.timeoutMs,
+  const out = lineCollector<LineCopyResult>(o);
+  await runListInOrder<CopyWork, LineCopyResult, ResolvedMirrorLine>(lines, o, {
+    work: async (item, signal) => {
+      const fields = { IMG: item.line.id };
+      log.info(
+        `${o.verb ?? "Copying"} [${formatReference(item.source)}] => [${formatReference(item.destination)}]`,
+        fields,
+      );
+      const r = await copier.copy(item.source, item.destination, signal);
+      if (r.status === "skipped") return { copied: r };
+      if (r.filteredIndex) log.warn(newIndexWarning(r, signer !== undefined), fields);
+      if (!signer) return { copied: r };
+      // A line naming a digest gets the index written (its digest differs from the source's when it is new).
+      const at = item.destination.tag === undefined
+        ? { ...item.destination, digest: r.digest }
+        : item.destination;
+      const written = await signer.write(at, signal);
+      await signer.confirm(written);
+      log.info(`Signed [${formatReference(at)}]: ${written.result.targets.length} manifest(s)`, fields);
+      return { copied: r, signed: written.result };
+    },
     // Each image's result line as soon as it is done.
-    onSettled: (i, r) => {
-      const item = items[i];
-      const fields = { IMG: item.id };
+    settled: (item, r) => {
+      const fields = { IMG: item.line.id };
       if (!r.ok) {
         const error = toAirlockError(r.error);
         log.error(`error occurred when copy [${formatReference(item.source)}]: ${error.message}`, fields);
@@ -246,32 +274,25 @@ export async function copyImages(
       } else {
         log.info(copiedLine(o.doneVerb ?? "Copied", r.value.copied), fields);
       }
-      o.onProgress?.(++done, items.length);
+      o.onProgress?.(++done, total);
     },
+    finish: (item, r): LineCopyResult => {
+      const { id, line } = item.line;
+      if (!r.ok) return { id, line, status: "failed", error: toAirlockError(r.error) };
+      return { id, line, status: r.value.copied.status, result: r.value.copied, signed: r.value.signed };
+    },
+    unresolved: (l): LineCopyResult => {
+      const { id, line } = l.line;
+      if (l.status === "ignored") {
+        log.warn(l.warning);
+        return { id, line, status: "ignored" };
+      }
+      log.error(`error occurred when copy [${line}]: ${l.error.message}`, { IMG: id });
+      return { id, line, status: "failed", error: l.error };
+    },
+    emit: out.add,
   });
-
-  const byId = new Map<number, LineCopyResult>();
-  items.forEach((item, i) => {
-    const r = results[i];
-    if (r.ok) {
-      const { copied, signed } = r.value;
-      byId.set(item.id, { id: item.id, line: item.line, status: copied.status, result: copied, signed });
-      return;
-    }
-    byId.set(item.id, { id: item.id, line: item.line, status: "failed", error: toAirlockError(r.error) });
-  });
-  for (const e of extra) {
-    if (e.status === "ignored" && e.error === undefined) log.warn(ignoredLineWarning(e.line));
-    else if (e.error) log.error(`error occurred when copy [${e.line}]: ${e.error.message}`, { IMG: e.id });
-    byId.set(e.id, e);
-  }
-  const lines = [...byId.values()].sort((a, b) => a.id - b.id);
-  return {
-    lines,
-    failed: failedLines(lines),
-    stats: { ...copier.stats },
-    ms: performance.now() - t0,
-  };
+  return { ...out.report(), stats: { ...copier.stats }, ms: performance.now() - t0 };
 }
 
 /** The warning for an image whose destination index is not the source's (one per image). */
@@ -307,7 +328,7 @@ function copiedLine(verb: string, r: CopiedImage): string {
 }
 
 /**
- * Mirrors every image of a resolved mirror list.
+ * Mirrors every image of a resolved mirror list (an array, or lines read as they come: {@linkcode streamMirrorList}).
  *
  * @example
  * ```ts
@@ -318,17 +339,8 @@ function copiedLine(verb: string, r: CopiedImage): string {
  * ```
  */
 export function mirrorImages(
-  resolved: readonly ResolvedMirrorLine[],
+  resolved: Iterable<ResolvedMirrorLine> | AsyncIterable<ResolvedMirrorLine>,
   o: CopyRunOptions,
 ): Promise<CopyReport> {
-  const items: CopyItem[] = [];
-  const extra: LineCopyResult[] = [];
-  for (const r of resolved) {
-    if (r.status === "ok") {
-      items.push({ id: r.line.id, line: r.line.line, source: r.source, destination: r.destination });
-    } else if (r.status === "invalid") {
-      extra.push({ id: r.line.id, line: r.line.line, status: "failed", error: r.error });
-    } else extra.push({ id: r.line.id, line: r.line.line, status: "ignored" });
-  }
-  return copyImages(items, extra, { verb: "Mirroring", doneVerb: "Mirrored", ...o });
+  return copyImages(resolved, { verb: "Mirroring", doneVerb: "Mirrored", ...o });
 }

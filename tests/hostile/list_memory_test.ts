@@ -3,11 +3,11 @@
  * written out as soon as it is final (the failed list, `--output json`) and then dropped, and the run reads no
  * further ahead of its slowest line than a window. A 100,000-line list used to take 2.8 GB (~28 KB a line).
  *
- * `sign validate` and `sign` run as programs against a real registry (`docker-registry`) over lists of 10,000 and
+ * `sign validate`, `sign` and `mirror` run as programs against a real registry (`docker-registry`) over lists of 10,000 and
  * 100,000 lines. A real registry answers a few hundred requests a second here (100,000 lines that each need one
  * took 4 minutes), so to keep the test cheap most lines take paths without a request: one line in 50 names an
  * image the registry does not hold (it fails at its first request, `404`), one in 10,000 names a real image signed
- * beforehand (`sign validate` passes it; `sign` finds it signed, `unchanged`), and the other lines are invalid
+ * beforehand (`sign validate` passes it; `sign` finds it signed, `unchanged`; `mirror` copies it), and the other lines are invalid
  * references (`long/Img…`: upper case), failed without a request. Every line goes through the same reader,
  * ordering window and outputs. The peak resident memory of each process (`VmHWM`) on the long list exceeds its
  * peak on the short one by far less than the 90,000 extra lines would cost if each were kept (~2.4 GB at the
@@ -86,12 +86,30 @@ Deno.test("a 100,000-line list runs in the memory of a 10,000-line one; failed l
       good: "passed",
     },
     "sign": { args: signArgs, good: "unchanged" },
+    // Each line copied to another project of the same registry (the real image is copied; the others fail).
+    "mirror": {
+      args: (list) => [
+        "mirror",
+        "-f",
+        list,
+        "-d",
+        reg.host,
+        "--destination-project",
+        "mirrored",
+        "-j",
+        "20",
+        "--registries.d",
+        rd,
+        insecure,
+      ],
+      good: "copied",
+    },
   };
   const peaks = new Map<string, number[]>();
   for (const n of [10_000, 100_000]) {
     const list = await write(`list-${n}.txt`, n);
     const reals = n / REAL_EVERY;
-    // The two commands run side by side (each process's own peak is measured).
+    // The three commands run side by side (each process's own peak is measured).
     await Promise.all(
       Object.entries(runs).map(async ([name, run]) => {
         const failed = join(tmp.path, `${name.replace(" ", "-")}-failed.txt`);
