@@ -12,6 +12,7 @@ import {
   airlock,
   ATTACHMENTS_ON,
   pushImage,
+  signArgs,
   type TestImage,
   type TestRegistry,
   writeRegistriesD,
@@ -75,20 +76,10 @@ export async function prepareSigning(work: string): Promise<void> {
  * ```
  */
 export function measureSign(work: string, list: string, jobs: number): Promise<MeasuredRun> {
-  return runMeasured([
-    "sign",
-    "-f",
-    list,
-    "-k",
-    SIGNING.key,
-    "--sigstore-passphrase-file",
-    SIGNING.pass,
-    "--registries.d",
-    SIGNING.registriesD,
-    "--tls-verify=false",
-    "-j",
-    String(jobs),
-  ], work);
+  return runMeasured(
+    signArgs({ list, jobs, key: SIGNING, registriesD: SIGNING.registriesD, insecure: true }),
+    work,
+  );
 }
 
 /**

@@ -10,15 +10,17 @@
  */
 import { join } from "node:path";
 import {
+  airlock,
   ATTACHMENTS_ON,
+  signArgs,
   startStaticRegistry,
   type StaticContent,
+  validateArgs,
   writeList,
   writeRegistriesD,
 } from "../tests/testbed/mod.ts";
 import { makeKey, makeSigner } from "../tests/testbed/keys.ts";
 import { blobReads, fillHeavy, type HeavySigShape } from "../tests/hostile/heavy_sig.ts";
-import { airlock } from "../tests/testbed/mod.ts";
 import { printTable } from "./bench_util.ts";
 
 const MiB = 1024 * 1024;
@@ -39,33 +41,11 @@ try {
   const rd = await writeRegistriesD(work, ATTACHMENTS_ON);
   const insecure = "--tls-verify=false";
   const commands = (images: string[]): [string, string[]][] => [
-    ["sign -j 20", [
-      "sign",
-      "-f",
-      "list.txt",
-      "-j",
-      "20",
-      "-k",
-      key.key,
-      "--sigstore-passphrase-file",
-      key.pass,
-      "--registries.d",
-      rd,
-      insecure,
-    ]],
-    ["sign validate -j 20", [
-      "sign",
-      "validate",
-      "-f",
-      "list.txt",
-      "-j",
-      "20",
-      "-p",
-      signer.pub,
-      "--registries.d",
-      rd,
-      insecure,
-    ]],
+    ["sign -j 20", signArgs({ list: "list.txt", jobs: 20, key, registriesD: rd, insecure: true })],
+    [
+      "sign validate -j 20",
+      validateArgs({ list: "list.txt", jobs: 20, pub: signer.pub, registriesD: rd, insecure: true }),
+    ],
     ["verify", ["verify", "--key", signer.pub, "--insecure-ignore-tlog", insecure, ...images]],
   ];
 

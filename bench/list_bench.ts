@@ -12,7 +12,14 @@
  * @module
  */
 import { join } from "node:path";
-import { airlock, pushSingle, startRegistry, writeList } from "../tests/testbed/mod.ts";
+import {
+  airlock,
+  pushSingle,
+  signArgs,
+  startRegistry,
+  validateArgs,
+  writeList,
+} from "../tests/testbed/mod.ts";
 import { prepareSigning, printTable, runMeasured, SIGNING } from "./bench_util.ts";
 
 /** Runs the CLI quietly (every long-list run here fails, by design), measuring wall time and peak memory. */
@@ -32,33 +39,9 @@ try {
   await prepareSigning(work);
   await pushSingle(registry, "long/real", "v1", "list-bench-real");
   const real = `${registry.host}/long/real:v1`;
-  const sign = (list: string) => [
-    "sign",
-    "-f",
-    list,
-    "-j",
-    "20",
-    "-k",
-    SIGNING.key,
-    "--sigstore-passphrase-file",
-    SIGNING.pass,
-    "--registries.d",
-    SIGNING.registriesD,
-    "--tls-verify=false",
-  ];
-  const validate = (list: string) => [
-    "sign",
-    "validate",
-    "-f",
-    list,
-    "-j",
-    "20",
-    "-p",
-    SIGNING.pub,
-    "--registries.d",
-    SIGNING.registriesD,
-    "--tls-verify=false",
-  ];
+  const common = { jobs: 20, registriesD: SIGNING.registriesD, insecure: true };
+  const sign = (list: string) => signArgs({ list, key: SIGNING, ...common });
+  const validate = (list: string) => validateArgs({ list, pub: SIGNING.pub, ...common });
   await writeList(join(work, "one.txt"), [real]);
   const first = await runMeasured(sign("one.txt"), work);
   if (first.code !== 0) throw new Error("signing the real image failed");

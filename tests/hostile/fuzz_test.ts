@@ -27,7 +27,9 @@ import {
   leaksSecret,
   sha256Digest,
   show,
+  signArgs,
   tempDir,
+  validateArgs,
   writeList,
   writeRegistriesD,
 } from "../testbed/mod.ts";
@@ -298,19 +300,8 @@ Deno.test("seeded: airlock inspect, verify, sign validate and sign as programs a
     const [command, args] = rng.pick<[string, string[]]>([
       ["inspect", ["inspect", tls, ref]],
       ["verify", ["verify", "--key", key.pub, "--insecure-ignore-tlog", tls, ref]],
-      ["sign validate", ["sign", "validate", "-f", "list.txt", "-p", key.pub, "--registries.d", rd, tls]],
-      ["sign", [
-        "sign",
-        "-f",
-        "list.txt",
-        "-k",
-        key.key,
-        "--sigstore-passphrase-file",
-        key.pass,
-        "--registries.d",
-        rd,
-        tls,
-      ]],
+      ["sign validate", validateArgs({ list: "list.txt", pub: key.pub, registriesD: rd, insecure: true })],
+      ["sign", signArgs({ list: "list.txt", key, registriesD: rd, insecure: true })],
     ]);
     const what = `seed ${seed + i}: ${command}; manifest: ${forManifest.what}; rest: ${forRest.what}`;
     // The watchdog is far past the commands' own deadline (--timeout 20s): ending is the program's job.

@@ -17,9 +17,11 @@ import {
   ATTACHMENTS_ON,
   pushSingle,
   show,
+  signArgs,
   startRegistry,
   startSoftHsm,
   tempDir,
+  validateArgs,
   writeList,
   writeRegistriesD,
 } from "../testbed/mod.ts";
@@ -69,56 +71,27 @@ Deno.test("RSA keys under 2048 bits are refused for signing (file, PKCS#11) and 
   // judged against a signature that exists).
   const ok = await rsaKeyFile(tmp.path, "rsa2048", 2048);
   const signed = await airlock(
-    [
-      "sign",
-      "-f",
-      "list.txt",
-      "--key",
-      ok.key,
-      "--sigstore-passphrase-file",
-      ok.pass,
-      "--registries.d",
-      rd,
-      insecure,
-    ],
+    signArgs({ list: "list.txt", keyFlag: "--key", key: ok, registriesD: rd, insecure: true }),
     { cwd: tmp.path },
   );
   assertEquals(signed.code, 0, show(signed));
-  const valid = await airlock([
-    "sign",
-    "validate",
-    "-f",
-    "list.txt",
-    "-p",
-    ok.pub,
-    "--registries.d",
-    rd,
-    insecure,
-  ], {
-    cwd: tmp.path,
-  });
+  const valid = await airlock(
+    validateArgs({ list: "list.txt", pub: ok.pub, registriesD: rd, insecure: true }),
+    {
+      cwd: tmp.path,
+    },
+  );
   assertEquals(valid.code, 0, show(valid));
   assertEquals((await readSig(endpoint(reg), "k/img", digest))?.layers.length, 1);
 
   for (const bits of [512, 1024]) {
     const k = await rsaKeyFile(tmp.path, `rsa${bits}`, bits);
     const runs: [string, string[]][] = [
-      ["sign", [
-        "sign",
-        "-f",
-        "list.txt",
-        "--key",
-        k.key,
-        "--sigstore-passphrase-file",
-        k.pass,
-        "--registries.d",
-        rd,
-        insecure,
-      ]],
+      ["sign", signArgs({ list: "list.txt", keyFlag: "--key", key: k, registriesD: rd, insecure: true })],
       ["sign-blob", ["sign-blob", "--key", k.key, "--passphrase-file", k.pass, "blob.txt"]],
       ["public-key", ["public-key", "--key", k.key, "--passphrase-file", k.pass]],
       ["verify", ["verify", "--key", k.pub, "--insecure-ignore-tlog", insecure, image]],
-      ["sign validate", ["sign", "validate", "-f", "list.txt", "-p", k.pub, "--registries.d", rd, insecure]],
+      ["sign validate", validateArgs({ list: "list.txt", pub: k.pub, registriesD: rd, insecure: true })],
     ];
     for (const [name, args] of runs) {
       const r = await airlock(args, { cwd: tmp.path });
@@ -193,18 +166,9 @@ Deno.test("an unencrypted private key file is refused unless --allow-unencrypted
     { cwd: tmp.path },
   );
   assertEquals(signed.code, 0, show(signed));
-  const valid = await airlock([
-    "sign",
-    "validate",
-    "-f",
-    "list.txt",
-    "-p",
-    "plain.pub",
-    "--registries.d",
-    rd,
-    insecure,
-  ], {
-    cwd: tmp.path,
-  });
+  const valid = await airlock(
+    validateArgs({ list: "list.txt", pub: "plain.pub", registriesD: rd, insecure: true }),
+    { cwd: tmp.path },
+  );
   assertEquals(valid.code, 0, show(valid));
 });

@@ -23,8 +23,10 @@ import {
   ATTACHMENTS_ON,
   pushSingle,
   show,
+  signArgs,
   startRegistry,
   tempDir,
+  validateArgs,
   writeList,
   writeRegistriesD,
 } from "../testbed/mod.ts";
@@ -47,22 +49,9 @@ Deno.test("a 100,000-line list runs in the memory of a 10,000-line one; failed l
   await pushSingle(reg, "long/real", "v1", "long-list-real");
   const real = `${reg.host}/long/real:v1`;
   const insecure = "--tls-verify=false";
-  const signArgs = (list: string) => [
-    "sign",
-    "-f",
-    list,
-    "-j",
-    "20",
-    "-k",
-    key.key,
-    "--sigstore-passphrase-file",
-    key.pass,
-    "--registries.d",
-    rd,
-    insecure,
-  ];
+  const signRun = (list: string) => signArgs({ list, jobs: 20, key, registriesD: rd, insecure: true });
   await writeList(join(tmp.path, "one.txt"), [real]);
-  const first = await airlock(signArgs("one.txt"), { cwd: tmp.path });
+  const first = await airlock(signRun("one.txt"), { cwd: tmp.path });
   assertEquals(first.code, 0, show(first));
 
   const lineAt = (i: number) =>
@@ -80,12 +69,10 @@ Deno.test("a 100,000-line list runs in the memory of a 10,000-line one; failed l
   };
   const runs: Record<string, { args: (list: string) => string[]; good: string }> = {
     "sign validate": {
-      args: (
-        list,
-      ) => ["sign", "validate", "-f", list, "-j", "20", "-p", key.pub, "--registries.d", rd, insecure],
+      args: (list) => validateArgs({ list, jobs: 20, pub: key.pub, registriesD: rd, insecure: true }),
       good: "passed",
     },
-    "sign": { args: signArgs, good: "unchanged" },
+    "sign": { args: signRun, good: "unchanged" },
     // Each line copied to another project of the same registry (the real image is copied; the others fail).
     "mirror": {
       args: (list) => [

@@ -23,9 +23,11 @@ import {
   pushSingle,
   sha256Digest,
   show,
+  signArgs,
   startProxy,
   startRegistry,
   tempDir,
+  validateArgs,
   writeList,
   writeRegistriesD,
 } from "../testbed/mod.ts";
@@ -109,29 +111,8 @@ Deno.test("sign, validate, inspect, verify, mirror: a tag serving a malformed ma
   await writeList(join(tmp.path, "list.txt"), [image]);
   const insecure = "--tls-verify=false";
   const commands: [string, string[]][] = [
-    ["sign", [
-      "sign",
-      "-f",
-      "list.txt",
-      "--key",
-      key.key,
-      "--sigstore-passphrase-file",
-      key.pass,
-      "--registries.d",
-      rd,
-      insecure,
-    ]],
-    ["sign validate", [
-      "sign",
-      "validate",
-      "-f",
-      "list.txt",
-      "-p",
-      signer.pub,
-      "--registries.d",
-      rd,
-      insecure,
-    ]],
+    ["sign", signArgs({ list: "list.txt", keyFlag: "--key", key, registriesD: rd, insecure: true })],
+    ["sign validate", validateArgs({ list: "list.txt", pub: signer.pub, registriesD: rd, insecure: true })],
     ["inspect", ["inspect", `docker://${image}`, insecure]],
     ["verify", ["verify", "--key", signer.pub, "--insecure-ignore-tlog", insecure, image]],
     ["mirror", ["mirror", "-f", "list.txt", "-d", dst.host, "--registries.d", rd, insecure]],

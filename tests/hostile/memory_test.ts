@@ -20,9 +20,11 @@ import {
   airlock,
   ATTACHMENTS_ON,
   show,
+  signArgs,
   startStaticRegistry,
   type StaticContent,
   tempDir,
+  validateArgs,
   writeList,
   writeRegistriesD,
 } from "../testbed/mod.ts";
@@ -39,21 +41,9 @@ Deno.test("sign refuses a .sig of 10,000 layers before reading any payload", asy
   const key = await makeKey(tmp.path, "k");
   const rd = await writeRegistriesD(tmp.path, ATTACHMENTS_ON);
   await writeList(join(tmp.path, "list.txt"), [image]);
-  const r = await airlock(
-    [
-      "sign",
-      "-f",
-      "list.txt",
-      "-k",
-      key.key,
-      "--sigstore-passphrase-file",
-      key.pass,
-      "--registries.d",
-      rd,
-      "--tls-verify=false",
-    ],
-    { cwd: tmp.path },
-  );
+  const r = await airlock(signArgs({ list: "list.txt", key, registriesD: rd, insecure: true }), {
+    cwd: tmp.path,
+  });
   assertEquals(r.code, 1, show(r));
   assertMatch(r.stderr, /has 10000 layers, more than the 1000 accepted/, show(r));
   // The one blob read is the image's config (the platform filter); no payload.
@@ -73,7 +63,7 @@ Deno.test("validate and verify refuse 1000 payloads of 1 MiB before reading any"
   const rd = await writeRegistriesD(tmp.path, ATTACHMENTS_ON);
   await writeList(join(tmp.path, "list.txt"), [image]);
   const runs = [
-    ["sign", "validate", "-f", "list.txt", "-p", signer.pub, "--registries.d", rd, "--tls-verify=false"],
+    validateArgs({ list: "list.txt", pub: signer.pub, registriesD: rd, insecure: true }),
     ["verify", "--key", signer.pub, "--insecure-ignore-tlog", "--tls-verify=false", image],
   ];
   for (const args of runs) {
@@ -96,33 +86,11 @@ Deno.test("sign, validate, verify at -j 20: 20 images x 1000 payloads of 32 KiB,
   await writeList(join(tmp.path, "list.txt"), images);
   const insecure = "--tls-verify=false";
   const runs: [string, string[]][] = [
-    ["sign", [
-      "sign",
-      "-f",
-      "list.txt",
-      "-j",
-      "20",
-      "-k",
-      key.key,
-      "--sigstore-passphrase-file",
-      key.pass,
-      "--registries.d",
-      rd,
-      insecure,
-    ]],
-    ["sign validate", [
-      "sign",
-      "validate",
-      "-f",
-      "list.txt",
-      "-j",
-      "20",
-      "-p",
-      signer.pub,
-      "--registries.d",
-      rd,
-      insecure,
-    ]],
+    ["sign", signArgs({ list: "list.txt", jobs: 20, key, registriesD: rd, insecure: true })],
+    [
+      "sign validate",
+      validateArgs({ list: "list.txt", jobs: 20, pub: signer.pub, registriesD: rd, insecure: true }),
+    ],
     ["verify", ["verify", "--key", signer.pub, "--insecure-ignore-tlog", insecure, ...images]],
   ];
   for (const [name, args] of runs) {

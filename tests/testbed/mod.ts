@@ -1,8 +1,9 @@
 /**
  * The test bed: real registries (`docker-registry`), TLS certificates, a token server, a misbehaving proxy (a
- * fake, for fault injection), in-memory test images, the shared fixtures, running the real CLI (`cli.ts`) and
- * the files it reads (`files.ts`). Import from here in tests and benchmarks; `keys.ts` and `signatures.ts` (which
- * use airlock's own key generator, verifier and signer) are imported directly.
+ * fake, for fault injection), in-memory test images, the shared fixtures, running the real CLI (`cli.ts`), the
+ * files it reads (`files.ts`) and the argument arrays of its list commands (`args.ts`). Import from here in tests
+ * and benchmarks; `keys.ts` and `signatures.ts` (which use airlock's own key generator, verifier and signer) are
+ * imported directly.
  *
  * @example
  * ```ts
@@ -30,3 +31,4 @@ export * from "./fake_kms/azure.ts";
 export * from "./fake_kube_apiserver.ts";
 export * from "./cli.ts";
 export * from "./files.ts";
+export * from "./args.ts";
