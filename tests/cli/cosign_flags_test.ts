@@ -22,6 +22,7 @@ import {
   pushSingle,
   rawSink,
   show,
+  signArgs,
   startPeerSkopeoRegistry,
   startRegistry,
   tempDir,
@@ -50,18 +51,9 @@ Deno.test("hangar's documented cosign verify command, verbatim, on a plain-HTTP 
   assertEquals(key.pub, join(tmp.path, "sigstore.pub"));
   const rd = await writeRegistriesD(tmp.path, ATTACHMENTS_ON);
   await writeList(join(tmp.path, "list.txt"), [`${reg.host}/doc/multi:v1`]);
-  const signed = await airlock([
-    "sign",
-    "-f",
-    "list.txt",
-    "-k",
-    key.key,
-    "--sigstore-passphrase-file",
-    key.pass,
-    "--tls-verify=false",
-    "--registries.d",
-    rd,
-  ], { cwd: tmp.path });
+  const signed = await airlock(signArgs({ list: "list.txt", key, registriesD: rd, insecure: true }), {
+    cwd: tmp.path,
+  });
   assertEquals(signed.code, 0, show(signed));
 
   // Every manifest airlock signed (each platform, the index): the command exits 0 and names the digest.
@@ -136,18 +128,7 @@ Deno.test("--allow-insecure-registry skips certificate checks; --allow-http-regi
   const rd = await writeRegistriesD(tmp.path, ATTACHMENTS_ON);
   await writeList(join(tmp.path, "list.txt"), [`${reg.host}/tls/single:v1`]);
   const signed = await airlock(
-    [
-      "sign",
-      "-f",
-      "list.txt",
-      "--key",
-      key.key,
-      "--sigstore-passphrase-file",
-      key.pass,
-      "--tls-verify=false",
-      "--registries.d",
-      rd,
-    ],
+    signArgs({ list: "list.txt", keyFlag: "--key", key, registriesD: rd, insecure: true }),
     { cwd: tmp.path },
   );
   assertEquals(signed.code, 0, show(signed));

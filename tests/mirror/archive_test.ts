@@ -20,6 +20,7 @@ import {
   startProxy,
   startRegistry,
   tempDir,
+  validateArgs,
   writeAuthFile,
   writeList,
   writeRegistriesD,
@@ -94,19 +95,15 @@ Deno.test("save → load: round trip into a third registry, cut archives, interr
   }
   const validate = async (host: string, repo: string, flags: string[]) => {
     await writeList(join(tmp.path, "v.txt"), [`${host}/${repo}:v1`]);
-    return await airlock([
-      "sign",
-      "validate",
-      "-f",
-      "v.txt",
-      "-p",
-      key.pub,
-      "--registries.d",
-      rd,
-      "--exact-repository",
-      `${src.host}/${repo}`,
-      ...flags,
-    ], { cwd: tmp.path });
+    return await airlock(
+      validateArgs({
+        list: "v.txt",
+        pub: key.pub,
+        registriesD: rd,
+        extra: ["--exact-repository", `${src.host}/${repo}`, ...flags],
+      }),
+      { cwd: tmp.path },
+    );
   };
 
   await writeList(join(tmp.path, "list.txt"), [

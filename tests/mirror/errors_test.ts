@@ -19,6 +19,7 @@ import {
   startProxy,
   startRegistry,
   tempDir,
+  validateArgs,
   writeList,
   writeRegistriesD,
 } from "../testbed/mod.ts";
@@ -62,19 +63,16 @@ Deno.test("mirror: missing image, 403 at the destination, corrupt blob → clear
   };
   const validates = async (repo: string) => {
     await writeList(join(tmp.path, "v.txt"), [`${dst.host}/${repo}:v1`]);
-    const r = await airlock([
-      "sign",
-      "validate",
-      "-f",
-      "v.txt",
-      "-p",
-      key.pub,
-      "--tls-verify=false",
-      "--registries.d",
-      rd,
-      "--exact-repository",
-      `${src.host}/proj/${repo.split("/")[1]}`,
-    ], { cwd: tmp.path });
+    const r = await airlock(
+      validateArgs({
+        list: "v.txt",
+        pub: key.pub,
+        registriesD: rd,
+        insecure: true,
+        extra: ["--exact-repository", `${src.host}/proj/${repo.split("/")[1]}`],
+      }),
+      { cwd: tmp.path },
+    );
     return r.code === 0;
   };
 

@@ -30,6 +30,7 @@ import {
   show,
   startRegistry,
   tempDir,
+  validateArgs,
   writeList,
   writeRegistriesD,
 } from "../testbed/mod.ts";
@@ -265,17 +266,7 @@ Deno.test("mirror with hangar's defaults: filtered platforms, merged destination
         // hangar's check at the destination, by default rules, passes with the mirror key.
         await writeList(join(tmp.path, "validate.txt"), [ref]);
         const val = await airlock(
-          [
-            "sign",
-            "validate",
-            "-f",
-            "validate.txt",
-            "-p",
-            signer.pub,
-            "--tls-verify=false",
-            "--registries.d",
-            rd,
-          ],
+          validateArgs({ list: "validate.txt", pub: signer.pub, registriesD: rd, insecure: true }),
           { cwd: tmp.path },
         );
         assertEquals(val.code, 0, show(val));

@@ -15,6 +15,7 @@ import {
   ATTACHMENTS_ON,
   pushMulti,
   pushSingle,
+  signArgs,
   startRegistry,
   tempDir,
   writeList,
@@ -82,23 +83,16 @@ Deno.test("serve: signing through the API equals the CLI (file key, TLS registry
   // The CLI with the same key and list: everything is there already, the same digests and identities.
   const rd = await writeRegistriesD(tmp.path, ATTACHMENTS_ON, "cli-registries.d");
   await writeList(join(tmp.path, "list.txt"), images);
-  const r = await airlock([
-    "sign",
-    "-f",
-    "list.txt",
-    "-k",
-    key.key,
-    "--sigstore-passphrase-file",
-    key.pass,
-    "--cert-dir",
-    certDir,
-    "--registries.d",
-    rd,
-    "--annotation",
-    "build=42",
-    "--output",
-    "json",
-  ], { cwd: tmp.path });
+  const r = await airlock(
+    signArgs({
+      list: "list.txt",
+      key,
+      certDir,
+      registriesD: rd,
+      extra: ["--annotation", "build=42", "--output", "json"],
+    }),
+    { cwd: tmp.path },
+  );
   assertEquals(r.code, 0, r.stderr);
   const cli = JSON.parse(r.stdout) as {
     summary: Record<string, number>;

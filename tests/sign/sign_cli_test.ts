@@ -19,6 +19,7 @@ import {
   pushSingle,
   rawSink,
   sha256Digest as sha256,
+  signArgs,
   startProxy,
   startRegistry,
   tempDir,
@@ -47,20 +48,10 @@ Deno.test("sign CLI: signs, reads back, verifies, and honours its flags", async 
   const outputs: CliResult[] = [];
   const sign = async (listName: string, lines: string[], extra: string[] = []) => {
     await writeList(join(tmp.path, listName), lines);
-    const r = await airlock([
-      "sign",
-      "-f",
-      listName,
-      "-k",
-      key.key,
-      "--sigstore-passphrase-file",
-      key.pass,
-      "--cert-dir",
-      join(reg.certDir!, h),
-      "--registries.d",
-      rd,
-      ...extra,
-    ], { cwd: tmp.path });
+    const r = await airlock(
+      signArgs({ list: listName, key, certDir: join(reg.certDir!, h), registriesD: rd, extra }),
+      { cwd: tmp.path },
+    );
     outputs.push(r);
     return r;
   };
@@ -189,18 +180,9 @@ Deno.test("sign CLI: signs, reads back, verifies, and honours its flags", async 
     const rule = proxy.addRule(harborNotFoundRule());
     const img = await pushSingle(plain, "h/img", "v1", "cli-harbor");
     await writeList(join(tmp.path, "harbor.txt"), [`${proxy.host}/h/img:v1`]);
-    const r = await airlock([
-      "sign",
-      "-f",
-      "harbor.txt",
-      "-k",
-      key.key,
-      "--sigstore-passphrase-file",
-      key.pass,
-      "--tls-verify=false",
-      "--registries.d",
-      rd,
-    ], { cwd: tmp.path });
+    const r = await airlock(signArgs({ list: "harbor.txt", key, registriesD: rd, insecure: true }), {
+      cwd: tmp.path,
+    });
     outputs.push(r);
     assertEquals(r.code, 0, r.stderr);
     assert(rule.applied >= 1, "the proxy answered Harbor's body at least once");

@@ -19,6 +19,7 @@ import {
   pushImage,
   pushMulti,
   pushSingle,
+  signArgs,
   startRegistry,
   tempDir,
   writeList,
@@ -43,20 +44,8 @@ Deno.test("sign CLI: every bad input fails clearly and leaves existing signature
     outputs.push(r);
     return r;
   };
-  const signArgs = (list: string, extra: string[] = []) => [
-    "sign",
-    "-f",
-    list,
-    "-k",
-    key.key,
-    "--sigstore-passphrase-file",
-    key.pass,
-    "--cert-dir",
-    certDir,
-    "--registries.d",
-    rd,
-    ...extra,
-  ];
+  const signList = (list: string, extra: string[] = []) =>
+    signArgs({ list, key, certDir, registriesD: rd, extra });
   const readFailed = (name = "sign-failed.txt") => Deno.readTextFile(join(tmp.path, name));
 
   await pushSingle(reg, "e/signed", "v1", "err-signed");
@@ -64,7 +53,7 @@ Deno.test("sign CLI: every bad input fails clearly and leaves existing signature
   await pushSingle(reg, "e/blocked", "v1", "err-blocked");
   await pushMulti(reg, "e/mblocked", "v1", "err-mblocked");
   await writeList(join(tmp.path, "signed.txt"), [`${h}/e/signed:v1`]);
-  const first = await run(signArgs("signed.txt"));
+  const first = await run(signList("signed.txt"));
   assertEquals(first.code, 0, first.stderr);
   const existing = await sigSnapshot(reg, REPOS);
   assertEquals(existing.size, 1);
@@ -72,7 +61,7 @@ Deno.test("sign CLI: every bad input fails clearly and leaves existing signature
   const unchanged = async () => assertEquals(await sigSnapshot(reg, REPOS), existing);
 
   await t.step("missing list file", async () => {
-    const r = await run(signArgs("nope.txt"));
+    const r = await run(signList("nope.txt"));
     assertEquals(r.code, 1);
     assertStringIncludes(r.stderr, `failed to open "nope.txt"`);
     await unchanged();
@@ -80,7 +69,7 @@ Deno.test("sign CLI: every bad input fails clearly and leaves existing signature
 
   await t.step("empty list file (only comments)", async () => {
     await Deno.writeTextFile(join(tmp.path, "empty.txt"), "# nothing\n\n// here\n");
-    const r = await run(signArgs("empty.txt"));
+    const r = await run(signList("empty.txt"));
     assertEquals(r.code, 1);
     assertStringIncludes(r.stderr, `no images in image list "empty.txt"`);
     await unchanged();
@@ -101,7 +90,7 @@ Deno.test("sign CLI: every bad input fails clearly and leaves existing signature
       ];
       await Deno.writeTextFile(join(tmp.path, "sign-failed.txt"), "stale\n");
       await writeList(join(tmp.path, "mixed.txt"), lines);
-      const r = await run(signArgs("mixed.txt", ["-j", "3"]));
+      const r = await run(signList("mixed.txt", ["-j", "3"]));
       assertEquals(r.code, 1);
       assertEquals(await readFailed(), [lines[0], lines[2], lines[4], lines[5]].join("\n") + "\n");
       assertStringIncludes(r.stderr, "no-such-registry.invalid");
@@ -120,7 +109,7 @@ Deno.test("sign CLI: every bad input fails clearly and leaves existing signature
   );
 
   await t.step("a stale failed list is removed when nothing failed", async () => {
-    const r = await run(signArgs("signed.txt"));
+    const r = await run(signList("signed.txt"));
     assertEquals(r.code, 0, r.stderr);
     await assertRejects(() => Deno.stat(join(tmp.path, "sign-failed.txt")), Deno.errors.NotFound);
     await unchanged();
@@ -128,7 +117,7 @@ Deno.test("sign CLI: every bad input fails clearly and leaves existing signature
 
   await t.step("wrong passphrase: fails before any registry write", async () => {
     await Deno.writeTextFile(join(tmp.path, "wrong.pass"), secrets[1]);
-    const args = signArgs("signed.txt");
+    const args = signList("signed.txt");
     args[args.indexOf(key.pass)] = "wrong.pass";
     const r = await run(args);
     assertEquals(r.code, 1);
@@ -163,19 +152,14 @@ Deno.test("sign CLI: every bad input fails clearly and leaves existing signature
       ];
     for (const [name, edit, expected] of cases) {
       const path = await craft(name, edit as (e: Record<string, unknown>) => void);
-      const r = await run([
-        "sign",
-        "-f",
-        "signed.txt",
-        "-k",
-        path,
-        "--sigstore-passphrase-file",
-        alice.passphraseFile,
-        "--cert-dir",
-        certDir,
-        "--registries.d",
-        rd,
-      ]);
+      const r = await run(
+        signArgs({
+          list: "signed.txt",
+          key: { key: path, pass: alice.passphraseFile },
+          certDir,
+          registriesD: rd,
+        }),
+      );
       assertEquals(r.code, 1, name);
       assertStringIncludes(r.stderr, expected);
     }
@@ -184,7 +168,7 @@ Deno.test("sign CLI: every bad input fails clearly and leaves existing signature
 
   await t.step("--jobs 0 and 21", async () => {
     for (const j of ["0", "21"]) {
-      const r = await run(signArgs("signed.txt", ["--jobs", j]));
+      const r = await run(signList("signed.txt", ["--jobs", j]));
       assertEquals(r.code, 1);
       assertStringIncludes(r.stderr, `invalid worker number ${j}: --jobs must be 1-20`);
     }
@@ -192,7 +176,7 @@ Deno.test("sign CLI: every bad input fails clearly and leaves existing signature
   });
 
   await t.step("--key together with --sigstore-key", async () => {
-    const r = await run(signArgs("signed.txt", ["--key", key.key]));
+    const r = await run(signList("signed.txt", ["--key", key.key]));
     assertEquals(r.code, 1);
     assertStringIncludes(r.stderr, "--key and --sigstore-key are mutually exclusive");
     await unchanged();
@@ -207,7 +191,7 @@ Deno.test("sign CLI: every bad input fails clearly and leaves existing signature
       const lines = [`${h}/e/blocked:v1`, `${h}/e/signed:v1`, `${h}/e/mblocked:v1`];
       await writeList(join(tmp.path, "blocked.txt"), lines);
       const tagsBefore = [await listTags(reg, "e/blocked"), await listTags(reg, "e/mblocked")];
-      const args = signArgs("blocked.txt");
+      const args = signList("blocked.txt");
       args[args.indexOf(rd)] = rdOff;
       const r = await run(args);
       assertEquals(r.code, 1);
@@ -239,21 +223,15 @@ Deno.test("sign CLI: every bad input fails clearly and leaves existing signature
         JSON.stringify({ auths: { [treg.host]: { auth: btoa("alice:pw") } } }),
       );
       await writeList(join(tmp.path, "denied.txt"), [`${treg.host}/t/img:v1`]);
-      const r = await run([
-        "sign",
-        "-f",
-        "denied.txt",
-        "-k",
-        key.key,
-        "--sigstore-passphrase-file",
-        key.pass,
-        "--cert-dir",
-        join(treg.certDir!, treg.host),
-        "--authfile",
-        authfile,
-        "--registries.d",
-        rd,
-      ]);
+      const r = await run(
+        signArgs({
+          list: "denied.txt",
+          key,
+          certDir: join(treg.certDir!, treg.host),
+          registriesD: rd,
+          extra: ["--authfile", authfile],
+        }),
+      );
       assertEquals(r.code, 1);
       assertEquals(await readFailed(), `${treg.host}/t/img:v1\n`);
       // distribution answers 401 insufficient_scope (Harbor and others: 403 DENIED); both must read as denied.

@@ -16,9 +16,11 @@ import {
   rawSink,
   sha256Digest,
   show,
+  signArgs,
   startRegistry,
   tempDir,
   type TestRegistry,
+  validateArgs,
 } from "../testbed/mod.ts";
 import { sigTag } from "../testbed/signatures.ts";
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
@@ -62,35 +64,25 @@ async function list(env: Env, lines: string[]): Promise<string> {
 }
 
 async function sign(env: Env, lines: string[], ...extra: string[]): Promise<void> {
-  const r = await airlock([
-    "sign",
-    "-f",
-    await list(env, lines),
-    "-k",
-    env.key,
-    "--sigstore-passphrase-file",
-    env.pass,
-    "--registries.d",
-    "rd",
-    "--tls-verify=false",
-    ...extra,
-  ], { home: env.dir });
+  const r = await airlock(
+    signArgs({ list: await list(env, lines), key: env, registriesD: "rd", insecure: true, extra }),
+    { home: env.dir },
+  );
   assertEquals(r.code, 0, show(r));
 }
 
 async function validate(env: Env, lines: string[], ...extra: string[]): Promise<CliResult> {
   const hasKey = extra.includes("--key") || extra.includes("--policy") || extra.includes("-p");
-  return await airlock([
-    "sign",
-    "validate",
-    "-f",
-    await list(env, lines),
-    ...(hasKey ? [] : ["-p", env.pub]),
-    "--registries.d",
-    "rd",
-    "--tls-verify=false",
-    ...extra,
-  ], { home: env.dir });
+  return await airlock(
+    validateArgs({
+      list: await list(env, lines),
+      pub: hasKey ? undefined : env.pub,
+      registriesD: "rd",
+      insecure: true,
+      extra,
+    }),
+    { home: env.dir },
+  );
 }
 
 async function push(env: Env, repo: string, tag: string, multi: boolean, seed: string): Promise<string> {
@@ -280,17 +272,15 @@ Deno.test("validate: airlock-signed images pass; tampering and gaps are rejected
   // 6. --key: a public key file, or the private key (its public half; passphrase from COSIGN_PASSWORD).
   const byPub = await validate(env, [`${h}/own/single:v1`], "--key", env.pub);
   assertEquals(byPub.code, 0, show(byPub));
-  const byPriv = await airlock([
-    "sign",
-    "validate",
-    "-f",
-    await list(env, [`${h}/own/single:v1`]),
-    "--key",
-    env.key,
-    "--registries.d",
-    "rd",
-    "--tls-verify=false",
-  ], { home: tmp.path, env: { COSIGN_PASSWORD: env.passphrase } });
+  const byPriv = await airlock(
+    validateArgs({
+      list: await list(env, [`${h}/own/single:v1`]),
+      registriesD: "rd",
+      insecure: true,
+      extra: ["--key", env.key],
+    }),
+    { home: tmp.path, env: { COSIGN_PASSWORD: env.passphrase } },
+  );
   assertEquals(byPriv.code, 0, show(byPriv));
 
   // 7. registries.d that disables attachments: nothing is read; the rejection says so and names the file and
@@ -300,17 +290,15 @@ Deno.test("validate: airlock-signed images pass; tampering and gaps are rejected
     join(tmp.path, "rd-off", "a.yaml"),
     "default-docker:\n  use-sigstore-attachments: false\n",
   );
-  const off = await airlock([
-    "sign",
-    "validate",
-    "-f",
-    await list(env, [`${h}/own/single:v1`]),
-    "-p",
-    env.pub,
-    "--registries.d",
-    "rd-off",
-    "--tls-verify=false",
-  ], { home: tmp.path });
+  const off = await airlock(
+    validateArgs({
+      list: await list(env, [`${h}/own/single:v1`]),
+      pub: env.pub,
+      registriesD: "rd-off",
+      insecure: true,
+    }),
+    { home: tmp.path },
+  );
   assertEquals(off.code, 1);
   assertStringIncludes(
     off.stderr,
@@ -325,17 +313,15 @@ Deno.test("validate: airlock-signed images pass; tampering and gaps are rejected
     join(tmp.path, "rd-unset", "a.yaml"),
     "docker:\n  other.example:\n    lookaside: x\n",
   );
-  const unset = await airlock([
-    "sign",
-    "validate",
-    "-f",
-    await list(env, [`${h}/own/multi:v1`]),
-    "-p",
-    env.pub,
-    "--registries.d",
-    "rd-unset",
-    "--tls-verify=false",
-  ], { home: tmp.path });
+  const unset = await airlock(
+    validateArgs({
+      list: await list(env, [`${h}/own/multi:v1`]),
+      pub: env.pub,
+      registriesD: "rd-unset",
+      insecure: true,
+    }),
+    { home: tmp.path },
+  );
   assertEquals(unset.code, 1, show(unset));
   assertStringIncludes(
     unset.stderr,

@@ -14,8 +14,10 @@ import {
   pushMulti,
   pushSingle,
   show,
+  signArgs,
   startRegistry,
   tempDir,
+  validateArgs,
   writeList,
   writeRegistriesD,
 } from "../testbed/mod.ts";
@@ -62,18 +64,9 @@ Deno.test("README: the node policy.json and registries.d accept airlock's signat
   await pushSingle(reg, "app/unsigned", "1.0", "readme-unsigned");
   const sign = async (k: typeof key, lines: string[]) => {
     await writeList(join(tmp.path, "sign.txt"), lines);
-    const r = await airlock([
-      "sign",
-      "-f",
-      "sign.txt",
-      "-k",
-      k.key,
-      "--sigstore-passphrase-file",
-      k.pass,
-      "--registries.d",
-      signRd,
-      "--tls-verify=false",
-    ], { cwd: tmp.path });
+    const r = await airlock(signArgs({ list: "sign.txt", key: k, registriesD: signRd, insecure: true }), {
+      cwd: tmp.path,
+    });
     assertEquals(r.code, 0, show(r));
   };
   await sign(key, [`${h}/app/multi:1.0`, `${h}/app/single:1.0`]);
@@ -99,19 +92,15 @@ Deno.test("README: the node policy.json and registries.d accept airlock's signat
     `${h}/app/multi:latest`,
   ];
   await writeList(join(tmp.path, "pulls.txt"), lines);
-  const r = await airlock([
-    "sign",
-    "validate",
-    "-f",
-    "pulls.txt",
-    "--policy",
-    policy,
-    "--registries.d",
-    nodeRd,
-    "--tls-verify=false",
-    "--output",
-    "json",
-  ], { cwd: tmp.path });
+  const r = await airlock(
+    validateArgs({
+      list: "pulls.txt",
+      registriesD: nodeRd,
+      insecure: true,
+      extra: ["--policy", policy, "--output", "json"],
+    }),
+    { cwd: tmp.path },
+  );
   assertEquals(r.code, 1, show(r));
   const images = JSON.parse(r.stdout).images as {
     status: string;

@@ -14,6 +14,7 @@ import {
   pushMulti,
   pushSingle,
   show,
+  signArgs,
   startRegistry,
   tempDir,
   writeList,
@@ -39,22 +40,16 @@ Deno.test("verify: airlock's own signatures (index, platforms, annotations, wron
   const [k1, k2] = await Promise.all([makeKey(tmp.path, "k1"), makeKey(tmp.path, "k2")]);
   const rd = await writeRegistriesD(tmp.path, ATTACHMENTS_ON);
   await writeList(join(tmp.path, "list.txt"), [`${reg.host}/rt/multi:v1`, `${reg.host}/rt/single:v1`]);
-  const s = await airlock([
-    "sign",
-    "-f",
-    "list.txt",
-    "-k",
-    k1.key,
-    "--sigstore-passphrase-file",
-    k1.pass,
-    "--tls-verify=false",
-    "--registries.d",
-    rd,
-    "--annotation",
-    "env=prod",
-    "--annotation",
-    "team=a&b",
-  ], { cwd: tmp.path });
+  const s = await airlock(
+    signArgs({
+      list: "list.txt",
+      key: k1,
+      registriesD: rd,
+      insecure: true,
+      extra: ["--annotation", "env=prod", "--annotation", "team=a&b"],
+    }),
+    { cwd: tmp.path },
+  );
   assertEquals(s.code, 0, s.stderr);
 
   const ok = ["--key", k1.pub, "--insecure-ignore-tlog"];
