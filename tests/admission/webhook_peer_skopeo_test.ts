@@ -11,10 +11,11 @@ import { assertEquals } from "../assert.ts";
 import {
   loadPeerSkopeoCases,
   type PeerSkopeoCase,
+  remapPolicy,
   startPeerSkopeoRegistry,
   tempDir,
 } from "../testbed/mod.ts";
-import { makeWebhookTls, responseOf, startWebhook } from "./helpers.ts";
+import { makeWebhookTls, responseOf, startWebhook, type TestWebhook } from "./helpers.ts";
 import { container, type Json, pod, podSpec, review } from "./reviews.ts";
 
 const NO_SIGNATURE = "A signature was required, but no signature exists";
@@ -26,6 +27,27 @@ function answer(body: Json): string {
   return r.allowed === true ? "allowed" : ((r.status as Json).message as string);
 }
 
+/** The webhook's answer to a pod of one container `c` running `image`, for each image in turn. */
+async function answers(hook: TestWebhook, images: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const image of images) {
+    out.push(
+      answer(
+        (await hook.post(
+          "validate",
+          review(pod("shop", "p", podSpec({ containers: [container("c", image)] }))),
+        )).body,
+      ),
+    );
+  }
+  return out;
+}
+
+/** The denial message naming `image` in container `c`. */
+function deny(image: string, reason: string): string {
+  return `airlock: image "${image}" (container "c") denied: ${reason}`;
+}
+
 Deno.test("admission on skopeo's signatures: policy mode agrees with skopeo, per platform the nodes run", async () => {
   const { cases, keys } = await loadPeerSkopeoCases();
   const c = (id: string) => cases.find((x) => x.id === id)!;
@@ -33,19 +55,7 @@ Deno.test("admission on skopeo's signatures: policy mode agrees with skopeo, per
   await using reg = await startPeerSkopeoRegistry();
   const local = (k: PeerSkopeoCase) => `${reg.host}/${k.repository}:${k.tag}`;
   const localDigest = (k: PeerSkopeoCase) => `${reg.host}/${k.repository}@${k.digest}`;
-  const policy = (key: string) =>
-    JSON.stringify({
-      default: [{ type: "reject" }],
-      transports: {
-        docker: {
-          [reg.host]: [{
-            type: "sigstoreSigned",
-            keyPath: keys[key].publicKey,
-            signedIdentity: { type: "remapIdentity", prefix: reg.host, signedPrefix: "registry.test:5000" },
-          }],
-        },
-      },
-    });
+  const policy = (key: string) => remapPolicy(reg.host, keys[key].publicKey, "registry.test:5000");
   await Deno.writeTextFile(join(tmp.path, "alice.json"), policy("alice"));
   await Deno.writeTextFile(join(tmp.path, "mallory.json"), policy("mallory"));
   const tls = await makeWebhookTls(tmp.path);
@@ -55,21 +65,8 @@ Deno.test("admission on skopeo's signatures: policy mode agrees with skopeo, per
     await Deno.copyFile(join(tmp.path, "alice.json"), join(dir, "alice.json"));
     await Deno.copyFile(join(tmp.path, "mallory.json"), join(dir, "mallory.json"));
     await using hook = await startWebhook({ dir, config, tls });
-    const out: string[] = [];
-    for (const image of images) {
-      out.push(
-        answer(
-          (await hook.post(
-            "validate",
-            review(pod("shop", "p", podSpec({ containers: [container("c", image)] }))),
-          )).body,
-        ),
-      );
-    }
-    return out;
+    return await answers(hook, images);
   };
-  const deny = (image: string, reason: string) =>
-    `airlock: image "${image}" (container "c") denied: ${reason}`;
 
   // alice's policy, nodes amd64 + arm64 (the default).
   let images = [
@@ -129,20 +126,7 @@ Deno.test("admission on skopeo's signatures: cosign mode agrees with the fixture
     local(c("A6")),
     local(c("A7")),
   ];
-  const out: string[] = [];
-  for (const image of images) {
-    out.push(
-      answer(
-        (await hook.post(
-          "validate",
-          review(pod("shop", "p", podSpec({ containers: [container("c", image)] }))),
-        )).body,
-      ),
-    );
-  }
-  const deny = (image: string, reason: string) =>
-    `airlock: image "${image}" (container "c") denied: ${reason}`;
-  assertEquals(out, [
+  assertEquals(await answers(hook, images), [
     "allowed",
     "allowed", // the index is signed (skopeo --all)
     deny(images[2], "no signatures found"),

@@ -30,6 +30,7 @@ import {
   signArgs,
   tempDir,
   validateArgs,
+  writeAuthFile,
   writeList,
   writeRegistriesD,
 } from "../testbed/mod.ts";
@@ -44,6 +45,18 @@ import { Rng } from "./rng.ts";
 import { mutateSigManifest, mutateSigned } from "./sig_gen.ts";
 
 const enc = new TextEncoder();
+
+/** A well-formed image manifest of no layers: the good bytes the hostile answers stand in for. */
+const SMALL_MANIFEST = enc.encode(JSON.stringify({
+  schemaVersion: 2,
+  mediaType: "application/vnd.oci.image.manifest.v1+json",
+  config: {
+    mediaType: "application/vnd.oci.image.config.v1+json",
+    digest: `sha256:${"c".repeat(64)}`,
+    size: 2,
+  },
+  layers: [],
+}));
 const SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json";
 
 Deno.test("seeded: signed payloads and signatures — only the untouched pair is accepted", async () => {
@@ -197,16 +210,7 @@ Deno.test("seeded: HTTP answers — verified bytes or a clear error, in bounded 
     });
   const n = caseCount(150);
   const seed = baseSeed();
-  const manifest = enc.encode(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: {
-      mediaType: "application/vnd.oci.image.config.v1+json",
-      digest: `sha256:${"c".repeat(64)}`,
-      size: 2,
-    },
-    layers: [],
-  }));
+  const manifest = SMALL_MANIFEST;
   const blob = enc.encode("a small blob of some bytes");
   const manifestDigest = await sha256Digest(manifest);
   const blobDigest = await sha256Digest(blob);
@@ -255,24 +259,11 @@ Deno.test("seeded: airlock inspect, verify, sign validate and sign as programs a
   await using tmp = await tempDir("airlock-fuzz-cli-");
   await using reg = startHostileRegistry();
   const password = "fuzz-cli-registry-password-91";
-  const authFile = join(tmp.path, "auth.json");
-  await Deno.writeTextFile(
-    authFile,
-    JSON.stringify({ auths: { [reg.host]: { auth: btoa(`fuzzer:${password}`) } } }),
-  );
+  const authFile = await writeAuthFile(tmp.path, { [reg.host]: ["fuzzer", password] });
   const key = await makeKey(tmp.path, "k");
   const rd = await writeRegistriesD(tmp.path, ATTACHMENTS_ON);
   const secrets = [password, btoa(`fuzzer:${password}`), key.passphrase];
-  const manifest = enc.encode(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: {
-      mediaType: "application/vnd.oci.image.config.v1+json",
-      digest: `sha256:${"c".repeat(64)}`,
-      size: 2,
-    },
-    layers: [],
-  }));
+  const manifest = SMALL_MANIFEST;
   const digest = await sha256Digest(manifest);
   const tls = "--tls-verify=false";
   const n = caseCount(8, 0.05);

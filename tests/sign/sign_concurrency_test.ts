@@ -14,6 +14,7 @@ import {
   airlock,
   ATTACHMENTS_ON,
   pushSingle,
+  signArgs,
   startRegistry,
   tempDir,
   type TestImage,
@@ -46,20 +47,13 @@ Deno.test(`sign: ${PROCESSES} concurrent signer processes on one image leave ${P
   const oneRun = async (i: number) => {
     const t = performance.now();
     const results = await Promise.all(keys.map((k, p) => {
-      const args = [
-        "sign",
-        "-f",
-        `list-${i}.txt`,
-        "-k",
-        k.key,
-        "--sigstore-passphrase-file",
-        k.pass,
-        "--tls-verify=false",
-        "--registries.d",
-        rd,
-        "-o",
-        `failed-${i}-${p}.txt`,
-      ];
+      const args = signArgs({
+        list: `list-${i}.txt`,
+        key: k,
+        registriesD: rd,
+        insecure: true,
+        extra: ["-o", `failed-${i}-${p}.txt`],
+      });
       return airlock(args, { cwd: tmp.path });
     }));
     times.push(performance.now() - t);

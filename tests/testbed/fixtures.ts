@@ -145,6 +145,31 @@ export function startPeerSkopeoRegistry(
   return startRegistry({ ...opts, storageFrom: PEER_SKOPEO_STORAGE });
 }
 
+/**
+ * A containers policy.json (its text) for signatures that name `signedPrefix` (the peer-skopeo fixture's
+ * `registry.test:5000`) served at `host`: reject by default; for `host`, `sigstoreSigned` with `keyPath` and
+ * `remapIdentity {prefix: host, signedPrefix}`.
+ *
+ * @example
+ * ```ts
+ * await Deno.writeTextFile("policy.json", remapPolicy(reg.host, keys.alice.publicKey, "registry.test:5000"));
+ * ```
+ */
+export function remapPolicy(host: string, keyPath: string, signedPrefix: string): string {
+  return JSON.stringify({
+    default: [{ type: "reject" }],
+    transports: {
+      docker: {
+        [host]: [{
+          type: "sigstoreSigned",
+          keyPath,
+          signedIdentity: { type: "remapIdentity", prefix: host, signedPrefix },
+        }],
+      },
+    },
+  });
+}
+
 /** Absolute path of the oracle-skopeo fixture set (data made or judged by upstream skopeo for airlock). */
 export const ORACLE_SKOPEO_DIR: string = join(FIXTURES_DIR, "oracle-skopeo");
 

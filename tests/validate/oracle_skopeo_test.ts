@@ -24,8 +24,10 @@ import {
   ORACLE_SKOPEO_DIR,
   type OracleVerdict,
   show,
+  signArgs,
   startOracleSkopeoRegistry,
   tempDir,
+  validateArgs,
   writeList,
   writeRegistriesD,
 } from "../testbed/mod.ts";
@@ -88,18 +90,10 @@ async function validateCli(
   registriesD = join(dir, "registries.d"),
 ): Promise<{ code: number; images: JsonImage[]; stderr: string }> {
   await writeList(join(dir, "list.txt"), lines);
-  const r = await airlock([
-    "sign",
-    "validate",
-    "-f",
-    "list.txt",
-    "--tls-verify=false",
-    "--registries.d",
-    registriesD,
-    "--output",
-    "json",
-    ...args,
-  ], { cwd: dir });
+  const r = await airlock(
+    validateArgs({ list: "list.txt", registriesD, insecure: true, extra: ["--output", "json", ...args] }),
+    { cwd: dir },
+  );
   assert(r.stdout.startsWith("{"), show(r));
   return { code: r.code, images: (JSON.parse(r.stdout) as { images: JsonImage[] }).images, stderr: r.stderr };
 }
@@ -211,20 +205,16 @@ Deno.test("oracle-skopeo: re-signing a hangar-signed image adds the tag identity
 
   const sign = async () => {
     await writeList(join(tmp.path, "sign.txt"), [byTag]);
-    return await airlock([
-      "sign",
-      "-f",
-      "sign.txt",
-      "-k",
-      join(PEER_KEYS, "alice.key"),
-      "--sigstore-passphrase-file",
-      join(PEER_KEYS, "alice.pass"),
-      "--registries.d",
-      rd,
-      "--tls-verify=false",
-      "--output",
-      "json",
-    ], { cwd: tmp.path });
+    return await airlock(
+      signArgs({
+        list: "sign.txt",
+        key: { key: join(PEER_KEYS, "alice.key"), pass: join(PEER_KEYS, "alice.pass") },
+        registriesD: rd,
+        insecure: true,
+        extra: ["--output", "json"],
+      }),
+      { cwd: tmp.path },
+    );
   };
   const first = await sign();
   assertEquals(first.code, 0, show(first));

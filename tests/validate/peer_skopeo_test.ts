@@ -17,9 +17,11 @@ import {
   airlock,
   loadPeerSkopeoCases,
   type PeerSkopeoCheck,
+  remapPolicy,
   show,
   startPeerSkopeoRegistry,
   tempDir,
+  validateArgs,
 } from "../testbed/mod.ts";
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 
@@ -101,38 +103,20 @@ Deno.test("peer-skopeo: matchRepoDigestOrExact and exactRepository checks throug
     const keyFile = fixture.keys[first.key].publicKey;
     let identityArgs: string[];
     if (first.check === "matchRepoDigestOrExact") {
-      await Deno.writeTextFile(
-        join(dir, "policy.json"),
-        JSON.stringify({
-          default: [{ type: "reject" }],
-          transports: {
-            docker: {
-              [reg.host]: [{
-                type: "sigstoreSigned",
-                keyPath: keyFile,
-                signedIdentity: { type: "remapIdentity", prefix: reg.host, signedPrefix: host },
-              }],
-            },
-          },
-        }),
-      );
+      await Deno.writeTextFile(join(dir, "policy.json"), remapPolicy(reg.host, keyFile, host));
       identityArgs = ["--policy", join(dir, "policy.json")];
     } else {
       identityArgs = ["-p", keyFile, "--exact-repository", String(first.dockerRepository)];
     }
-    const r = await airlock([
-      "sign",
-      "validate",
-      "-f",
-      "list.txt",
-      "--tls-verify=false",
-      "--output",
-      "json",
-      "-j",
-      "4",
-      ...archArgs(first.platform),
-      ...identityArgs,
-    ], { home: dir });
+    const r = await airlock(
+      validateArgs({
+        list: "list.txt",
+        jobs: 4,
+        insecure: true,
+        extra: ["--output", "json", ...archArgs(first.platform), ...identityArgs],
+      }),
+      { home: dir },
+    );
     const expectFailures = group.some(({ check }) => check.expect === "fail");
     assertEquals(r.code, expectFailures ? 1 : 0, show(r));
     const doc = JSON.parse(r.stdout) as { images: JsonImage[] };

@@ -8,7 +8,14 @@
 import { join } from "node:path";
 import { loadPolicyFile } from "../../core/config/policy_config.ts";
 import { AirlockError } from "../../core/errors.ts";
-import { airlock, fixturePath, show, startPeerSkopeoRegistry, tempDir } from "../testbed/mod.ts";
+import {
+  airlock,
+  fixturePath,
+  show,
+  startPeerSkopeoRegistry,
+  tempDir,
+  validateArgs,
+} from "../testbed/mod.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "../assert.ts";
 
 interface Verdict {
@@ -70,15 +77,10 @@ Deno.test("policy oracle: sign validate --policy with a policy skopeo refuses fa
       join(tmp.path, "list.txt"),
       `${reg.host}/a/unsigned:v1\n${reg.host}/a/single:v1\n`,
     );
-    const r = await airlock([
-      "sign",
-      "validate",
-      "-f",
-      "list.txt",
-      "--tls-verify=false",
-      "--policy",
-      join(DIR, file),
-    ], { home: tmp.path });
+    const r = await airlock(
+      validateArgs({ list: "list.txt", insecure: true, extra: ["--policy", join(DIR, file)] }),
+      { home: tmp.path },
+    );
     assertEquals(r.code, 1, show(r));
     assertStringIncludes(r.stderr, `invalid policy in "${join(DIR, file)}": `, file);
     assert(!r.stderr.includes("PASS"), show(r));
