@@ -77,35 +77,13 @@ Deno.test("deno task airlock -- ARGS: runs airlock in the caller's directory", a
   await Deno.mkdir(cwd);
   try {
     const env = await offlineEnv(home, { COSIGN_PASSWORD: "task-test" });
-    const version = await run(Deno.execPath(), [
-      "task",
-      "--quiet",
-      "--config",
-      CONFIG,
-      "airlock",
-      "--",
-      "--version",
-    ], {
-      cwd,
-      env,
-    });
+    /** `deno task airlock -- ARGS…` in `cwd`. */
+    const task = (args: string[]) =>
+      run(Deno.execPath(), ["task", "--quiet", "--config", CONFIG, "airlock", "--", ...args], { cwd, env });
+    const version = await task(["--version"]);
     assertEquals(version.code, 0, version.stderr);
     assertEquals(version.stdout.trim(), "0.1.0");
-    const keys = await run(
-      Deno.execPath(),
-      [
-        "task",
-        "--quiet",
-        "--config",
-        CONFIG,
-        "airlock",
-        "--",
-        "generate-key-pair",
-        "--output-key-prefix",
-        "t",
-      ],
-      { cwd, env },
-    );
+    const keys = await task(["generate-key-pair", "--output-key-prefix", "t"]);
     assertEquals(keys.code, 0, keys.stderr);
     assert(await exists(join(cwd, "t.key")), "t.key is not in the directory the task was run from");
     assert(!await exists(join(ROOT, "t.key")), "t.key was written into the checkout");

@@ -74,23 +74,19 @@ Deno.test("attest: key file, layout, verify-attestation back, download, filters,
     `{"spdxVersion":"SPDX-2.3","name":"app","packages":[{"name":"z"},{"name":"a"}]}`,
   );
 
+  /** `airlock attest --tls-verify=false --key <k1> ARGS…`. */
+  const attest = (args: string[], e?: Record<string, string>) =>
+    run(tmp.path, ["attest", "--tls-verify=false", "--key", key.key, ...args], e);
+
   const t0 = Math.floor(Date.now() / 1000);
-  let r = await run(tmp.path, [
-    "attest",
-    "--tls-verify=false",
-    "--key",
-    key.key,
+  let r = await attest([
     "--predicate",
     predicate,
     ref,
   ], env);
   assertEquals(r.code, 0, show(r));
   assert(r.stderr.startsWith(`Using payload from: ${predicate}\n`), show(r));
-  r = await run(tmp.path, [
-    "attest",
-    "--tls-verify=false",
-    "--key",
-    key.key,
+  r = await attest([
     "--sigstore-passphrase-file",
     key.pass,
     "--type",
@@ -196,11 +192,7 @@ Deno.test("attest: key file, layout, verify-attestation back, download, filters,
   const img2 = await buildImage({ seed: "attest-concurrent" });
   const d2 = await pushImage(img2, { registry: reg.host, repository: "a/conc" }, "v1", rawSink(reg.url));
   const runs = await Promise.all([0, 1, 2].map((i) =>
-    run(tmp.path, [
-      "attest",
-      "--tls-verify=false",
-      "--key",
-      key.key,
+    attest([
       "--type",
       `https://example.com/scan/${i}`,
       "--predicate",
@@ -243,11 +235,7 @@ Deno.test("attest: key file, layout, verify-attestation back, download, filters,
   const multi = await buildMultiArchImage({ seed: "attest-multi" });
   await pushImage(multi, { registry: reg.host, repository: "a/multi" }, "v1", rawSink(reg.url));
   const arm = multi.platforms.find((p) => p.platform === "linux/arm64/v8")!;
-  r = await run(tmp.path, [
-    "attest",
-    "--tls-verify=false",
-    "--key",
-    key.key,
+  r = await attest([
     "--predicate",
     predicate,
     `${reg.host}/a/multi@${arm.digest}`,

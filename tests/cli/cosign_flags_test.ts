@@ -224,28 +224,13 @@ Deno.test("--registry-username/--registry-password on attest, verify-attestation
   }
 
   // --tlog-upload (true) is refused on attest and sign-blob; -y/--yes is accepted by sign-blob.
+  const attestWith = (
+    tlog: string,
+  ) => ["attest", "--key", key.key, "--predicate", "predicate.json", tlog, "--allow-http-registry", ref];
   for (
     const args of [
-      [
-        "attest",
-        "--key",
-        key.key,
-        "--predicate",
-        "predicate.json",
-        "--tlog-upload",
-        "--allow-http-registry",
-        ref,
-      ],
-      [
-        "attest",
-        "--key",
-        key.key,
-        "--predicate",
-        "predicate.json",
-        "--tlog-upload=true",
-        "--allow-http-registry",
-        ref,
-      ],
+      attestWith("--tlog-upload"),
+      attestWith("--tlog-upload=true"),
       ["sign-blob", "--key", key.key, "--tlog-upload", "predicate.json"],
     ]
   ) {

@@ -12,7 +12,15 @@ import { scryptSync } from "node:crypto";
 import { join } from "node:path";
 import { secretbox } from "@noble/ciphers/salsa.js";
 import { assert, assertEquals, assertNotEquals, assertStringIncludes } from "../assert.ts";
-import { airlock, type CliResult, loadPeerSkopeoCases, pemToDer, show, tempDir } from "../testbed/mod.ts";
+import {
+  airlock,
+  type CliResult,
+  importP256,
+  loadPeerSkopeoCases,
+  pemToDer,
+  show,
+  tempDir,
+} from "../testbed/mod.ts";
 import { VERSION } from "../../core/version.ts";
 
 function ok(r: CliResult, what: string): void {
@@ -46,22 +54,7 @@ async function spkiOfPrivateKey(pem: string, passphrase: string): Promise<Uint8A
     maxmem: 256 * 1024 * 1024,
   });
   const pkcs8 = secretbox(new Uint8Array(key), nonce).open(b64(env.ciphertext));
-  const priv = await crypto.subtle.importKey(
-    "pkcs8",
-    pkcs8 as Uint8Array<ArrayBuffer>,
-    { name: "ECDSA", namedCurve: "P-256" },
-    true,
-    ["sign"],
-  );
-  const jwk = await crypto.subtle.exportKey("jwk", priv);
-  const pub = await crypto.subtle.importKey(
-    "jwk",
-    { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y },
-    { name: "ECDSA", namedCurve: "P-256" },
-    true,
-    ["verify"],
-  );
-  return new Uint8Array(await crypto.subtle.exportKey("spki", pub));
+  return (await importP256(pkcs8)).spki;
 }
 
 async function mode(path: string): Promise<number> {

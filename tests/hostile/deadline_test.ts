@@ -16,7 +16,6 @@ import { RegistryClient } from "../../core/registry/client.ts";
 import {
   airlock,
   ATTACHMENTS_ON,
-  type CliResult,
   pushMulti,
   show,
   signArgs,
@@ -28,29 +27,14 @@ import {
   writeRegistriesD,
 } from "../testbed/mod.ts";
 import { makeKey } from "../testbed/keys.ts";
+import { airlockWatched } from "./harness.ts";
 import { signInProcess } from "../testbed/signatures.ts";
 
 const KILL_MS = 45_000;
 
 /** Runs the CLI, killing it (SIGKILL) when it runs longer than {@linkcode KILL_MS}. */
-async function bounded(args: string[], cwd: string, env: Record<string, string> = {}, stdin?: string) {
-  let killed = false;
-  const r: CliResult = await airlock(args, {
-    cwd,
-    env,
-    stdin,
-    timeoutMs: 0,
-    onStart: (p) => {
-      const t = setTimeout(() => {
-        killed = true;
-        try {
-          p.kill("SIGKILL");
-        } catch { /* gone */ }
-      }, KILL_MS);
-      p.status.finally(() => clearTimeout(t));
-    },
-  });
-  return { ...r, killed };
+function bounded(args: string[], cwd: string, env: Record<string, string> = {}, stdin?: string) {
+  return airlockWatched(args, KILL_MS, { cwd, env, stdin });
 }
 
 Deno.test("every registry command ends at its --timeout against a trickling or stalled registry", async (t) => {

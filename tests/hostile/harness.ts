@@ -1,11 +1,13 @@
 /**
  * What the hostile-input suite shares: how many seeded cases to run (`HOSTILE_CASES`, `HOSTILE_SEED`), a watchdog
- * that turns a hang into a failure, an in-memory seekable file, and the check that a failure is a clear error.
+ * that turns a hang into a failure (in process, or a CLI run killed), an in-memory seekable file, and the check
+ * that a failure is a clear error.
  *
  * @module
  */
 import { AirlockError } from "../../core/errors.ts";
 import type { TarSource } from "../../core/transfer/tar.ts";
+import { airlock, type CliOptions, type CliResult } from "../testbed/mod.ts";
 
 /**
  * Cases per generator: `HOSTILE_CASES` × `share` when `HOSTILE_CASES` is set (the `hostile` task sets it high; a
@@ -28,6 +30,39 @@ export function baseSeed(): number {
   const text = Deno.env.get("HOSTILE_SEED");
   const n = text ? Number(text) : NaN;
   return Number.isInteger(n) ? n : 20261122;
+}
+
+/**
+ * Runs `airlock ARGS…` (the test bed's runner, `opts` as there, no `timeoutMs`) with a watchdog that kills it
+ * (SIGKILL, which no signal handler can delay) once it has run `killAfterMs`; `killed` says whether it had to: a
+ * run that should have ended by itself and did not.
+ *
+ * @example
+ * ```ts
+ * const r = await airlockWatched(["load", "-i", "x.tar", "-d", host], 60_000, { cwd: tmp.path });
+ * assert(!r.killed, "airlock load hung");
+ * ```
+ */
+export async function airlockWatched(
+  args: string[],
+  killAfterMs: number,
+  opts: CliOptions,
+): Promise<CliResult & { killed: boolean }> {
+  let killed = false;
+  const r = await airlock(args, {
+    ...opts,
+    timeoutMs: 0,
+    onStart: (p) => {
+      const t = setTimeout(() => {
+        killed = true;
+        try {
+          p.kill("SIGKILL");
+        } catch { /* gone */ }
+      }, killAfterMs);
+      p.status.finally(() => clearTimeout(t));
+    },
+  });
+  return { ...r, killed };
 }
 
 /** Resolves as `p` does, or rejects when it takes longer than `ms` (a hang becomes a failure naming `what`). */

@@ -12,7 +12,15 @@ import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { indexTar, TarWriter } from "../../core/transfer/tar.ts";
 import { airlock, show, startRegistry, tempDir } from "../testbed/mod.ts";
-import { baseSeed, caseCount, clearError, memorySource, reportCases, within } from "./harness.ts";
+import {
+  airlockWatched,
+  baseSeed,
+  caseCount,
+  clearError,
+  memorySource,
+  reportCases,
+  within,
+} from "./harness.ts";
 import { Rng } from "./rng.ts";
 import { mutateTar, tarAttacks, validTar } from "./tar_gen.ts";
 
@@ -77,22 +85,11 @@ Deno.test("airlock load: malformed tar headers are clear errors, exit 1 at once,
   for (const attack of attacks) {
     const file = join(tmp.path, "attack.tar");
     await Deno.writeFile(file, attack.bytes);
-    let killed = false;
-    const r = await airlock(["load", "-i", file, "-d", reg.host, "--tls-verify=false"], {
+    // The old reader looped forever and ignored SIGTERM: a hang is killed (SIGKILL) and fails the test.
+    const r = await airlockWatched(["load", "-i", file, "-d", reg.host, "--tls-verify=false"], 60_000, {
       cwd: tmp.path,
-      timeoutMs: 0,
-      onStart: (p) => {
-        // The old reader looped forever and ignored SIGTERM: a hang is killed and fails the test.
-        const t = setTimeout(() => {
-          killed = true;
-          try {
-            p.kill("SIGKILL");
-          } catch { /* gone */ }
-        }, 60_000);
-        p.status.finally(() => clearTimeout(t));
-      },
     });
-    assert(!killed, `${attack.name}: airlock load hung and was killed\n${show(r)}`);
+    assert(!r.killed, `${attack.name}: airlock load hung and was killed\n${show(r)}`);
     assertEquals(r.code, 1, `${attack.name}\n${show(r)}`);
     assertMatch(
       r.stderr,

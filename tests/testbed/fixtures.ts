@@ -40,16 +40,22 @@ export function fixturePath(...parts: string[]): string {
   return join(FIXTURES_DIR, ...parts);
 }
 
-/** One layer of a peer-skopeo `.sig` manifest. */
+/** One layer of a peer-skopeo `.sig` manifest (every layer of the set has every field). */
 export interface PeerSkopeoSignatureLayer {
   index: number;
   mediaType: string;
   digest: string;
   size: number;
-  identity?: string;
-  payloadManifestDigest?: string;
-  signatureAnnotation?: string;
-  verifiesWithKeys?: string[];
+  /** The payload's `critical.identity.docker-reference`. */
+  identity: string;
+  /** The payload's `critical.image.docker-manifest-digest`. */
+  payloadManifestDigest: string;
+  /** The payload's `optional`. */
+  payloadOptional: { creator: string; timestamp: number };
+  /** The layer's `dev.cosignproject.cosign/signature` annotation. */
+  signatureAnnotation: string;
+  /** Names of the keys (`keys` of cases.json) the signature verifies with. */
+  verifiesWithKeys: string[];
 }
 
 /** One `sha256-<hex>.sig` tag of a peer-skopeo case. */
@@ -128,6 +134,21 @@ export async function loadPeerSkopeoCases(): Promise<PeerSkopeoCases> {
     key.passphraseFile = join(PEER_SKOPEO_DIR, key.passphraseFile);
   }
   return data;
+}
+
+/**
+ * The bytes of blob `digest` in the peer-skopeo registry storage (read only).
+ *
+ * @example
+ * ```ts
+ * const payload = peerSkopeoBlob(layer.digest);
+ * ```
+ */
+export function peerSkopeoBlob(digest: string): Uint8Array {
+  const hex = digest.slice("sha256:".length);
+  return Deno.readFileSync(
+    join(PEER_SKOPEO_STORAGE, "docker", "registry", "v2", "blobs", "sha256", hex.slice(0, 2), hex, "data"),
+  );
 }
 
 /**

@@ -10,7 +10,7 @@
  * @module
  */
 import { makeCa } from "./certs.ts";
-import { base64url, pemToDer, removeDir } from "./util.ts";
+import { base64url, importP256, pemToDer, removeDir } from "./util.ts";
 
 /**
  * What each account may do: account name (`""` = anonymous) → repository name (or `"*"` for any) → the actions
@@ -168,22 +168,8 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
   const dir = await Deno.makeTempDir({ prefix: "airlock-token-" });
   try {
     const signer = await makeCa(dir, { name: "token-signer", commonName: "airlock test token signer" });
-    const privateKey = await crypto.subtle.importKey(
-      "pkcs8",
-      pemToDer(signer.keyPem) as Uint8Array<ArrayBuffer>,
-      { name: "ECDSA", namedCurve: "P-256" },
-      true,
-      ["sign"],
-    );
-    const jwk = await crypto.subtle.exportKey("jwk", privateKey);
-    const publicKey = await crypto.subtle.importKey(
-      "jwk",
-      { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y },
-      { name: "ECDSA", namedCurve: "P-256" },
-      true,
-      ["verify"],
-    );
-    const keyId = await libtrustKeyId(new Uint8Array(await crypto.subtle.exportKey("spki", publicKey)));
+    const { privateKey, spki } = await importP256(pemToDer(signer.keyPem));
+    const keyId = await libtrustKeyId(spki);
     return serve(opts, dir, signer.certPath, privateKey, keyId);
   } catch (e) {
     await removeDir(dir);

@@ -100,3 +100,28 @@ export async function removeDir(path: string): Promise<void> {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
 }
+
+/**
+ * Imports an ECDSA P-256 private key (PKCS#8 DER) for signing, with the SPKI DER of its public half (WebCrypto
+ * exports no public key from a private one: it goes through the JWK's `x`/`y`).
+ *
+ * @example
+ * ```ts
+ * const { privateKey, spki } = await importP256(pemToDer(keyPem));
+ * ```
+ */
+export async function importP256(pkcs8: Uint8Array): Promise<{ privateKey: CryptoKey; spki: Uint8Array }> {
+  const ec = { name: "ECDSA", namedCurve: "P-256" };
+  const privateKey = await crypto.subtle.importKey("pkcs8", pkcs8 as Uint8Array<ArrayBuffer>, ec, true, [
+    "sign",
+  ]);
+  const jwk = await crypto.subtle.exportKey("jwk", privateKey);
+  const publicKey = await crypto.subtle.importKey(
+    "jwk",
+    { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y },
+    ec,
+    true,
+    ["verify"],
+  );
+  return { privateKey, spki: new Uint8Array(await crypto.subtle.exportKey("spki", publicKey)) };
+}

@@ -12,6 +12,7 @@ import {
   loadContainersImageFixture,
   putStaticBlob,
   putStaticManifest,
+  sha256Digest,
   show,
   startStaticRegistry,
   type StaticContent,
@@ -26,11 +27,6 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 const SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json";
 const SIG = "dev.cosignproject.cosign/signature";
-
-async function sha256(bytes: Uint8Array): Promise<string> {
-  const h = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
-  return "sha256:" + Array.from(h, (b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 Deno.test("verify: containers/image cosign fixtures, served by the static fake registry", async () => {
   const content: StaticContent = new Map();
@@ -47,7 +43,10 @@ Deno.test("verify: containers/image cosign fixtures, served by the static fake r
     signatures: [CI("dir-img-cosign-fulcio-rekor-valid-signature-1")],
   });
   // The fixture README: the image digest is sha256 of the manifest file.
-  assertEquals(valid.digest, await sha256(await Deno.readFile(CI("dir-img-cosign-valid-manifest.json"))));
+  assertEquals(
+    valid.digest,
+    await sha256Digest(await Deno.readFile(CI("dir-img-cosign-valid-manifest.json"))),
+  );
   await using tmp = await tempDir("airlock-verify-static-");
   await using reg = await startStaticRegistry(content);
   const cosign1 = CI("cosign.pub");
@@ -296,7 +295,7 @@ Deno.test("verify: hostile .sig content is refused cleanly, never accepted, neve
     const d = await h.image("h/noblob");
     const p = enc.encode(cosignPayload("x/y", d));
     await h.sig("h/noblob", d, [{
-      digest: await sha256(p),
+      digest: await sha256Digest(p),
       size: p.length,
       annotations: { [SIG]: signer.signB64(p) },
     }]);

@@ -6,7 +6,12 @@
 import { createHash, createPublicKey, verify as nodeVerify } from "node:crypto";
 import { join } from "node:path";
 import { AirlockError } from "../../../core/errors.ts";
-import { FIXTURES_DIR } from "../../testbed/fixtures.ts";
+import {
+  FIXTURES_DIR,
+  loadPeerSkopeoCases,
+  peerSkopeoBlob,
+  type PeerSkopeoSignatureLayer,
+} from "../../testbed/fixtures.ts";
 import {
   ANNOTATION_BUNDLE,
   ANNOTATION_CERTIFICATE,
@@ -40,41 +45,12 @@ const FIXTURES = FIXTURES_DIR;
 const PEER = join(FIXTURES, "peer-skopeo");
 const STORAGE = join(PEER, "registry", "docker", "registry", "v2");
 
-interface CaseLayer {
-  index: number;
-  mediaType: string;
-  digest: string;
-  size: number;
-  identity: string;
-  payloadManifestDigest: string;
-  signatureAnnotation: string;
-  verifiesWithKeys: string[];
-}
-interface CaseSigTag {
-  for: string;
-  manifestDigest: string;
-  tag: string;
-  sigManifestDigest: string;
-  configDigest: string;
-  layers: CaseLayer[];
-}
-interface Case {
-  id: string;
-  repository: string;
-  signatureTags: CaseSigTag[];
-}
-
-const cases: Case[] = JSON.parse(await Deno.readTextFile(join(PEER, "cases.json"))).cases;
+const { cases } = await loadPeerSkopeoCases();
 const sigTags = cases.flatMap((c) => c.signatureTags.map((t) => ({ id: c.id, repository: c.repository, t })));
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 const enc = (s: string) => new TextEncoder().encode(s);
 const sha256 = (b: Uint8Array) => "sha256:" + createHash("sha256").update(b).digest("hex");
-
-function blob(digest: string): Uint8Array {
-  const hex = digest.slice("sha256:".length);
-  return Deno.readFileSync(join(STORAGE, "blobs", "sha256", hex.slice(0, 2), hex, "data"));
-}
 
 function tagDir(repository: string, tag: string): string {
   return join(STORAGE, "repositories", repository, "_manifests", "tags", tag);
@@ -91,8 +67,11 @@ function tagHistory(repository: string, tag: string): string[] {
   );
 }
 
-function newLayer(l: CaseLayer) {
-  return { payload: blob(l.digest), annotations: { [ANNOTATION_SIGNATURE]: l.signatureAnnotation } };
+function newLayer(l: PeerSkopeoSignatureLayer) {
+  return {
+    payload: peerSkopeoBlob(l.digest),
+    annotations: { [ANNOTATION_SIGNATURE]: l.signatureAnnotation },
+  };
 }
 
 Deno.test("signatureTag matches every .sig tag in cases.json; .att and parse back", () => {
@@ -112,7 +91,7 @@ Deno.test("signatureTag matches every .sig tag in cases.json; .att and parse bac
 Deno.test("fixture .sig tags resolve to the manifests and configs cases.json names", () => {
   for (const { id, repository, t } of sigTags) {
     assertEquals(currentTagDigest(repository, t.tag), t.sigManifestDigest, id);
-    const manifest = blob(t.sigManifestDigest);
+    const manifest = peerSkopeoBlob(t.sigManifestDigest);
     assertEquals(sha256(manifest), t.sigManifestDigest);
     assertEquals(JSON.parse(text(manifest)).config.digest, t.configDigest);
   }
@@ -121,8 +100,8 @@ Deno.test("fixture .sig tags resolve to the manifests and configs cases.json nam
 Deno.test("appendSignatureLayers rebuilds every skopeo-made .sig manifest and config byte for byte", () => {
   let twoLayerCases = 0;
   for (const { id, repository, t } of sigTags) {
-    const storedManifest = blob(t.sigManifestDigest);
-    const storedConfig = blob(t.configDigest);
+    const storedManifest = peerSkopeoBlob(t.sigManifestDigest);
+    const storedConfig = peerSkopeoBlob(t.configDigest);
     if (t.layers.length === 1) {
       const r = appendSignatureLayers(undefined, [newLayer(t.layers[0])]);
       assertEquals(text(r.configBytes), text(storedConfig), `${id} config`);
@@ -144,10 +123,13 @@ Deno.test("appendSignatureLayers rebuilds every skopeo-made .sig manifest and co
     );
     assert(first.manifestDigest !== t.sigManifestDigest);
     // Parse what the registry stored for the first state, as containers/image would on the second run.
-    const firstManifest = parseAttachmentManifest(blob(first.manifestDigest), {
+    const firstManifest = parseAttachmentManifest(peerSkopeoBlob(first.manifestDigest), {
       contentType: "application/vnd.oci.image.manifest.v1+json",
     });
-    const firstConfig = parseAttachmentConfig(blob(firstManifest.config.digest), firstManifest.config.digest);
+    const firstConfig = parseAttachmentConfig(
+      peerSkopeoBlob(firstManifest.config.digest),
+      firstManifest.config.digest,
+    );
     const second = appendSignatureLayers({ manifest: firstManifest, config: firstConfig }, [
       newLayer(t.layers[1]),
     ]);
@@ -166,8 +148,8 @@ Deno.test("appendSignatureLayers rebuilds every skopeo-made .sig manifest and co
 
 Deno.test("parse + re-serialise of every stored .sig manifest and config is the identity", () => {
   for (const { id, t } of sigTags) {
-    const m = blob(t.sigManifestDigest);
-    const c = blob(t.configDigest);
+    const m = peerSkopeoBlob(t.sigManifestDigest);
+    const c = peerSkopeoBlob(t.configDigest);
     assertEquals(text(serializeAttachmentManifest(parseAttachmentManifest(m))), text(m), id);
     assertEquals(text(serializeAttachmentConfig(parseAttachmentConfig(c))), text(c), id);
   }
@@ -176,8 +158,8 @@ Deno.test("parse + re-serialise of every stored .sig manifest and config is the 
 Deno.test("dedupe: appending an identical layer adds nothing and rewrites the same bytes", () => {
   const a3 = sigTags.find((s) => s.t.layers.length === 2)!.t;
   const state = {
-    manifest: parseAttachmentManifest(blob(a3.sigManifestDigest)),
-    config: parseAttachmentConfig(blob(a3.configDigest)),
+    manifest: parseAttachmentManifest(peerSkopeoBlob(a3.sigManifestDigest)),
+    config: parseAttachmentConfig(peerSkopeoBlob(a3.configDigest)),
   };
   const again = appendSignatureLayers(state, [newLayer(a3.layers[1]), newLayer(a3.layers[0])]);
   assertEquals(again.added, 0);
@@ -187,7 +169,7 @@ Deno.test("dedupe: appending an identical layer adds nothing and rewrites the sa
 
   // Same payload, different annotations: not the same layer (containers/image compares the whole map).
   const other = appendSignatureLayers(state, [{
-    payload: blob(a3.layers[0].digest),
+    payload: peerSkopeoBlob(a3.layers[0].digest),
     annotations: { [ANNOTATION_SIGNATURE]: a3.layers[0].signatureAnnotation, extra: "x" },
   }]);
   assertEquals(other.added, 1);
@@ -373,7 +355,7 @@ Deno.test("foreign layers (cosign signature, attestation) are kept in order; new
 
 Deno.test("parseAttachmentManifest: media type and ambiguity checks", () => {
   const a1 = sigTags[0].t;
-  const bytes = blob(a1.sigManifestDigest);
+  const bytes = peerSkopeoBlob(a1.sigManifestDigest);
   const e = assertThrows(
     () =>
       parseAttachmentManifest(bytes, {
@@ -433,7 +415,7 @@ Deno.test("findEquivalentSignature: same key, digest and identity means no new l
     mediaType: l.mediaType,
     digest: l.digest,
     annotations: { [ANNOTATION_SIGNATURE]: l.signatureAnnotation },
-    payload: blob(l.digest),
+    payload: peerSkopeoBlob(l.digest),
   }));
   const key = (name: string) => createPublicKey(Deno.readTextFileSync(join(PEER, "keys", `${name}.pub`)));
   const verifier = (name: string) => {

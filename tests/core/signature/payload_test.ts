@@ -5,7 +5,12 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { AirlockError } from "../../../core/errors.ts";
-import { FIXTURES_DIR } from "../../testbed/fixtures.ts";
+import {
+  FIXTURES_DIR,
+  loadPeerSkopeoCases,
+  peerSkopeoBlob,
+  type PeerSkopeoSignatureLayer,
+} from "../../testbed/fixtures.ts";
 import {
   buildCosignPayload,
   buildSimpleSigningPayload,
@@ -20,41 +25,12 @@ import { VERSION } from "../../../core/version.ts";
 import { assert, assertEquals, assertThrows } from "../../assert.ts";
 
 const FIXTURES = FIXTURES_DIR;
-const STORAGE = join(FIXTURES, "peer-skopeo", "registry", "docker", "registry", "v2");
 const VECTORS = join(FIXTURES, "vectors", "containers-image");
 
-interface CaseLayer {
-  index: number;
-  mediaType: string;
-  digest: string;
-  size: number;
-  identity: string;
-  payloadManifestDigest: string;
-  payloadOptional: { creator: string; timestamp: number };
-  signatureAnnotation: string;
-}
-interface CaseSigTag {
-  for: string;
-  manifestDigest: string;
-  tag: string;
-  sigManifestDigest: string;
-  configDigest: string;
-  layers: CaseLayer[];
-}
-interface Case {
-  id: string;
-  signatureTags: CaseSigTag[];
-}
-
-const cases: Case[] = JSON.parse(await Deno.readTextFile(join(FIXTURES, "peer-skopeo", "cases.json"))).cases;
-const allLayers: { id: string; layer: CaseLayer }[] = cases.flatMap((c) =>
+const { cases } = await loadPeerSkopeoCases();
+const allLayers: { id: string; layer: PeerSkopeoSignatureLayer }[] = cases.flatMap((c) =>
   c.signatureTags.flatMap((t) => t.layers.map((layer) => ({ id: c.id, layer })))
 );
-
-function blob(digest: string): Uint8Array {
-  const hex = digest.slice("sha256:".length);
-  return Deno.readFileSync(join(STORAGE, "blobs", "sha256", hex.slice(0, 2), hex, "data"));
-}
 
 function sha256(bytes: Uint8Array): string {
   return "sha256:" + createHash("sha256").update(bytes).digest("hex");
@@ -83,7 +59,7 @@ Deno.test("fixture layers: cases.json lists signature layers", () => {
 
 Deno.test("buildSimpleSigningPayload reproduces every skopeo-made payload byte for byte", () => {
   for (const { id, layer } of allLayers) {
-    const stored = blob(layer.digest);
+    const stored = peerSkopeoBlob(layer.digest);
     const built = buildSimpleSigningPayload({
       dockerReference: layer.identity,
       manifestDigest: layer.payloadManifestDigest,
@@ -98,7 +74,7 @@ Deno.test("buildSimpleSigningPayload reproduces every skopeo-made payload byte f
 
 Deno.test("parseSimpleSigningPayload accepts every skopeo-made payload and reads its fields", () => {
   for (const { id, layer } of allLayers) {
-    const p = parseSimpleSigningPayload(blob(layer.digest));
+    const p = parseSimpleSigningPayload(peerSkopeoBlob(layer.digest));
     assertEquals(p.dockerReference, layer.identity, id);
     assertEquals(p.dockerManifestDigest, layer.payloadManifestDigest);
     assertEquals(p.creator, layer.payloadOptional.creator);
