@@ -20,6 +20,7 @@ import {
   validateArgs,
   writeList,
 } from "../tests/testbed/mod.ts";
+import { longListLine } from "../tests/hostile/list_gen.ts";
 import { prepareSigning, printTable, runMeasured, SIGNING } from "./bench_util.ts";
 
 /** Runs the CLI quietly (every long-list run here fails, by design), measuring wall time and peak memory. */
@@ -30,8 +31,6 @@ async function measured(
   const r = await airlock(args, { cwd, timeoutMs: 0, measureMemory: true, stripLockNotice: true });
   return { peakMiB: r.peakRss / (1024 * 1024), seconds: r.ms / 1000, code: r.code };
 }
-
-const REAL_EVERY = 10_000;
 
 await using registry = await startRegistry();
 const work = await Deno.makeTempDir({ prefix: "airlock-list-bench-" });
@@ -46,12 +45,7 @@ try {
   const first = await runMeasured(sign("one.txt"), work);
   if (first.code !== 0) throw new Error("signing the real image failed");
 
-  const mixed = (i: number) =>
-    i % REAL_EVERY === 0
-      ? real
-      : i % 50 === 0
-      ? `${registry.host}/long/img${i}:v1`
-      : `${registry.host}/long/Img${i}:v1`;
+  const mixed = (i: number) => longListLine(i, registry.host, real);
   const mirror = (list: string) => [
     "mirror",
     "-f",

@@ -1,11 +1,33 @@
 /**
  * Hostile image lists for the hostile-input suite: lines of random text drawn from what breaks parsers — control
  * characters, NUL, CR, tabs and Unicode spaces, `@`, `:`, `/` in every place, very long names and tags, upper
- * case, comments, mirror-format triples — seeded.
+ * case, comments, mirror-format triples — seeded; and the lines of the long lists (`list_memory_test.ts`,
+ * `bench/list_bench.ts`).
  *
  * @module
  */
 import type { Rng } from "./rng.ts";
+
+/** One line in `LONG_LIST_REAL_EVERY` of a long list names the real, signed image. */
+export const LONG_LIST_REAL_EVERY = 10_000;
+
+/**
+ * Line `i` of a long image list on the registry at `host`: `real` every {@linkcode LONG_LIST_REAL_EVERY} lines
+ * (from line 0), every 50th an image the registry does not hold (one request, `404`), the rest invalid references
+ * (upper case: failed without a request).
+ *
+ * @example
+ * ```ts
+ * const lines = Array.from({ length: 100_000 }, (_, i) => longListLine(i, reg.host, real));
+ * ```
+ */
+export function longListLine(i: number, host: string, real: string): string {
+  return i % LONG_LIST_REAL_EVERY === 0
+    ? real
+    : i % 50 === 0
+    ? `${host}/long/img${i}:v1`
+    : `${host}/long/Img${i}:v1`;
+}
 
 const PIECES = [
   "a",

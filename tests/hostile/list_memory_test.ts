@@ -31,10 +31,9 @@ import {
   writeRegistriesD,
 } from "../testbed/mod.ts";
 import { makeKey } from "../testbed/keys.ts";
+import { LONG_LIST_REAL_EVERY, longListLine } from "./list_gen.ts";
 
 const MiB = 1024 * 1024;
-/** One line in `REAL_EVERY` names the real, signed image. */
-const REAL_EVERY = 10_000;
 
 interface JsonReport {
   images: { id: number; line: string; status: string }[];
@@ -54,12 +53,7 @@ Deno.test("a 100,000-line list runs in the memory of a 10,000-line one; failed l
   const first = await airlock(signRun("one.txt"), { cwd: tmp.path });
   assertEquals(first.code, 0, show(first));
 
-  const lineAt = (i: number) =>
-    i % REAL_EVERY === 0
-      ? real
-      : i % 50 === 0
-      ? `${reg.host}/long/img${i}:v1`
-      : `${reg.host}/long/Img${i}:v1`;
+  const lineAt = (i: number) => longListLine(i, reg.host, real);
   const write = async (name: string, n: number) => {
     await Deno.writeTextFile(
       join(tmp.path, name),
@@ -95,7 +89,7 @@ Deno.test("a 100,000-line list runs in the memory of a 10,000-line one; failed l
   const peaks = new Map<string, number[]>();
   for (const n of [10_000, 100_000]) {
     const list = await write(`list-${n}.txt`, n);
-    const reals = n / REAL_EVERY;
+    const reals = n / LONG_LIST_REAL_EVERY;
     // The three commands run side by side (each process's own peak is measured).
     await Promise.all(
       Object.entries(runs).map(async ([name, run]) => {
@@ -118,7 +112,7 @@ Deno.test("a 100,000-line list runs in the memory of a 10,000-line one; failed l
           true,
           "entries in list order",
         );
-        for (let i = 0; i < n; i += REAL_EVERY) {
+        for (let i = 0; i < n; i += LONG_LIST_REAL_EVERY) {
           assertEquals(
             [doc.images[i].line, doc.images[i].status],
             [real, run.good],

@@ -117,6 +117,9 @@ function base256(first: number, rest: number[]): Uint8Array {
 export function tarAttacks(): TarAttack[] {
   const hello = enc.encode("hello");
   const body = fileEntry("a.txt", hello);
+  /** A `type` entry (PAX header, GNU long name) of 2 MiB of zeros before the file: over the 1 MiB read for one. */
+  const overMiB = (name: string, type: string) =>
+    concat(header({ name, type, size: octal(2 * 1024 * 1024) }), new Uint8Array(2 * 1024 * 1024), body, END);
   const withPax = (records: string) => concat(paxEntry(records), body, END);
   const attacks: TarAttack[] = [
     { name: "PAX size=-1536", bytes: withPax(paxRecord("size", "-1536")) },
@@ -137,26 +140,10 @@ export function tarAttacks(): TarAttack[] {
     { name: "PAX path with NUL", bytes: withPax(paxRecord("path", "a\0b")) },
     { name: "PAX path empty", bytes: withPax(paxRecord("path", "")) },
     { name: "PAX path over 4096 bytes", bytes: withPax(paxRecord("path", "p".repeat(5000))) },
-    {
-      name: "PAX header over 1 MiB",
-      bytes: concat(
-        header({ name: "PaxHeaders/x", type: "x", size: octal(2 * 1024 * 1024) }),
-        new Uint8Array(2 * 1024 * 1024),
-        body,
-        END,
-      ),
-    },
+    { name: "PAX header over 1 MiB", bytes: overMiB("PaxHeaders/x", "x") },
     { name: "PAX header then end of archive", bytes: concat(paxEntry(paxRecord("path", "x")), END) },
     { name: "PAX global header malformed", bytes: concat(paxEntry("zz\n", "g"), body, END) },
-    {
-      name: "GNU long name over 1 MiB",
-      bytes: concat(
-        header({ name: "././@LongLink", type: "L", size: octal(2 * 1024 * 1024) }),
-        new Uint8Array(2 * 1024 * 1024),
-        body,
-        END,
-      ),
-    },
+    { name: "GNU long name over 1 MiB", bytes: overMiB("././@LongLink", "L") },
     {
       name: "GNU long name empty",
       bytes: concat(header({ name: "././@LongLink", type: "L", size: octal(0) }), body, END),

@@ -52,6 +52,26 @@ export interface MakeLeafOptions {
   usage?: "serverAuth" | "clientAuth";
 }
 
+/** Writes `<dir>/<name>.cnf`, an openssl `req` config: subject `CN = commonName`, x509 extensions `ext`. */
+async function writeReqConfig(dir: string, name: string, commonName: string, ext: string[]): Promise<string> {
+  const cnf = join(dir, `${name}.cnf`);
+  await Deno.writeTextFile(
+    cnf,
+    [
+      "[req]",
+      "distinguished_name = dn",
+      "prompt = no",
+      "x509_extensions = ext",
+      "[dn]",
+      `CN = ${commonName}`,
+      "[ext]",
+      ...ext,
+      "",
+    ].join("\n"),
+  );
+  return cnf;
+}
+
 /**
  * Makes an EC P-256 CA certificate (self-signed, `CA:TRUE`, keyCertSign) in `dir`.
  *
@@ -64,23 +84,11 @@ export interface MakeLeafOptions {
 export async function makeCa(dir: string, opts: MakeCaOptions = {}): Promise<CertAuthority> {
   const name = opts.name ?? "ca";
   const commonName = opts.commonName ?? `airlock test CA (${name})`;
-  const cnf = join(dir, `${name}.cnf`);
-  await Deno.writeTextFile(
-    cnf,
-    [
-      "[req]",
-      "distinguished_name = dn",
-      "prompt = no",
-      "x509_extensions = ext",
-      "[dn]",
-      `CN = ${commonName}`,
-      "[ext]",
-      "basicConstraints = critical,CA:TRUE",
-      "keyUsage = critical,keyCertSign,cRLSign,digitalSignature",
-      "subjectKeyIdentifier = hash",
-      "",
-    ].join("\n"),
-  );
+  const cnf = await writeReqConfig(dir, name, commonName, [
+    "basicConstraints = critical,CA:TRUE",
+    "keyUsage = critical,keyCertSign,cRLSign,digitalSignature",
+    "subjectKeyIdentifier = hash",
+  ]);
   const certPath = join(dir, `${name}.crt`);
   const keyPath = join(dir, `${name}.key`);
   // deno-fmt-ignore
@@ -114,26 +122,14 @@ export async function makeLeaf(
 ): Promise<CertKeyPair> {
   const name = opts.name ?? "leaf";
   const sans = opts.sans ?? ["IP:127.0.0.1", "DNS:localhost"];
-  const cnf = join(dir, `${name}.cnf`);
-  await Deno.writeTextFile(
-    cnf,
-    [
-      "[req]",
-      "distinguished_name = dn",
-      "prompt = no",
-      "x509_extensions = ext",
-      "[dn]",
-      `CN = ${opts.commonName ?? "localhost"}`,
-      "[ext]",
-      "basicConstraints = critical,CA:FALSE",
-      ...(sans.length > 0 ? [`subjectAltName = ${sans.join(",")}`] : []),
-      "keyUsage = critical,digitalSignature",
-      `extendedKeyUsage = ${opts.usage ?? "serverAuth"}`,
-      "subjectKeyIdentifier = hash",
-      "authorityKeyIdentifier = keyid",
-      "",
-    ].join("\n"),
-  );
+  const cnf = await writeReqConfig(dir, name, opts.commonName ?? "localhost", [
+    "basicConstraints = critical,CA:FALSE",
+    ...(sans.length > 0 ? [`subjectAltName = ${sans.join(",")}`] : []),
+    "keyUsage = critical,digitalSignature",
+    `extendedKeyUsage = ${opts.usage ?? "serverAuth"}`,
+    "subjectKeyIdentifier = hash",
+    "authorityKeyIdentifier = keyid",
+  ]);
   const certPath = join(dir, `${name}.crt`);
   const keyPath = join(dir, `${name}.key`);
   // deno-fmt-ignore
