@@ -77,24 +77,15 @@ Deno.test("attest: key file, layout, verify-attestation back, download, filters,
   /** `airlock attest --tls-verify=false --key <k1> ARGS…`. */
   const attest = (args: string[], e?: Record<string, string>) =>
     run(tmp.path, ["attest", "--tls-verify=false", "--key", key.key, ...args], e);
+  /** `airlock download attestation --tls-verify=false ARGS…`. */
+  const download = (args: string[]) =>
+    run(tmp.path, ["download", "attestation", "--tls-verify=false", ...args]);
 
   const t0 = Math.floor(Date.now() / 1000);
-  let r = await attest([
-    "--predicate",
-    predicate,
-    ref,
-  ], env);
+  let r = await attest(["--predicate", predicate, ref], env);
   assertEquals(r.code, 0, show(r));
   assert(r.stderr.startsWith(`Using payload from: ${predicate}\n`), show(r));
-  r = await attest([
-    "--sigstore-passphrase-file",
-    key.pass,
-    "--type",
-    "spdxjson",
-    "--predicate",
-    sbom,
-    ref,
-  ]);
+  r = await attest(["--sigstore-passphrase-file", key.pass, "--type", "spdxjson", "--predicate", sbom, ref]);
   assertEquals(r.code, 0, show(r));
 
   // Layout: one OCI manifest at sha256-<hex>.att, two DSSE layers (the first kept), cosign's annotations.
@@ -176,12 +167,12 @@ Deno.test("attest: key file, layout, verify-attestation back, download, filters,
   assert(r.stderr.includes("--insecure-ignore-tlog"), show(r));
 
   // download attestation: both, one per line, in cosign's AttestationPayload shape; filtered.
-  r = await run(tmp.path, ["download", "attestation", "--tls-verify=false", ref]);
+  r = await download([ref]);
   assertEquals(r.code, 0, show(r));
   assertEquals(r.stdout, envelopes.map((e) => dec.decode(e) + "\n").join(""));
-  r = await run(tmp.path, ["download", "attestation", "--tls-verify=false", "--predicate-type", "spdx", ref]);
+  r = await download(["--predicate-type", "spdx", ref]);
   assertEquals(r.stdout, dec.decode(envelopes[1]) + "\n");
-  r = await run(tmp.path, ["download", "attestation", "--tls-verify=false", "--predicate-type", "link", ref]);
+  r = await download(["--predicate-type", "link", ref]);
   assertEquals(r.code, 1, show(r));
   assert(
     r.stderr.includes("no attestations with predicate type 'https://in-toto.io/Link/v1' found"),
@@ -191,15 +182,11 @@ Deno.test("attest: key file, layout, verify-attestation back, download, filters,
   // Concurrent attesters on one image: every layer survives.
   const img2 = await buildImage({ seed: "attest-concurrent" });
   const d2 = await pushImage(img2, { registry: reg.host, repository: "a/conc" }, "v1", rawSink(reg.url));
-  const runs = await Promise.all([0, 1, 2].map((i) =>
-    attest([
-      "--type",
-      `https://example.com/scan/${i}`,
-      "--predicate",
-      sbom,
-      `${reg.host}/a/conc:v1`,
-    ], env)
-  ));
+  const runs = await Promise.all(
+    [0, 1, 2].map((i) =>
+      attest(["--type", `https://example.com/scan/${i}`, "--predicate", sbom, `${reg.host}/a/conc:v1`], env)
+    ),
+  );
   for (const x of runs) assertEquals(x.code, 0, show(x));
   const conc = (await readAtt(reg.url, "a/conc", d2))!;
   assertEquals(
@@ -235,33 +222,15 @@ Deno.test("attest: key file, layout, verify-attestation back, download, filters,
   const multi = await buildMultiArchImage({ seed: "attest-multi" });
   await pushImage(multi, { registry: reg.host, repository: "a/multi" }, "v1", rawSink(reg.url));
   const arm = multi.platforms.find((p) => p.platform === "linux/arm64/v8")!;
-  r = await attest([
-    "--predicate",
-    predicate,
-    `${reg.host}/a/multi@${arm.digest}`,
-  ], env);
+  r = await attest(["--predicate", predicate, `${reg.host}/a/multi@${arm.digest}`], env);
   assertEquals(r.code, 0, show(r));
-  r = await run(tmp.path, [
-    "download",
-    "attestation",
-    "--tls-verify=false",
-    "--platform",
-    "linux/arm64",
-    `${reg.host}/a/multi:v1`,
-  ]);
+  r = await download(["--platform", "linux/arm64", `${reg.host}/a/multi:v1`]);
   assertEquals(r.code, 0, show(r));
   const line = JSON.parse(r.stdout);
   assertEquals(JSON.parse(dec.decode(b64decode(line.payload))).subject[0].digest.sha256, arm.digest.slice(7));
-  r = await run(tmp.path, ["download", "attestation", "--tls-verify=false", `${reg.host}/a/multi:v1`]);
+  r = await download([`${reg.host}/a/multi:v1`]);
   assertEquals(r.code, 1, show(r)); // the index itself has none
-  r = await run(tmp.path, [
-    "download",
-    "attestation",
-    "--tls-verify=false",
-    "--platform",
-    "linux/arm64",
-    ref,
-  ]);
+  r = await download(["--platform", "linux/arm64", ref]);
   assertEquals(r.code, 1, show(r));
   assert(r.stderr.includes("not a multiarch image"), show(r));
 });

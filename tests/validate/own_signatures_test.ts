@@ -21,6 +21,8 @@ import {
   tempDir,
   type TestRegistry,
   validateArgs,
+  writeList,
+  writeRegistriesD,
 } from "../testbed/mod.ts";
 import { sigTag } from "../testbed/signatures.ts";
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
@@ -57,10 +59,8 @@ async function setup(reg: TestRegistry, dir: string): Promise<Env> {
 }
 
 let listSeq = 0;
-async function list(env: Env, lines: string[]): Promise<string> {
-  const path = join(env.dir, `list${++listSeq}.txt`);
-  await Deno.writeTextFile(path, lines.join("\n") + "\n");
-  return path;
+function list(env: Env, lines: string[]): Promise<string> {
+  return writeList(join(env.dir, `list${++listSeq}.txt`), lines);
 }
 
 async function sign(env: Env, lines: string[], ...extra: string[]): Promise<void> {
@@ -285,20 +285,19 @@ Deno.test("validate: airlock-signed images pass; tampering and gaps are rejected
 
   // 7. registries.d that disables attachments: nothing is read; the rejection says so and names the file and
   // scope to change (containers/image would only say that no signature exists).
-  await Deno.mkdir(join(tmp.path, "rd-off"));
-  await Deno.writeTextFile(
-    join(tmp.path, "rd-off", "a.yaml"),
+  /** `sign validate -p <pub>` of `image` with the registries.d directory `rd` (relative: messages name it so). */
+  const validateWith = async (rd: string, image: string) =>
+    await airlock(
+      validateArgs({ list: await list(env, [image]), pub: env.pub, registriesD: rd, insecure: true }),
+      { home: tmp.path },
+    );
+  await writeRegistriesD(
+    tmp.path,
     "default-docker:\n  use-sigstore-attachments: false\n",
+    "rd-off",
+    "a.yaml",
   );
-  const off = await airlock(
-    validateArgs({
-      list: await list(env, [`${h}/own/single:v1`]),
-      pub: env.pub,
-      registriesD: "rd-off",
-      insecure: true,
-    }),
-    { home: tmp.path },
-  );
+  const off = await validateWith("rd-off", `${h}/own/single:v1`);
   assertEquals(off.code, 1);
   assertStringIncludes(
     off.stderr,
@@ -308,20 +307,8 @@ Deno.test("validate: airlock-signed images pass; tampering and gaps are rejected
   );
   assert(!off.stderr.includes("no signature exists"), off.stderr);
   // A registries.d directory whose files leave the flag unset: the same, naming the directory.
-  await Deno.mkdir(join(tmp.path, "rd-unset"));
-  await Deno.writeTextFile(
-    join(tmp.path, "rd-unset", "a.yaml"),
-    "docker:\n  other.example:\n    lookaside: x\n",
-  );
-  const unset = await airlock(
-    validateArgs({
-      list: await list(env, [`${h}/own/multi:v1`]),
-      pub: env.pub,
-      registriesD: "rd-unset",
-      insecure: true,
-    }),
-    { home: tmp.path },
-  );
+  await writeRegistriesD(tmp.path, "docker:\n  other.example:\n    lookaside: x\n", "rd-unset", "a.yaml");
+  const unset = await validateWith("rd-unset", `${h}/own/multi:v1`);
   assertEquals(unset.code, 1, show(unset));
   assertStringIncludes(
     unset.stderr,
