@@ -12,16 +12,18 @@
  *   validate`, next to its floor (the index, then per platform the `.sig` manifest and its payload blob).
  *
  * Requests are counted where they are served: the registry's own access log. Every phase runs against a fresh
- * registry started from a copy of the same storage. Then the cost every run pays
- * whatever its size (process start, key decryption, the confirmation wait after the last write): a one-image run.
- * Sizes up to 200 are measured three times, floors and airlock alternating, and the medians printed (the machine
- * is shared: single runs vary by ±20 %). Prints figures; asserts nothing. `BENCH_SIZES` (default `40,200,5000`) and `BENCH_JOBS` (default `4`) change
- * the sizes and the jobs.
+ * registry started from a copy of the same storage (the images are pushed once per size). Then the cost every
+ * run pays whatever its size (process start, key decryption, the confirmation wait after the last write): a
+ * one-image run, and what the concurrency guarantee costs. Sizes up to 200 are measured three times, floors and
+ * airlock alternating, and the medians printed; the machine's load average is printed beside each size (the
+ * machine may be shared). Prints figures; asserts nothing. `BENCH_SIZES` (default `40,200,5000`) and
+ * `BENCH_JOBS` (default `4`) change the sizes and the jobs. The 5,000-image size takes ~15 minutes on 2 cores.
  *
  * @module
  */
 import { buildMultiArchImage, startRegistry, type TestRegistry, writeList } from "../tests/testbed/mod.ts";
 import { runPool } from "../core/pool.ts";
+import { LatencyGauge, WRITE_WINDOW } from "../core/signature/write_window.ts";
 import {
   hex,
   type MeasuredRun,
@@ -67,6 +69,7 @@ try {
     const signed = `${work}/signed-${n}`;
     // Signatures name the registry they were made in: the validate phases serve them on the signing port.
     let signedPort = 0;
+    const signLoad = await loadavg();
     const floors: number[] = [], readsRuns: number[] = [], signRuns: MeasuredRun[] = [];
     let floorReq = 0, readsReq = 0, signReq = 0;
     for (let rep = 0; rep < reps; rep++) {
@@ -103,9 +106,11 @@ try {
       ratio(sign.seconds, median(readsRuns)),
       Math.max(...signRuns.map((r) => r.peakMiB)).toFixed(0),
       signRuns.map((r) => r.code).join(","),
+      signLoad,
     ]);
 
     const manifests = 2 * n;
+    const validateLoad = await loadavg();
     const vFloors: number[] = [], validateRuns: MeasuredRun[] = [];
     let vFloorReq = 0, validateReq = 0;
     for (let rep = 0; rep < reps; rep++) {
@@ -139,6 +144,7 @@ try {
       ratio(validate.seconds, median(vFloors)),
       Math.max(...validateRuns.map((r) => r.peakMiB)).toFixed(0),
       validateRuns.map((r) => r.code).join(","),
+      validateLoad,
     ]);
     await Deno.remove(pushed, { recursive: true });
     await Deno.remove(signed, { recursive: true });
@@ -157,10 +163,11 @@ try {
     "/floor+reads",
     "peak MiB",
     "exit",
+    "load",
   ], signRows);
   console.log(`\nsign validate -j ${JOBS} (2 platform signatures per image)`);
   printTable(
-    ["images", "sigs", "floor s", "req/sig", "airlock s", "req/sig", "/floor", "peak MiB", "exit"],
+    ["images", "sigs", "floor s", "req/sig", "airlock s", "req/sig", "/floor", "peak MiB", "exit", "load"],
     validateRows,
   );
 
@@ -173,13 +180,23 @@ try {
     await writeList(`${work}/list-one-${k}.txt`, [`${registry.host}/${ref}:v1`]);
     one.push((await measureSign(work, `list-one-${k}.txt`, 1)).seconds);
   }
+  const wait = (new LatencyGauge(WRITE_WINDOW).settleMs() / 1000).toFixed(2);
   console.log(
     `\nsigning one image takes ${
       one.map((x) => x.toFixed(2)).join(" / ")
-    } s (process start, key decryption overlapped with the first reads, 3 signatures, the confirmation wait).`,
+    } s (load ${await loadavg()}; process start, key decryption overlapped with the first reads, 3 signatures, ` +
+      `the confirmation wait).\nWhat the concurrency guarantee costs: a wait of S + T after the last write ` +
+      `(at least ${wait} s: every run pays it once), one confirmation HEAD per tag written (+1 request per ` +
+      `signature, in floor+reads), and a HEAD before a PUT built on a read older than S (rare unless the ` +
+      `registry is slow or the tag's listing was made long before).`,
   );
 } finally {
   await Deno.remove(work, { recursive: true });
+}
+
+/** The machine's load (1-minute average) now: the machine is shared, so figures are printed beside it. */
+async function loadavg(): Promise<string> {
+  return (await Deno.readTextFile("/proc/loadavg")).split(" ")[0];
 }
 
 /** `airlock sign validate` of a list with the bench key, measured. */
