@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { concatBytes as concat } from "../testbed/util.ts";
 import type { Rng } from "./rng.ts";
 
 const BLOCK = 512;
@@ -58,17 +59,6 @@ export function padded(data: Uint8Array): Uint8Array {
 /** Octal size field text. */
 export function octal(n: number): string {
   return n.toString(8).padStart(11, "0") + "\0";
-}
-
-/** Concatenates blocks. */
-export function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** The end-of-archive marker (two zero blocks). */

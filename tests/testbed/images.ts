@@ -15,7 +15,7 @@
  */
 import type { Reference } from "../../core/reference.ts";
 import { MediaType, type Platform } from "../../core/registry/types.ts";
-import { sha256Digest } from "./util.ts";
+import { concatBytes, sha256Digest } from "./util.ts";
 
 /** A manifest (image manifest, index or list) as pushed: its digest, media type and exact bytes. */
 export interface ManifestBytes {
@@ -156,13 +156,7 @@ export function makeTar(entries: TarEntry[]): Uint8Array {
     }
   }
   blocks.push(new Uint8Array(1024));
-  const out = new Uint8Array(blocks.reduce((n, b) => n + b.length, 0));
-  let off = 0;
-  for (const b of blocks) {
-    out.set(b, off);
-    off += b.length;
-  }
-  return out;
+  return concatBytes(...blocks);
 }
 
 function tarHeader(path: string, size: number, isDir: boolean): Uint8Array {

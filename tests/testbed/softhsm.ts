@@ -20,7 +20,7 @@
  */
 import { join } from "node:path";
 import { run } from "./exec.ts";
-import { removeDir } from "./util.ts";
+import { concatBytes, removeDir } from "./util.ts";
 
 /** Where Debian installs the SoftHSM2 module. */
 export const SOFTHSM2_MODULE = "/usr/lib/softhsm/libsofthsm2.so";
@@ -208,12 +208,7 @@ async function runWith(env: Record<string, string>, cmd: string, args: string[])
 function ecSpkiFromHex(paramsHex: string, pointHex: string): Uint8Array {
   const bytes = (h: string) => Uint8Array.from(h.match(/../g)!, (x) => parseInt(x, 16));
   const tlv = (tag: number, ...parts: Uint8Array[]) => {
-    const body = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let o = 0;
-    for (const p of parts) {
-      body.set(p, o);
-      o += p.length;
-    }
+    const body = concatBytes(...parts);
     const n = body.length;
     const len = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : [0x82, n >> 8, n & 0xff];
     return new Uint8Array([tag, ...len, ...body]);

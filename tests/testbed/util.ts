@@ -19,6 +19,24 @@ export async function sha256Digest(bytes: Uint8Array): Promise<string> {
 }
 
 /**
+ * The bytes of `parts`, one after the other, in a new array.
+ *
+ * @example
+ * ```ts
+ * concatBytes(new Uint8Array([1]), new Uint8Array([2, 3])); // [1, 2, 3]
+ * ```
+ */
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
  * Lower-case hex of `bytes`.
  *
  * @example
