@@ -13,14 +13,12 @@ import {
   airlock,
   ATTACHMENTS_ON,
   signArgs,
-  startStaticRegistry,
-  type StaticContent,
   validateArgs,
   writeList,
   writeRegistriesD,
 } from "../tests/testbed/mod.ts";
 import { makeKey, makeSigner } from "../tests/testbed/keys.ts";
-import { blobReads, fillHeavy, type HeavySigShape } from "../tests/hostile/heavy_sig.ts";
+import { blobReads, type HeavySigShape, startHeavyRegistry } from "../tests/hostile/heavy_sig.ts";
 import { printTable } from "./bench_util.ts";
 
 const MiB = 1024 * 1024;
@@ -58,9 +56,8 @@ try {
   const rows: string[][] = [];
   // `deno task hostile` runs only the seeded suite (HOSTILE_SEEDED_ONLY=1).
   for (const [label, shape] of Deno.env.get("HOSTILE_SEEDED_ONLY") === "1" ? [] : shapes) {
-    const content: StaticContent = new Map();
-    await using reg = await startStaticRegistry(content);
-    const images = await fillHeavy(content, reg.host, shape);
+    await using reg = await startHeavyRegistry(shape);
+    const images = reg.images;
     await writeList(join(work, "list.txt"), images);
     for (const [name, args] of commands(images)) {
       reg.requests.length = 0;

@@ -8,7 +8,14 @@
  *
  * @module
  */
-import { putSignatures, putStaticBlob, putStaticManifest, type StaticContent } from "../testbed/mod.ts";
+import {
+  putSignatures,
+  putStaticBlob,
+  putStaticManifest,
+  startStaticRegistry,
+  type StaticContent,
+  type StaticRegistry,
+} from "../testbed/mod.ts";
 
 const enc = new TextEncoder();
 const SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -63,6 +70,32 @@ export async function fillHeavy(
     names.push(`${host}/${repo}:v1`);
   }
   return names;
+}
+
+/** A static (FAKE) registry filled by {@linkcode fillHeavy}, with the references of its images. */
+export interface HeavyRegistry extends StaticRegistry {
+  /** The image references, `<host>/heavy/img<i>:v1`. */
+  readonly images: string[];
+}
+
+/**
+ * Starts the test bed's static registry and fills it with {@linkcode fillHeavy} (stopped again when filling fails).
+ *
+ * @example
+ * ```ts
+ * await using reg = await startHeavyRegistry({ images: 1, layers: 10_000, payloadBytes: 300 });
+ * const [image] = reg.images;
+ * ```
+ */
+export async function startHeavyRegistry(shape: HeavySigShape): Promise<HeavyRegistry> {
+  const content: StaticContent = new Map();
+  const registry = await startStaticRegistry(content);
+  try {
+    return Object.assign(registry, { images: await fillHeavy(content, registry.host, shape) });
+  } catch (e) {
+    await registry.stop();
+    throw e;
+  }
 }
 
 /** How many blob reads a fake registry served (`GET …/blobs/…`). */

@@ -21,23 +21,20 @@ import {
   ATTACHMENTS_ON,
   show,
   signArgs,
-  startStaticRegistry,
-  type StaticContent,
   tempDir,
   validateArgs,
   writeList,
   writeRegistriesD,
 } from "../testbed/mod.ts";
 import { makeKey, makeSigner } from "../testbed/keys.ts";
-import { blobReads, fillHeavy } from "./heavy_sig.ts";
+import { blobReads, startHeavyRegistry } from "./heavy_sig.ts";
 
 const MiB = 1024 * 1024;
 
 Deno.test("sign refuses a .sig of 10,000 layers before reading any payload", async () => {
   await using tmp = await tempDir("airlock-heavy-sign-");
-  const content: StaticContent = new Map();
-  await using reg = await startStaticRegistry(content);
-  const [image] = await fillHeavy(content, reg.host, { images: 1, layers: 10_000, payloadBytes: 300 });
+  await using reg = await startHeavyRegistry({ images: 1, layers: 10_000, payloadBytes: 300 });
+  const [image] = reg.images;
   const key = await makeKey(tmp.path, "k");
   const rd = await writeRegistriesD(tmp.path, ATTACHMENTS_ON);
   await writeList(join(tmp.path, "list.txt"), [image]);
@@ -56,9 +53,8 @@ Deno.test("sign refuses a .sig of 10,000 layers before reading any payload", asy
 
 Deno.test("validate and verify refuse 1000 payloads of 1 MiB before reading any", async () => {
   await using tmp = await tempDir("airlock-heavy-big-");
-  const content: StaticContent = new Map();
-  await using reg = await startStaticRegistry(content);
-  const [image] = await fillHeavy(content, reg.host, { images: 1, layers: 1000, payloadBytes: MiB });
+  await using reg = await startHeavyRegistry({ images: 1, layers: 1000, payloadBytes: MiB });
+  const [image] = reg.images;
   const signer = await makeSigner(tmp.path, "s");
   const rd = await writeRegistriesD(tmp.path, ATTACHMENTS_ON);
   await writeList(join(tmp.path, "list.txt"), [image]);
@@ -77,9 +73,8 @@ Deno.test("validate and verify refuse 1000 payloads of 1 MiB before reading any"
 
 Deno.test("sign, validate, verify at -j 20: 20 images x 1000 payloads of 32 KiB, every one read, under 300 MiB", async () => {
   await using tmp = await tempDir("airlock-heavy-mem-");
-  const content: StaticContent = new Map();
-  await using reg = await startStaticRegistry(content);
-  const images = await fillHeavy(content, reg.host, { images: 20, layers: 1000, payloadBytes: 32 * 1024 });
+  await using reg = await startHeavyRegistry({ images: 20, layers: 1000, payloadBytes: 32 * 1024 });
+  const images = reg.images;
   const key = await makeKey(tmp.path, "k");
   const signer = await makeSigner(tmp.path, "s");
   const rd = await writeRegistriesD(tmp.path, ATTACHMENTS_ON);
