@@ -9,7 +9,7 @@
 import { assertEquals, assertStringIncludes } from "../assert.ts";
 import {
   fixturePath,
-  loadContainersImageFixture,
+  loadCosignFixture,
   startStaticRegistry,
   type StaticContent,
   tempDir,
@@ -17,15 +17,11 @@ import {
 import { makeWebhookTls, responseOf, startWebhook } from "./helpers.ts";
 import { container, type Json, pod, podSpec, review } from "./reviews.ts";
 
-const CI = (name: string) => fixturePath("vectors", "containers-image", name);
 const ROOT = fixturePath("vectors", "public-good-trusted_root.json");
 
 Deno.test("admission, cosign keyless: the signer's identity decides; another identity or issuer is denied", async () => {
   const content: StaticContent = new Map();
-  const fx = await loadContainersImageFixture(content, "ci/keyless", "v1", {
-    manifest: CI("dir-img-cosign-fulcio-rekor-valid-manifest.json"),
-    signatures: [CI("dir-img-cosign-fulcio-rekor-valid-signature-1")],
-  });
+  const fx = await loadCosignFixture(content, "ci/keyless", "v1", "fulcio-rekor-valid");
   await using tmp = await tempDir("airlock-admission-keyless-");
   await using reg = await startStaticRegistry(content);
   const tls = await makeWebhookTls(tmp.path);

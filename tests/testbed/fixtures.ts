@@ -10,6 +10,7 @@
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { type RegistryOptions, startRegistry, type TestRegistry } from "./registry.ts";
+import { loadContainersImageFixture, type LoadedFixture, type StaticContent } from "./static_registry.ts";
 
 /**
  * Absolute path of the fixtures directory (`tests/fixtures`).
@@ -239,4 +240,27 @@ export function startOracleSkopeoRegistry(
   opts: Omit<RegistryOptions, "storageFrom"> = {},
 ): Promise<TestRegistry> {
   return startRegistry({ ...opts, storageFrom: join(ORACLE_SKOPEO_DIR, "registry") });
+}
+
+/**
+ * containers/image's `dir-img-cosign-<name>` fixture (`vectors/containers-image/dir-img-cosign-<name>-manifest.json`
+ * and its `-signature-1`) loaded into `content` as `<repo>:<tag>` with {@linkcode loadContainersImageFixture}.
+ *
+ * @example
+ * ```ts
+ * const keyless = await loadCosignFixture(content, "ci/keyless", "v1", "fulcio-rekor-valid");
+ * ```
+ */
+export function loadCosignFixture(
+  content: StaticContent,
+  repo: string,
+  tag: string,
+  name: string,
+): Promise<LoadedFixture> {
+  const file = (suffix: string) =>
+    fixturePath("vectors", "containers-image", `dir-img-cosign-${name}-${suffix}`);
+  return loadContainersImageFixture(content, repo, tag, {
+    manifest: file("manifest.json"),
+    signatures: [file("signature-1")],
+  });
 }

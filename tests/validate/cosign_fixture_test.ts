@@ -10,7 +10,7 @@ import { join } from "node:path";
 import {
   airlock,
   fixturePath,
-  loadContainersImageFixture,
+  loadCosignFixture,
   show,
   startStaticRegistry,
   type StaticContent,
@@ -22,10 +22,7 @@ const dir = (...p: string[]) => fixturePath("vectors", "containers-image", ...p)
 
 Deno.test("cosign-made signature: rejected by default, accepted with --exact-repository", async () => {
   const content: StaticContent = new Map();
-  const { digest, signatures } = await loadContainersImageFixture(content, "cosign/valid", "v1", {
-    manifest: dir("dir-img-cosign-valid-manifest.json"),
-    signatures: [dir("dir-img-cosign-valid-signature-1")],
-  });
+  const { digest, signatures } = await loadCosignFixture(content, "cosign/valid", "v1", "valid");
   // The identity the signature claims, read from the fixture (not from airlock).
   const claimed =
     JSON.parse(new TextDecoder().decode(signatures[0].payload)).critical.identity["docker-reference"];

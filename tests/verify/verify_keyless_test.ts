@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { assert, assertEquals } from "../assert.ts";
 import {
   fixturePath,
-  loadContainersImageFixture,
+  loadCosignFixture,
   putStaticBlob,
   putStaticManifest,
   show,
@@ -46,14 +46,8 @@ const KEY = "The signatures were verified against the specified public key";
 const CERT = "The code-signing certificate was verified using trusted certificate authority certificates";
 
 async function fixtures(content: StaticContent) {
-  const keyless = await loadContainersImageFixture(content, "ci/keyless", "v1", {
-    manifest: CI("dir-img-cosign-fulcio-rekor-valid-manifest.json"),
-    signatures: [CI("dir-img-cosign-fulcio-rekor-valid-signature-1")],
-  });
-  const rekor = await loadContainersImageFixture(content, "ci/key-rekor", "v1", {
-    manifest: CI("dir-img-cosign-key-rekor-valid-manifest.json"),
-    signatures: [CI("dir-img-cosign-key-rekor-valid-signature-1")],
-  });
+  const keyless = await loadCosignFixture(content, "ci/keyless", "v1", "fulcio-rekor-valid");
+  const rekor = await loadCosignFixture(content, "ci/key-rekor", "v1", "key-rekor-valid");
   return { keyless, rekor };
 }
 
@@ -258,10 +252,7 @@ Deno.test("verify: cosign v3 referrer bundles, through the referrers API and the
   const content: StaticContent = new Map();
   // The keyless fixture image (its .sig would verify keyless only): with referrers, cosign v3 verifies those.
   const manifest = await Deno.readFile(CI("dir-img-cosign-fulcio-rekor-valid-manifest.json"));
-  const img = await loadContainersImageFixture(content, "v3/img", "v1", {
-    manifest: CI("dir-img-cosign-fulcio-rekor-valid-manifest.json"),
-    signatures: [CI("dir-img-cosign-fulcio-rekor-valid-signature-1")],
-  });
+  const img = await loadCosignFixture(content, "v3/img", "v1", "fulcio-rekor-valid");
   const hex = img.digest.slice("sha256:".length);
   const subject = {
     digest: img.digest,
@@ -311,10 +302,7 @@ Deno.test("verify: cosign v3 referrer bundles, through the referrers API and the
   }
   {
     const content2: StaticContent = new Map();
-    const img2 = await loadContainersImageFixture(content2, "v3/img", "v1", {
-      manifest: CI("dir-img-cosign-fulcio-rekor-valid-manifest.json"),
-      signatures: [CI("dir-img-cosign-fulcio-rekor-valid-signature-1")],
-    });
+    const img2 = await loadCosignFixture(content2, "v3/img", "v1", "fulcio-rekor-valid");
     await putReferrer(content2, "v3/img", subject, v3Bundle(hex, pem, true));
     await putReferrer(content2, "v3/img", subject, v3Bundle("0".repeat(64), pem));
     await using reg = await startStaticRegistry(content2, { referrers: true });

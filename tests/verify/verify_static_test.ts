@@ -9,7 +9,7 @@
 import { assert, assertEquals } from "../assert.ts";
 import {
   fixturePath,
-  loadContainersImageFixture,
+  loadCosignFixture,
   putStaticBlob,
   putStaticManifest,
   sha256Digest,
@@ -30,18 +30,9 @@ const SIG = "dev.cosignproject.cosign/signature";
 
 Deno.test("verify: containers/image cosign fixtures, served by the static fake registry", async () => {
   const content: StaticContent = new Map();
-  const valid = await loadContainersImageFixture(content, "ci/valid", "v1", {
-    manifest: CI("dir-img-cosign-valid-manifest.json"),
-    signatures: [CI("dir-img-cosign-valid-signature-1")],
-  });
-  const rekor = await loadContainersImageFixture(content, "ci/key-rekor", "v1", {
-    manifest: CI("dir-img-cosign-key-rekor-valid-manifest.json"),
-    signatures: [CI("dir-img-cosign-key-rekor-valid-signature-1")],
-  });
-  const keyless = await loadContainersImageFixture(content, "ci/keyless", "v1", {
-    manifest: CI("dir-img-cosign-fulcio-rekor-valid-manifest.json"),
-    signatures: [CI("dir-img-cosign-fulcio-rekor-valid-signature-1")],
-  });
+  const valid = await loadCosignFixture(content, "ci/valid", "v1", "valid");
+  const rekor = await loadCosignFixture(content, "ci/key-rekor", "v1", "key-rekor-valid");
+  const keyless = await loadCosignFixture(content, "ci/keyless", "v1", "fulcio-rekor-valid");
   // The fixture README: the image digest is sha256 of the manifest file.
   assertEquals(
     valid.digest,
@@ -110,12 +101,8 @@ Deno.test("verify: containers/image cosign fixtures, served by the static fake r
 
 Deno.test("verify: the referrers API is looked at first when offered; a bad bundle there is refused, no fallback", async () => {
   const content: StaticContent = new Map();
-  const files = {
-    manifest: CI("dir-img-cosign-valid-manifest.json"),
-    signatures: [CI("dir-img-cosign-valid-signature-1")],
-  };
-  const plain = await loadContainersImageFixture(content, "ci/plain", "v1", files);
-  const withBundle = await loadContainersImageFixture(content, "ci/bundled", "v1", files);
+  const plain = await loadCosignFixture(content, "ci/plain", "v1", "valid");
+  const withBundle = await loadCosignFixture(content, "ci/bundled", "v1", "valid");
   // A cosign v3 referrer (spec/cosign.md §2.8): artifactType sigstore bundle, subject = the image.
   const bundleBlob = await putStaticBlob(content, "ci/bundled", enc.encode("{}"));
   await putStaticManifest(content, "ci/bundled", {
