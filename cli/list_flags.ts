@@ -55,11 +55,6 @@ export interface FailedListFlags {
 
 /**
  * Adds `-f, --file`, `-a, --arch` and `--os`.
- *
- * @example
- * ```ts
- * addImageListFlags(program.command("sign"));
- * ```
  */
 export function addImageListFlags(cmd: Command, fileHelp = "image list file"): Command {
   return cmd
@@ -70,11 +65,6 @@ export function addImageListFlags(cmd: Command, fileHelp = "image list file"): C
 
 /**
  * Adds `--registry` and `--project`, which override those of every image in the list.
- *
- * @example
- * ```ts
- * addOverrideFlags(cmd);
- * ```
  */
 export function addOverrideFlags(cmd: Command): Command {
   return cmd
@@ -90,11 +80,6 @@ const OUTPUT_FORMATS = new Set(["json", "text"]);
  * refused, since `-o` is hangar's failed list here and the run would silently write a failed list called `json`.
  *
  * @throws {InvalidArgumentError} for `json` and `text`.
- *
- * @example
- * ```ts
- * failedListName("sign-failed.txt"); // "sign-failed.txt"
- * ```
  */
 export function failedListName(value: string): string {
   if (OUTPUT_FORMATS.has(value.toLowerCase())) {
@@ -109,11 +94,6 @@ export function failedListName(value: string): string {
 /**
  * Adds `-o, --failed FILE` (default `<command>-failed.txt`); `short: false` leaves `-o` to another flag. An output
  * format's name is refused (see {@linkcode failedListName}).
- *
- * @example
- * ```ts
- * addFailedListFlag(cmd, "sign"); // -o, --failed <file>  (default: "sign-failed.txt")
- * ```
  */
 export function addFailedListFlag(cmd: Command, command: string, options: { short?: boolean } = {}): Command {
   return cmd.option(
@@ -126,11 +106,6 @@ export function addFailedListFlag(cmd: Command, command: string, options: { shor
 
 /**
  * Adds `-j, --jobs N` (default 1) and `--timeout DURATION` (default 10m, per image).
- *
- * @example
- * ```ts
- * addWorkerFlags(cmd, { work: "sign images", working: "signing" });
- * ```
  */
 export function addWorkerFlags(cmd: Command, words: { work: string; working: string }): Command {
   return cmd
@@ -140,11 +115,6 @@ export function addWorkerFlags(cmd: Command, words: { work: string; working: str
 
 /**
  * Adds `--output json` (a machine-readable summary on stdout).
- *
- * @example
- * ```ts
- * addJsonOutputFlag(cmd);
- * ```
  */
 export function addJsonOutputFlag(cmd: Command): Command {
   return cmd.option("--output <format>", "machine-readable summary on stdout: json");
@@ -154,11 +124,6 @@ export function addJsonOutputFlag(cmd: Command): Command {
  * Pre-flight: the image list file must be named.
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` without `--file`.
- *
- * @example
- * ```ts
- * const file = requireListFile(flags);
- * ```
  */
 export function requireListFile(flags: ImageListFlags): string {
   if (!flags.file) {
@@ -169,11 +134,6 @@ export function requireListFile(flags: ImageListFlags): string {
 
 /**
  * Pre-flight: `--output` may only be `json`.
- *
- * @example
- * ```ts
- * checkJsonOutput(flags.output);
- * ```
  */
 export function checkJsonOutput(output: string | undefined): void {
   if (output !== undefined && output !== "json") {
@@ -193,11 +153,6 @@ export interface Workers {
  * Parses `-j` (1–20, Go integer syntax) and `--timeout` (Go duration).
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` for a bad value.
- *
- * @example
- * ```ts
- * const { jobs, timeoutMs } = parseWorkerFlags(flags);
- * ```
  */
 export function parseWorkerFlags(flags: WorkerFlags): Workers {
   const jobs = intFlag("--jobs", flags.jobs);
@@ -207,11 +162,6 @@ export function parseWorkerFlags(flags: WorkerFlags): Workers {
 
 /**
  * Parses `-a` and `--os` into the platform filter (defaults: amd64,arm64 and linux).
- *
- * @example
- * ```ts
- * const platforms = parsePlatformFlags(flags);
- * ```
  */
 export function parsePlatformFlags(flags: ImageListFlags): PlatformFilter {
   return {
@@ -223,11 +173,6 @@ export function parsePlatformFlags(flags: ImageListFlags): PlatformFilter {
 
 /**
  * Reads the image list file and resolves its lines, with `--registry` and `--project` applied.
- *
- * @example
- * ```ts
- * const images = await readImageList(file, flags);
- * ```
  */
 export async function readImageList(file: string, flags: OverrideFlags): Promise<ResolvedImageLine[]> {
   return resolveImageList(await loadImageList(file), { registry: flags.registry, project: flags.project });
@@ -237,11 +182,6 @@ export async function readImageList(file: string, flags: OverrideFlags): Promise
  * The image list file read as the run goes (its lines resolved with `--registry` and `--project` applied), after
  * a first pass that counts its images (for the progress line) and refuses a list without any; memory does not
  * grow with the length of the list.
- *
- * @example
- * ```ts
- * const { images, lines } = await streamListFile(file, flags);
- * ```
  */
 export async function streamListFile(
   file: string,
@@ -255,11 +195,6 @@ export async function streamListFile(
 
 /**
  * Logs the run's settings as hangar does: the arch and OS lists, and with `--debug` the workers.
- *
- * @example
- * ```ts
- * logRunSettings(log, platforms, workers);
- * ```
  */
 export function logRunSettings(log: Logger, platforms: PlatformFilter, workers?: Workers): void {
   log.info(`Arch List: [${platforms.arch.join(",")}]`);
@@ -270,11 +205,6 @@ export function logRunSettings(log: Logger, platforms: PlatformFilter, workers?:
 /**
  * Runs a list pipeline with the registry client of `flags` and the Ctrl-C signal (see `interruptSignal`); both
  * are released when it ends.
- *
- * @example
- * ```ts
- * const report = await withClient(flags, log, (client, signal) => validateImages(images, { client, signal, … }));
- * ```
  */
 export async function withClient<T>(
   flags: RegistryFlags,
@@ -294,11 +224,6 @@ export async function withClient<T>(
 /**
  * How a list run ends, as hangar ends it: with failures, the `<title> failed image list` error line, the failed
  * list written, a `FATA` line and exit code 1; without, a failed list of an earlier run removed, `Done` and 0.
- *
- * @example
- * ```ts
- * return await endListRun(log, report.failed, flags.failed, { title: "Sign", fatal: "some images failed to sign" });
- * ```
  */
 export async function endListRun(
   log: Logger,

@@ -7,7 +7,7 @@
  */
 import type { CopyStats } from "../core/transfer/copy.ts";
 import type { LineCopyResult } from "../core/transfer/mirror.ts";
-import type { SaveReport } from "../core/archive.ts";
+import type { SaveReport } from "../core/transfer/archive.ts";
 import { errorJson } from "../core/report.ts";
 import { writeStdout } from "./common.ts";
 import type { StatusTally } from "./list_output.ts";
@@ -51,11 +51,6 @@ export interface SignSummaryLine {
 
 /**
  * The summary line of `sign`.
- *
- * @example
- * ```ts
- * log.info(signSummary(report.lines, performance.now() - t0));
- * ```
  */
 export function signSummary(lines: readonly SignSummaryLine[] | SignTally, ms: number): string {
   const n = countOf(lines);
@@ -106,11 +101,6 @@ export class SignCounter {
 
 /**
  * The summary line of `sign validate`.
- *
- * @example
- * ```ts
- * log.info(validateSummary(report.lines, performance.now() - t0));
- * ```
  */
 export function validateSummary(lines: Lines, ms: number): string {
   const n = countOf(lines);
@@ -120,11 +110,6 @@ export function validateSummary(lines: Lines, ms: number): string {
 
 /**
  * The summary line of `mirror` (`title` `Mirror`, `done` `mirrored`) and `load` (`Load`, `loaded`).
- *
- * @example
- * ```ts
- * log.info(copySummary("Mirror", "mirrored", report, performance.now() - t0));
- * ```
  */
 export function copySummary(
   title: string,
@@ -146,11 +131,6 @@ export function copySummary(
 
 /**
  * The summary line of `save`.
- *
- * @example
- * ```ts
- * log.info(saveSummary(report, "images.tar", performance.now() - t0));
- * ```
  */
 export function saveSummary(r: SaveReport, archive: string, ms: number): string {
   const n = countOf(r.lines);
@@ -163,11 +143,6 @@ export function saveSummary(r: SaveReport, archive: string, ms: number): string 
  * Writes the `--output json` document of `mirror`, `save` or `load` to stdout: one entry per list line, in
  * list order, then the number of lines in each outcome (`copied` is the status of an image mirrored, saved or
  * loaded).
- *
- * @example
- * ```ts
- * writeCopyJson(report.lines);
- * ```
  */
 export function writeCopyJson(lines: readonly LineCopyResult[], extra: Record<string, unknown> = {}): void {
   const n = countOf(lines);

@@ -56,11 +56,6 @@ interface SignFlags
 
 /**
  * Registers `sign` on the program; returns the command so that `sign validate` can be added under it.
- *
- * @example
- * ```ts
- * const sign = registerSign(program);
- * ```
  */
 export function registerSign(program: Command): Command {
   const cmd = program.command("sign")

@@ -6,12 +6,8 @@
  */
 import type { Command } from "commander";
 import { displayKeyRef } from "../backends/key_backend.ts";
-import {
-  hangarValidatePolicy,
-  loadPolicyFile,
-  newExactRepository,
-  type Policy,
-} from "../core/config/policy.ts";
+import { hangarValidatePolicy, loadPolicyFile, newExactRepository } from "../core/config/policy_config.ts";
+import type { Policy } from "../core/config/policy_types.ts";
 import { AirlockError, errorMessage } from "../core/errors.ts";
 import { goQuote } from "../core/encoding/go_quote.ts";
 import { type Logger, targetJson } from "../core/report.ts";
@@ -62,11 +58,6 @@ interface ValidateFlags extends RegistryFlags, ImageListFlags, OverrideFlags, Wo
 
 /**
  * Registers `validate` under the `sign` command (`airlock sign validate`).
- *
- * @example
- * ```ts
- * registerValidate(registerSign(program));
- * ```
  */
 export function registerValidate(sign: Command): void {
   keepOptionsForValidate(sign);

@@ -52,11 +52,6 @@ export interface ImageListLine {
 
 /**
  * The pieces of a default-format line per hangar's decomposition table, before overrides.
- *
- * @example
- * ```ts
- * splitImageLine("reg.io/nginx:1"); // { registry: "reg.io", project: "library", name: "nginx", tag: "1" }
- * ```
  */
 export interface ImageLineParts {
   /** hangar's `GetRegistryName` (not normalised: `library/foo/bar` gives `library`). */
@@ -73,11 +68,6 @@ export interface ImageLineParts {
 
 /**
  * `--registry` / `--project`: replace the registry or project of every image line. Empty = not given.
- *
- * @example
- * ```ts
- * const overrides: ImageListOverrides = { registry: "harbor.example.com", project: "mirror" };
- * ```
  */
 export interface ImageListOverrides {
   /** Replaces every line's registry. */
@@ -89,11 +79,6 @@ export interface ImageListOverrides {
 /**
  * A line of the list after resolution: an image reference, a per-line error (the line goes into the failed
  * list), or an ignored line (mirror/unknown format: warn, not a failure).
- *
- * @example
- * ```ts
- * for (const r of resolveImageList(lines, {})) if (r.status === "ignored") log.warn(r.warning);
- * ```
  */
 export type ResolvedImageLine =
   | { readonly status: "ok"; readonly line: ImageListLine; readonly reference: Reference }
@@ -108,11 +93,6 @@ const INLINE_COMMENT_RE = new RegExp(`[${GO_SPACE}]#`);
 
 /**
  * Go's `strings.TrimSpace`: removes Unicode white space (Go's definition) at both ends.
- *
- * @example
- * ```ts
- * goTrimSpace("\u00a0 nginx \t"); // "nginx"
- * ```
  */
 export function goTrimSpace(s: string): string {
   return s.replace(LEADING_SPACE_RE, "").replace(TRAILING_SPACE_RE, "");
@@ -169,11 +149,6 @@ function listLine(raw: string, id: number): ImageListLine | undefined {
  * memory stays the same whatever the number of lines.
  *
  * @throws {AirlockError} `INVALID_IMAGE_LIST` when the file cannot be read.
- *
- * @example
- * ```ts
- * for await (const line of streamImageList("images.txt")) console.log(line.id, line.text);
- * ```
  */
 export async function* streamImageList(path: string): AsyncGenerator<ImageListLine> {
   let file: Deno.FsFile;
@@ -222,11 +197,6 @@ export async function* streamImageList(path: string): AsyncGenerator<ImageListLi
  *
  * @throws {AirlockError} `INVALID_IMAGE_LIST` when the file cannot be read, or names no image at all (the
  *   message {@linkcode loadImageList} gives).
- *
- * @example
- * ```ts
- * const { images } = await surveyImageList("images.txt", { registry: "harbor.local" }); // for the progress total
- * ```
  */
 export async function surveyImageList(
   path: string,
@@ -372,11 +342,6 @@ export function resolveImageLine(
 
 /**
  * hangar's warning for a line that is not an image: `Ignore image list line "<line>": invalid format`.
- *
- * @example
- * ```ts
- * ignoredLineWarning("a b c"); // 'Ignore image list line "a b c": invalid format'
- * ```
  */
 export function ignoredLineWarning(line: ImageListLine | string): string {
   return `Ignore image list line ${goQuote(typeof line === "string" ? line : line.line)}: invalid format`;
@@ -401,11 +366,6 @@ export function resolveImageList(
 
 /**
  * {@linkcode resolveImageList} for lines that come one at a time ({@linkcode streamImageList}).
- *
- * @example
- * ```ts
- * for await (const r of resolveImageLines(streamImageList("images.txt"))) if (r.status === "ok") sign(r.reference);
- * ```
  */
 export async function* resolveImageLines(
   lines: AsyncIterable<ImageListLine>,
@@ -427,11 +387,6 @@ function resolveLine(line: ImageListLine, overrides: ImageListOverrides): Resolv
  * hangar's login registry set (§2.5): `[--registry]` when given, else the distinct `GetRegistryName` values of
  * the image lines, in list order, as hangar computes them (not normalised: `library/foo/bar` gives `library`).
  * Lines that have no name segment are left out.
- *
- * @example
- * ```ts
- * imageListRegistries(parseImageList("nginx\nreg.io/a/b\n")); // ["docker.io", "reg.io"]
- * ```
  */
 export function imageListRegistries(
   lines: readonly ImageListLine[],
@@ -463,11 +418,6 @@ function openProblem(e: unknown): string {
  * @throws {AirlockError} `INVALID_IMAGE_LIST`: `failed to open "<file>": <reason>` when the file cannot be
  *   read, and `no images in image list "<file>"` when it has no default-format line (only comments, blank
  *   lines, or mirror/unknown lines — their count is given).
- *
- * @example
- * ```ts
- * const lines = await loadImageList("images.txt");
- * ```
  */
 export async function loadImageList(path: string): Promise<ImageListLine[]> {
   let text: string;

@@ -29,11 +29,6 @@ export interface UnresolvedLineResult extends ListLineResult {
 
 /**
  * The failed list of a run: the lines whose status is `failed`, in list order.
- *
- * @example
- * ```ts
- * await writeFailedList(path, failedLines(report.lines));
- * ```
  */
 export function failedLines(lines: readonly ListLineResult[]): string[] {
   return lines.filter((l) => l.status === "failed").map((l) => l.line);

@@ -21,11 +21,6 @@ import { LinkedAbort } from "./abort.ts";
 
 /**
  * The outcome of one item.
- *
- * @example
- * ```ts
- * const r: PoolResult<number> = { ok: false, error: new AirlockError("TIMEOUT", "context deadline exceeded") };
- * ```
  */
 export type PoolResult<R> =
   | { readonly ok: true; readonly value: R }
@@ -46,21 +41,11 @@ export interface PoolOptions<R> {
 
 /**
  * The work for one item: gets the item, a signal that aborts at the item's deadline, and the item's index.
- *
- * @example
- * ```ts
- * const work: PoolWork<string, void> = async (line, signal) => { await signImage(line, { signal }); };
- * ```
  */
 export type PoolWork<T, R> = (item: T, signal: AbortSignal, index: number) => Promise<R>;
 
 /**
  * Formats milliseconds as a Go `time.Duration` string (`10m0s`, `1.5s`, `250ms`), as hangar prints timeouts.
- *
- * @example
- * ```ts
- * formatDuration(600_000); // "10m0s"
- * ```
  */
 export function formatDuration(ms: number): string {
   if (ms === 0) return "0s";
@@ -147,11 +132,6 @@ export async function runPool<T, R>(
  * Runs one item of a pool: `work` with a signal that aborts at the item's deadline (`timeoutMs`, 0: none).
  * `settle` gets the result as soon as it is known — the work's, or `TIMEOUT` at the deadline; the returned
  * promise resolves only when the work has really stopped (the pool's slot is held until then).
- *
- * @example
- * ```ts
- * await runPoolItem(image, 0, (img, signal) => sign(img, { signal }), 600_000, (i, r) => report(i, r));
- * ```
  */
 export async function runPoolItem<T, R>(
   item: T,
@@ -187,11 +167,6 @@ export async function runPoolItem<T, R>(
 
 /**
  * The error an item or command gets when its deadline passes (hangar's and cosign's "context deadline exceeded").
- *
- * @example
- * ```ts
- * throw deadlineError(180_000); // context deadline exceeded: not finished within the 3m0s timeout
- * ```
  */
 export function deadlineError(timeoutMs: number): AirlockError {
   return new AirlockError(
@@ -205,11 +180,6 @@ export function deadlineError(timeoutMs: number): AirlockError {
  * reason of `outer` when that aborts first), and the returned promise rejects at that moment, without waiting
  * for the work to notice. Meant for a whole command (cosign's `--timeout`): the process ends after the rejection,
  * so nothing the work still has in flight can keep it running. `timeoutMs` 0 = no deadline.
- *
- * @example
- * ```ts
- * const info = await withDeadline(180_000, (signal) => inspectImage(client, ref, {}, signal));
- * ```
  */
 export async function withDeadline<T>(
   timeoutMs: number,
@@ -242,11 +212,6 @@ export async function withDeadline<T>(
  * Maps `items` with `fn`, at most `limit` at once, yielding the results in input order as soon as each is the next
  * one due: a consumer that handles each result and drops it holds at most `limit` results. A failure of `fn` is
  * thrown when its turn comes; leaving the loop early aborts the calls still running (their signal).
- *
- * @example
- * ```ts
- * for await (const blob of mapInOrder(digests, 4, (d, signal) => client.getBlob(ref, d, { signal }))) check(blob);
- * ```
  */
 export async function* mapInOrder<T, R>(
   items: readonly T[],

@@ -310,11 +310,6 @@ export class Signer {
 
 /**
  * The key under which a run counts the lines of one repository: `registry/repository`.
- *
- * @example
- * ```ts
- * repositoryKey(parseReference("reg.io/a/b:1")); // "reg.io/a/b"
- * ```
  */
 export function repositoryKey(ref: Reference): string {
   return `${ref.registry}/${ref.repository}`;
@@ -411,11 +406,6 @@ interface LineWrites {
  * Signs every image of a resolved image list with a worker pool, confirming each write as soon as it is made.
  * When `o.key` is still opening, the first images are read meanwhile; if it fails to open, the run rejects with
  * that error and nothing has been written.
- *
- * @example
- * ```ts
- * const report = await signImages(resolveImageList(lines), { client, key, registriesD, jobs: 4, timeoutMs: 600_000 });
- * ```
  */
 export async function signImages(
   images: Iterable<ResolvedImageLine> | AsyncIterable<ResolvedImageLine>,

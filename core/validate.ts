@@ -22,7 +22,8 @@ import {
   type RegistriesDConfig,
   useSigstoreAttachments,
 } from "./config/registries_d.ts";
-import { type Policy, PolicyEvaluator, type PolicyImage, type UntrustedSignature } from "./config/policy.ts";
+import { PolicyEvaluator, type PolicyImage, type UntrustedSignature } from "./config/policy_eval.ts";
+import type { Policy } from "./config/policy_types.ts";
 import { AirlockError, type ErrorCode, errorMessage, toAirlockError } from "./errors.ts";
 import type { ResolvedImageLine } from "./image_list.ts";
 import { imageCount, lineCollector, type LineOutput, runListInOrder } from "./list_run.ts";
@@ -32,11 +33,10 @@ import type { RegistryClient } from "./registry/client.ts";
 import type { FetchedManifest } from "./registry/types.ts";
 import { isIndexMediaType } from "./registry/types.ts";
 import { type Logger, silentLogger } from "./report.ts";
-import { readAttachment } from "./signature/attachment_store.ts";
-import { checkLayerCount, oversizedLayer, readPayloads } from "./signature/signature_layers.ts";
+import { readAttachmentLayers } from "./signature/signature_layers.ts";
 import { selectTargets, type Target, type TargetSelection } from "./targets.ts";
 
-export { hangarValidatePolicy } from "./config/policy.ts";
+export { hangarValidatePolicy } from "./config/policy_config.ts";
 
 /** How images are validated. */
 export interface ValidateOptions {
@@ -214,11 +214,6 @@ async function judgeSelection(
 
 /**
  * `nothing validated: no manifest of <ref> matches --arch <list> --os <list>`.
- *
- * @example
- * ```ts
- * nothingValidated("reg.io/a/b:1", { arch: ["amd64"], os: ["linux"], variant: [] });
- * ```
  */
 export function nothingValidated(reference: string, filter: PlatformFilter): string {
   const list = (l: readonly string[]) => (l.length === 0 ? '""' : l.join(","));
@@ -290,16 +285,12 @@ async function* readSignatures(
   if (!decision.value) {
     throw attachmentsDisabledError(o.registriesD, formatReference(reference), decision, "reading");
   }
-  const stored = await readAttachment(o.client, reference, digest, { signal });
-  if (!stored) return;
-  const name = `attachment manifest ${stored.ref.repository}:${stored.ref.tag}`;
-  checkLayerCount(stored.layers.length, name);
-  for (const l of stored.layers) {
-    const tooLarge = oversizedLayer(l, "layer", ` of ${stored.ref.repository}:${stored.ref.tag}`);
-    if (tooLarge) throw tooLarge;
-  }
-  for await (const r of readPayloads(o.client, stored.ref, stored.layers, { signal, name })) {
-    if (r.error) throw r.error;
+  const layers = readAttachmentLayers(o.client, reference, digest, {
+    badBlob: "error",
+    kind: "attachment manifest",
+    signal,
+  });
+  for await (const r of layers) {
     yield {
       kind: "sigstore",
       mimeType: r.layer.mediaType,

@@ -20,11 +20,6 @@ const errorBodyLimit = 64 * 1024;
 
 /**
  * Joins chunks into one array (returns the only chunk as is).
- *
- * @example
- * ```ts
- * concatBytes([new Uint8Array([1]), new Uint8Array([2])], 2); // Uint8Array [1, 2]
- * ```
  */
 export function concatBytes(chunks: readonly Uint8Array[], total: number): Uint8Array {
   if (chunks.length === 1) return chunks[0];
@@ -79,11 +74,6 @@ export class Answer {
 
   /**
    * An answer whose body was already read as `text`, re-wrapped so that the caller can read it again.
-   *
-   * @example
-   * ```ts
-   * const again = Answer.replay(answer, await answer.text());
-   * ```
    */
   static replay(answer: Answer, text: string): Answer {
     const bytes = new TextEncoder().encode(text);

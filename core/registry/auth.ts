@@ -452,11 +452,6 @@ export class Authenticator {
 
 /**
  * The `Authorization: Basic …` value for a user name and password (UTF-8, base64).
- *
- * @example
- * ```ts
- * basicHeader("alice", "s3cret"); // "Basic YWxpY2U6czNjcmV0"
- * ```
  */
 export function basicHeader(username: string, password: string): string {
   return `Basic ${base64Encode(new TextEncoder().encode(`${username}:${password}`))}`;
@@ -494,11 +489,6 @@ function oauthError(text: string): { error: string; description?: string } | und
 /**
  * Normalises token scopes: one entry per resource (`type:name`), actions merged, de-duplicated and sorted, entries
  * sorted — so `repository:a:push,pull` and `repository:a:pull,push` are one cache key.
- *
- * @example
- * ```ts
- * normalizeScopes(["repository:a:push,pull", "repository:a:pull"]); // ["repository:a:pull,push"]
- * ```
  */
 export function normalizeScopes(scopes: readonly string[]): string[] {
   const byResource = new Map<string, Set<string>>();

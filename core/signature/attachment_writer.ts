@@ -29,10 +29,10 @@ import type { Logger } from "../report.ts";
 import {
   ANNOTATION_SIGNATURE,
   appendSignatureLayers,
-  type AttachmentManifest,
   listAttachmentLayers,
   type NewAttachmentLayer,
 } from "./attachments.ts";
+import type { AttachmentManifest } from "./attachment_manifest.ts";
 import { attachmentRef, attachmentState, readAttachment, type StoredAttachment } from "./attachment_store.ts";
 import { checkLayerCount } from "./signature_layers.ts";
 import { sha256Digest } from "../encoding/digest.ts";
@@ -526,11 +526,6 @@ function isTransient(e: unknown): boolean {
 /**
  * Whether a stored tag (or a sighting of one) holds a layer. Payloads of different signers can be byte-identical
  * (same identity, digest and second), so the signature annotation must match too, not only the blob digest.
- *
- * @example
- * ```ts
- * holdsLayer(await readAttachment(client, repo, digest), { layer, layerDigest });
- * ```
  */
 export function holdsLayer(
   stored:

@@ -26,9 +26,6 @@ import {
   serializeAttachmentManifest,
 } from "./attachment_manifest.ts";
 
-/** The manifest model, where the attachment writer finds it until it imports `attachment_manifest.ts`. */
-export type { AttachmentManifest } from "./attachment_manifest.ts";
-
 // ---------------------------------------------------------------------------------------------------------------
 // Constants
 // ---------------------------------------------------------------------------------------------------------------
