@@ -44,7 +44,7 @@ import {
   withClient,
   type WorkerFlags,
 } from "./list_flags.ts";
-import { startProgress } from "./progress.ts";
+import { withProgress } from "./progress.ts";
 import { COPY_STATUSES, copyEntry, copySummary } from "./run_summary.ts";
 import { ListRunOutput } from "./list_output.ts";
 import { addSigningKeyFlags, openKeyWithWarning, type SigningKeyFlags } from "./key_flags.ts";
@@ -150,29 +150,28 @@ async function runMirror(flags: MirrorFlags, log: Logger): Promise<number> {
       const destination = srcTls === dstTls ? source : clientFor({ ...flags, tlsVerify: dstTls });
       try {
         logRunSettings(log, platforms, workers);
-        const progress = startProgress("mirroring");
-        try {
-          return await mirrorImages(streamMirrorList(file, overrides), {
-            source,
-            destination,
-            platforms,
-            filteredIndex: flags.filteredIndex,
-            mergeIndex: !flags.overwrite,
-            provenance: flags.provenance,
-            removeSignatures: flags.removeSignatures,
-            registriesD,
-            signer: key ? { key, registriesD } : undefined,
-            ...workers,
-            signal,
-            logger: log,
-            onProgress: progress?.update,
-            total: images,
-            keepLines: false,
-            onLine: out.onLine,
-          });
-        } finally {
-          progress?.end();
-        }
+        return await withProgress(
+          "mirroring",
+          (onProgress) =>
+            mirrorImages(streamMirrorList(file, overrides), {
+              source,
+              destination,
+              platforms,
+              filteredIndex: flags.filteredIndex,
+              mergeIndex: !flags.overwrite,
+              provenance: flags.provenance,
+              removeSignatures: flags.removeSignatures,
+              registriesD,
+              signer: key ? { key, registriesD } : undefined,
+              ...workers,
+              signal,
+              logger: log,
+              onProgress,
+              total: images,
+              keepLines: false,
+              onLine: out.onLine,
+            }),
+        );
       } finally {
         if (destination !== source) destination.close();
       }

@@ -183,3 +183,19 @@ export function startProgress(
     },
   };
 }
+
+/**
+ * Runs the work of a list command under its progress line (`label`: `signing`, `mirroring`, …), which ends
+ * however the work ends; `run` gets the `onProgress` callback to hand to the pipeline.
+ */
+export async function withProgress<T>(
+  label: string,
+  run: (onProgress?: (done: number, total: number) => void) => Promise<T>,
+): Promise<T> {
+  const progress = startProgress(label);
+  try {
+    return await run(progress?.update);
+  } finally {
+    progress?.end();
+  }
+}

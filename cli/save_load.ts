@@ -36,7 +36,7 @@ import {
   withClient,
   type WorkerFlags,
 } from "./list_flags.ts";
-import { startProgress } from "./progress.ts";
+import { withProgress } from "./progress.ts";
 import { copySummary, saveSummary, writeCopyJson } from "./run_summary.ts";
 
 interface SaveFlags extends RegistryFlags, ImageListFlags, OverrideFlags, FailedListFlags {
@@ -113,9 +113,8 @@ async function runSave(flags: SaveFlags, log: Logger): Promise<number> {
   const registriesD = await registriesDFor(flags["registries.d"]);
   const report = await withClient(flags, log, async (client, signal) => {
     logRunSettings(log, platforms);
-    const progress = startProgress("saving");
-    try {
-      return await saveImages(images, archive, {
+    return await withProgress("saving", (onProgress) =>
+      saveImages(images, archive, {
         client,
         platforms,
         filteredIndex: flags.filteredIndex,
@@ -124,11 +123,8 @@ async function runSave(flags: SaveFlags, log: Logger): Promise<number> {
         signal,
         timeoutMs,
         logger: log,
-        onProgress: progress?.update,
-      });
-    } finally {
-      progress?.end();
-    }
+        onProgress,
+      }));
   });
   if (flags.output === "json") writeCopyJson(report.lines, { archive });
   log.info(saveSummary(report, archive, performance.now() - t0));
@@ -149,9 +145,8 @@ async function runLoad(flags: LoadFlags, log: Logger): Promise<number> {
   const workers = parseWorkerFlags(flags);
   const report = await withClient(flags, log, async (client, signal) => {
     log.info(`Loading images from "${input}" into ${destination}`);
-    const progress = startProgress("loading");
-    try {
-      return await loadArchive(input, {
+    return await withProgress("loading", (onProgress) =>
+      loadArchive(input, {
         destination: client,
         registry: destination,
         project: flags.destinationProject,
@@ -159,11 +154,8 @@ async function runLoad(flags: LoadFlags, log: Logger): Promise<number> {
         ...workers,
         signal,
         logger: log,
-        onProgress: progress?.update,
-      });
-    } finally {
-      progress?.end();
-    }
+        onProgress,
+      }));
   });
   if (flags.output === "json") writeCopyJson(report.lines);
   log.info(copySummary("Load", "loaded", report, performance.now() - t0));

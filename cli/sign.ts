@@ -41,7 +41,7 @@ import {
 } from "./list_flags.ts";
 import { ListRunOutput, type OutputLine, targetsEntry } from "./list_output.ts";
 import type { Logger } from "../core/report.ts";
-import { startProgress } from "./progress.ts";
+import { withProgress } from "./progress.ts";
 import { SignCounter, signSummary } from "./run_summary.ts";
 
 interface SignFlags
@@ -132,9 +132,8 @@ async function runSign(flags: SignFlags, log: Logger): Promise<number> {
     await withClient(flags, log, async (client, signal) => {
       logRunSettings(log, platforms, workers);
       log.info(`Signing images in "${file}" with sigstore priv-key "${displayKeyRef(keyRef)}".`);
-      const progress = startProgress("signing");
-      try {
-        return await signImages(lines, {
+      return await withProgress("signing", (onProgress) =>
+        signImages(lines, {
           client,
           key,
           registriesD,
@@ -145,7 +144,7 @@ async function runSign(flags: SignFlags, log: Logger): Promise<number> {
           ...workers,
           signal,
           logger: log,
-          onProgress: progress?.update,
+          onProgress,
           total: images,
           linesPerRepository,
           keepLines: false,
@@ -153,10 +152,7 @@ async function runSign(flags: SignFlags, log: Logger): Promise<number> {
             signatures.add(l);
             return out.onLine(l);
           },
-        });
-      } finally {
-        progress?.end();
-      }
+        }));
     });
     await out.flush();
     await out.printJson();

@@ -42,7 +42,7 @@ import {
   type WorkerFlags,
 } from "./list_flags.ts";
 import { ListRunOutput, type OutputLine, targetsEntry } from "./list_output.ts";
-import { startProgress } from "./progress.ts";
+import { withProgress } from "./progress.ts";
 import { validateSummary } from "./run_summary.ts";
 
 interface ValidateFlags extends RegistryFlags, ImageListFlags, OverrideFlags, WorkerFlags, FailedListFlags {
@@ -145,9 +145,8 @@ async function runValidate(flags: ValidateFlags, log: Logger): Promise<number> {
     await withClient(flags, log, async (client, signal) => {
       logRunSettings(log, platforms, workers);
       log.info(`Validating images in ${goQuote(file)} with ${what}`);
-      const progress = startProgress("validating");
-      try {
-        return await validateImages(lines, {
+      return await withProgress("validating", (onProgress) =>
+        validateImages(lines, {
           client,
           registriesD,
           policy,
@@ -159,14 +158,11 @@ async function runValidate(flags: ValidateFlags, log: Logger): Promise<number> {
           ...workers,
           signal,
           logger: log,
-          onProgress: progress?.update,
+          onProgress,
           total: images,
           keepLines: false,
           onLine: out.onLine,
-        });
-      } finally {
-        progress?.end();
-      }
+        }));
     });
     await out.flush();
     await out.printJson();

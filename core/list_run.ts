@@ -21,6 +21,26 @@ export interface ListLineResult {
   readonly error?: AirlockError;
 }
 
+/**
+ * One list line's outcome in a pipeline whose statuses are `S` and whose image result is `T` (sign:
+ * `ImageSignResult`, validate: `ImageValidateResult`, mirror, save and load: `CopiedImage`). `failed` lines go
+ * to the failed list; `ignored` lines are mirror-format or unknown lines.
+ */
+export interface LineResult<S extends string, T> extends ListLineResult {
+  /** The pipeline's outcome for the line. */
+  readonly status: S;
+  /** The image result, when the image was reached. */
+  readonly result?: T;
+}
+
+/** A list run's report: every line's result in list order, and the failed list. */
+export interface ListReport<L extends ListLineResult> {
+  /** One entry per list line, in list order (empty when the lines were given out as the run went). */
+  readonly lines: readonly L[];
+  /** The lines that failed, in list order (for the failed list). */
+  readonly failed: readonly string[];
+}
+
 /** A line that never reached the pool: an ignored line, or one that did not resolve to a reference. */
 export interface UnresolvedLineResult extends ListLineResult {
   /** `ignored` for mirror-format and unknown lines, `failed` for invalid ones. */

@@ -13,7 +13,15 @@ import {
 } from "./config/registries_d.ts";
 import { AirlockError, errorMessage, isAirlockError, toAirlockError } from "./errors.ts";
 import type { ResolvedImageLine } from "./image_list.ts";
-import { imageCount, type ImageLine, lineCollector, type LineOutput, runListInOrder } from "./list_run.ts";
+import {
+  imageCount,
+  type ImageLine,
+  lineCollector,
+  type LineOutput,
+  type LineResult,
+  type ListReport,
+  runListInOrder,
+} from "./list_run.ts";
 import { DEFAULT_ARCH_LIST, DEFAULT_OS_LIST, type PlatformFilter } from "./platform.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
 import type { RegistryClient } from "./registry/client.ts";
@@ -373,28 +381,14 @@ export interface WrittenTarget extends Target {
 }
 
 /** One list line's outcome. */
-export interface LineSignResult {
-  /** The line's id (1-based, hangar's `IMG:n`). */
-  readonly id: number;
-  /** The original (trimmed) line, as the failed list records it. */
-  readonly line: string;
-  /** `failed` lines go to the failed list; `ignored` lines are mirror-format or unknown lines. */
-  readonly status: "signed" | "unchanged" | "skipped" | "failed" | "ignored";
-  /** The image result, when the image was reached. */
-  readonly result?: ImageSignResult;
-  /** What went wrong. */
-  readonly error?: AirlockError;
+export interface LineSignResult
+  extends LineResult<"signed" | "unchanged" | "skipped" | "failed" | "ignored", ImageSignResult> {
   /** For a failed line: the signatures it wrote all the same (every write the registry accepted is reported). */
   readonly written?: readonly WrittenTarget[];
 }
 
 /** The outcome of a run. */
-export interface SignReport {
-  /** One entry per list line, in list order. */
-  readonly lines: readonly LineSignResult[];
-  /** The lines that failed, in list order (for the failed list). */
-  readonly failed: readonly string[];
-}
+export type SignReport = ListReport<LineSignResult>;
 
 /** What one line wrote, and the confirmation of each layer. */
 interface LineWrites {

@@ -26,7 +26,14 @@ import { PolicyEvaluator, type PolicyImage, type UntrustedSignature } from "./co
 import type { Policy } from "./config/policy_types.ts";
 import { AirlockError, type ErrorCode, errorMessage, toAirlockError } from "./errors.ts";
 import type { ResolvedImageLine } from "./image_list.ts";
-import { imageCount, lineCollector, type LineOutput, runListInOrder } from "./list_run.ts";
+import {
+  imageCount,
+  lineCollector,
+  type LineOutput,
+  type LineResult,
+  type ListReport,
+  runListInOrder,
+} from "./list_run.ts";
 import { DEFAULT_ARCH_LIST, DEFAULT_OS_LIST, type PlatformFilter } from "./platform.ts";
 import { formatReference, type Reference } from "./reference.ts";
 import type { RegistryClient } from "./registry/client.ts";
@@ -336,27 +343,11 @@ export interface ValidateRunOptions extends ValidateOptions, LineOutput<LineVali
   readonly onProgress?: (done: number, total: number) => void;
 }
 
-/** One list line's outcome. */
-export interface LineValidateResult {
-  /** The line's id (1-based, hangar's `IMG:n`). */
-  readonly id: number;
-  /** The original (trimmed) line, as the failed list records it. */
-  readonly line: string;
-  /** `failed` lines go to the failed list; `ignored` lines are mirror-format or unknown lines. */
-  readonly status: "passed" | "failed" | "skipped" | "ignored";
-  /** The image result, when the image was reached. */
-  readonly result?: ImageValidateResult;
-  /** What went wrong (the message as logged after `error occurred on [IMG: n] [<ref>]: `). */
-  readonly error?: AirlockError;
-}
+/** One list line's outcome (its `error` is the message logged after `error occurred on [IMG: n] [<ref>]: `). */
+export type LineValidateResult = LineResult<"passed" | "failed" | "skipped" | "ignored", ImageValidateResult>;
 
 /** The outcome of a run. */
-export interface ValidateReport {
-  /** One entry per list line, in list order. */
-  readonly lines: readonly LineValidateResult[];
-  /** The lines that failed, in list order (for the failed list). */
-  readonly failed: readonly string[];
-}
+export type ValidateReport = ListReport<LineValidateResult>;
 
 /**
  * Validates every image of a resolved image list with a worker pool; results come back in list order. Logs

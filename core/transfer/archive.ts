@@ -32,7 +32,7 @@ import { allowsPlatform, type PlatformFilter } from "../platform.ts";
 import { formatReference, parseReference, type Reference } from "../reference.ts";
 import type { RegistryClient } from "../registry/client.ts";
 import { isManifestUnknown } from "../registry/errors.ts";
-import { failedLines } from "../list_run.ts";
+import { failedLines, type ListReport } from "../list_run.ts";
 import {
   type Descriptor,
   type FetchedManifest,
@@ -74,11 +74,7 @@ export interface SaveOptions {
 }
 
 /** What {@linkcode saveImages} did. */
-export interface SaveReport {
-  /** One entry per list line, in list order. */
-  readonly lines: readonly LineCopyResult[];
-  /** The failed lines (for the failed list). */
-  readonly failed: readonly string[];
+export interface SaveReport extends ListReport<LineCopyResult> {
   /** Images saved. */
   readonly images: number;
   /** `.sig`/`.att` manifests saved. */

@@ -15,7 +15,8 @@
  * @module
  */
 import { AirlockError, errorMessage, isAirlockError, toAirlockError } from "../errors.ts";
-import { imageCount, lineCollector, type LineOutput, runListInOrder } from "../list_run.ts";
+import { imageCount, lineCollector, runListInOrder } from "../list_run.ts";
+import type { LineOutput, LineResult, ListReport } from "../list_run.ts";
 import {
   ignoredLineWarning,
   type ImageListLine,
@@ -190,27 +191,13 @@ export interface CopyRunOptions extends CopyOptions, LineOutput<LineCopyResult> 
 }
 
 /** One line's outcome. */
-export interface LineCopyResult {
-  /** The line's id. */
-  readonly id: number;
-  /** The original line. */
-  readonly line: string;
-  /** `failed` lines go to the failed list; `ignored` lines are neither images nor mirror lines. */
-  readonly status: "copied" | "skipped" | "failed" | "ignored";
-  /** The image's outcome, when it was reached. */
-  readonly result?: CopiedImage;
+export interface LineCopyResult extends LineResult<"copied" | "skipped" | "failed" | "ignored", CopiedImage> {
   /** With a signer: what was signed at the destination. */
   readonly signed?: ImageSignResult;
-  /** What went wrong. */
-  readonly error?: AirlockError;
 }
 
-/** The outcome of a run. */
-export interface CopyReport {
-  /** One entry per line, in list order (empty when the run was told not to keep lines: `keepLines: false`). */
-  readonly lines: readonly LineCopyResult[];
-  /** The failed lines, in list order (for the failed list; empty with `keepLines: false`). */
-  readonly failed: readonly string[];
+/** The outcome of a run (`lines` and `failed` empty when the run was told not to keep lines). */
+export interface CopyReport extends ListReport<LineCopyResult> {
   /** What the copier did. */
   readonly stats: CopyStats;
   /** Wall time of the run, in milliseconds. */
