@@ -13,15 +13,8 @@ import {
 } from "./config/registries_d.ts";
 import { AirlockError, errorMessage, isAirlockError, toAirlockError } from "./errors.ts";
 import type { ResolvedImageLine } from "./image_list.ts";
-import {
-  imageCount,
-  type ImageLine,
-  lineCollector,
-  type LineOutput,
-  type LineResult,
-  type ListReport,
-  runListInOrder,
-} from "./list_run.ts";
+import { imageCount, type ImageLine, lineCollector, runListInOrder } from "./list_run.ts";
+import type { LineOutput, LineResult, ListReport } from "./list_run.ts";
 import { DEFAULT_ARCH_LIST, DEFAULT_OS_LIST, type PlatformFilter } from "./platform.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
 import type { RegistryClient } from "./registry/client.ts";

@@ -26,14 +26,8 @@ import { PolicyEvaluator, type PolicyImage, type UntrustedSignature } from "./co
 import type { Policy } from "./config/policy_types.ts";
 import { AirlockError, type ErrorCode, errorMessage, toAirlockError } from "./errors.ts";
 import type { ResolvedImageLine } from "./image_list.ts";
-import {
-  imageCount,
-  lineCollector,
-  type LineOutput,
-  type LineResult,
-  type ListReport,
-  runListInOrder,
-} from "./list_run.ts";
+import { imageCount, lineCollector, runListInOrder } from "./list_run.ts";
+import type { LineOutput, LineResult, ListReport } from "./list_run.ts";
 import { DEFAULT_ARCH_LIST, DEFAULT_OS_LIST, type PlatformFilter } from "./platform.ts";
 import { formatReference, type Reference } from "./reference.ts";
 import type { RegistryClient } from "./registry/client.ts";
