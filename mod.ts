@@ -247,7 +247,7 @@ export type { ListTagsOptions, ReferrersOptions } from "./core/registry/listing.
 export type { Transport, TransportRequest, TransportResponse } from "./core/registry/transport.ts";
 export type { LogFields, LogLevel } from "./core/report.ts";
 export type { LineSignResult, PendingLayer, SignedTarget, WrittenImage, WrittenTarget } from "./core/sign.ts";
-export type { LineOutput } from "./core/list_run.ts";
+export type { LineOutput, LineResult, ListLineResult, ListReport } from "./core/list_run.ts";
 export type { AttachmentLayer } from "./core/signature/mod.ts";
 export type { AttachmentConfig, AttachmentManifest, AttachmentState } from "./core/signature/mod.ts";
 export type { SimpleSigningPayload, SimpleSigningPayloadInput } from "./core/signature/mod.ts";
