@@ -222,15 +222,17 @@ export async function withClient<T>(
 }
 
 /**
- * How a list run ends, as hangar ends it: with failures, the `<title> failed image list` error line, the failed
- * list written, a `FATA` line and exit code 1; without, a failed list of an earlier run removed, `Done` and 0.
+ * How a list run ends, as hangar ends it: the run's summary line; then with failures, the `<title> failed image
+ * list` error line, the failed list written (unless `written`: it was written as the run went), a `FATA` line and
+ * exit code 1; without, a failed list of an earlier run removed, `Done` and 0.
  */
 export async function endListRun(
   log: Logger,
   failed: readonly string[],
   failedFile: string,
-  words: { title: string; fatal: string; quote?: (s: string) => string; written?: boolean },
+  words: { summary: string; title: string; fatal: string; quote?: (s: string) => string; written?: boolean },
 ): Promise<number> {
+  log.info(words.summary);
   if (failed.length > 0) {
     const quote = words.quote ?? ((s: string) => `"${s}"`);
     log.error(`${words.title} failed image list: \n${failed.join("\n")}`);

@@ -178,6 +178,22 @@ export class ListRunOutput<L extends RunLine> implements StatusTally {
   }
 
   /**
+   * Runs a command's list work with this output (each line goes out through {@linkcode ListRunOutput.onLine} as
+   * the run gives it out), then writes the rest of the failed list and prints the JSON document; the output is
+   * closed however the work ends.
+   */
+  async around<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      const result = await run();
+      await this.flush();
+      await this.printJson();
+      return result;
+    } finally {
+      await this.close();
+    }
+  }
+
+  /**
    * Closes the failed list (what it gathered written out first, so that a run stopped by an error still leaves the
    * lines that failed before it) and removes the temporary file.
    */

@@ -145,8 +145,8 @@ async function runMirror(flags: MirrorFlags, log: Logger): Promise<number> {
     flags.failed,
     flags.output === "json" ? { entry: copyEntry, statuses: COPY_STATUSES } : undefined,
   );
-  try {
-    const report = await withClient({ ...flags, tlsVerify: srcTls }, log, async (source, signal) => {
+  const report = await out.around(() =>
+    withClient({ ...flags, tlsVerify: srcTls }, log, async (source, signal) => {
       const destination = srcTls === dstTls ? source : clientFor({ ...flags, tlsVerify: dstTls });
       try {
         logRunSettings(log, platforms, workers);
@@ -175,14 +175,10 @@ async function runMirror(flags: MirrorFlags, log: Logger): Promise<number> {
       } finally {
         if (destination !== source) destination.close();
       }
-    }).finally(() => key?.close());
-    await out.flush();
-    await out.printJson();
-    log.info(copySummary("Mirror", "mirrored", { ...report, lines: out }, performance.now() - t0));
-  } finally {
-    await out.close();
-  }
+    }).finally(() => key?.close())
+  );
   return await endListRun(log, out.failed, flags.failed, {
+    summary: copySummary("Mirror", "mirrored", { ...report, lines: out }, performance.now() - t0),
     written: true,
     title: "Mirror",
     fatal: "some images failed to mirror",

@@ -127,8 +127,8 @@ async function runSave(flags: SaveFlags, log: Logger): Promise<number> {
       }));
   });
   if (flags.output === "json") writeCopyJson(report.lines, { archive });
-  log.info(saveSummary(report, archive, performance.now() - t0));
   return await endListRun(log, report.failed, flags.failed, {
+    summary: saveSummary(report, archive, performance.now() - t0),
     title: "Save",
     fatal: "some images failed to save",
   });
@@ -158,8 +158,8 @@ async function runLoad(flags: LoadFlags, log: Logger): Promise<number> {
       }));
   });
   if (flags.output === "json") writeCopyJson(report.lines);
-  log.info(copySummary("Load", "loaded", report, performance.now() - t0));
   return await endListRun(log, report.failed, flags.failed, {
+    summary: copySummary("Load", "loaded", report, performance.now() - t0),
     title: "Load",
     fatal: "some images failed to load",
   });

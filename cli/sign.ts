@@ -129,40 +129,39 @@ async function runSign(flags: SignFlags, log: Logger): Promise<number> {
   );
   const signatures = new SignCounter();
   try {
-    await withClient(flags, log, async (client, signal) => {
-      logRunSettings(log, platforms, workers);
-      log.info(`Signing images in "${file}" with sigstore priv-key "${displayKeyRef(keyRef)}".`);
-      return await withProgress("signing", (onProgress) =>
-        signImages(lines, {
-          client,
-          key,
-          registriesD,
-          platforms,
-          signIndex: flags.signIndex,
-          force: flags.force,
-          annotations,
-          ...workers,
-          signal,
-          logger: log,
-          onProgress,
-          total: images,
-          linesPerRepository,
-          keepLines: false,
-          onLine: (l) => {
-            signatures.add(l);
-            return out.onLine(l);
-          },
-        }));
-    });
-    await out.flush();
-    await out.printJson();
+    await out.around(() =>
+      withClient(flags, log, async (client, signal) => {
+        logRunSettings(log, platforms, workers);
+        log.info(`Signing images in "${file}" with sigstore priv-key "${displayKeyRef(keyRef)}".`);
+        return await withProgress("signing", (onProgress) =>
+          signImages(lines, {
+            client,
+            key,
+            registriesD,
+            platforms,
+            signIndex: flags.signIndex,
+            force: flags.force,
+            annotations,
+            ...workers,
+            signal,
+            logger: log,
+            onProgress,
+            total: images,
+            linesPerRepository,
+            keepLines: false,
+            onLine: (l) => {
+              signatures.add(l);
+              return out.onLine(l);
+            },
+          }));
+      })
+    );
   } finally {
-    await out.close();
     await opening.then((k) => k.close(), () => {});
   }
   const tally = { count: (s: string) => out.count(s), lines: out.lines, ...signatures };
-  log.info(signSummary(tally, performance.now() - t0));
   return await endListRun(log, out.failed, flags.failed, {
+    summary: signSummary(tally, performance.now() - t0),
     written: true,
     title: "Sign",
     fatal: "some images failed to sign",

@@ -141,8 +141,8 @@ async function runValidate(flags: ValidateFlags, log: Logger): Promise<number> {
       }
       : undefined,
   );
-  try {
-    await withClient(flags, log, async (client, signal) => {
+  await out.around(() =>
+    withClient(flags, log, async (client, signal) => {
       logRunSettings(log, platforms, workers);
       log.info(`Validating images in ${goQuote(file)} with ${what}`);
       return await withProgress("validating", (onProgress) =>
@@ -163,14 +163,10 @@ async function runValidate(flags: ValidateFlags, log: Logger): Promise<number> {
           keepLines: false,
           onLine: out.onLine,
         }));
-    });
-    await out.flush();
-    await out.printJson();
-  } finally {
-    await out.close();
-  }
-  log.info(validateSummary(out, performance.now() - t0));
+    })
+  );
   return await endListRun(log, out.failed, flags.failed, {
+    summary: validateSummary(out, performance.now() - t0),
     written: true,
     title: "Signature validate",
     fatal: "some images failed validation",
