@@ -197,6 +197,12 @@ Deno.test("verify: hostile .sig content is refused cleanly, never accepted, neve
   const signer = await makeSigner(tmp.path, "k");
   const h = new Hostile(signer);
   const MiB = 1024 * 1024;
+  /** A valid payload for `d` followed by spaces up to 10 MiB (still JSON). */
+  const bigPayload = (d: string) => {
+    const big = new Uint8Array(10 * MiB).fill(0x20);
+    big.set(enc.encode(cosignPayload("x/y", d)));
+    return big;
+  };
   const cases: { repo: string; code: number; message: string }[] = [];
 
   // 5000 layers (cosign writes at most 1000), each a valid signature: refused before any blob is read.
@@ -209,17 +215,13 @@ Deno.test("verify: hostile .sig content is refused cleanly, never accepted, neve
   // A validly signed 10 MiB payload (JSON + whitespace): over the 4 MiB limit, refused without fetching it.
   {
     const d = await h.image("h/big");
-    const big = new Uint8Array(10 * MiB).fill(0x20);
-    big.set(enc.encode(cosignPayload("x/y", d)));
-    await h.sig("h/big", d, [await h.layer("h/big", big)]);
+    await h.sig("h/big", d, [await h.layer("h/big", bigPayload(d))]);
     cases.push({ repo: "h/big", code: 12, message: "is 10485760 bytes, more than the 4194304 accepted" });
   }
   // A descriptor that claims 300 bytes for a 10 MiB blob: reading stops at the limit.
   {
     const d = await h.image("h/biglie");
-    const big = new Uint8Array(10 * MiB).fill(0x20);
-    big.set(enc.encode(cosignPayload("x/y", d)));
-    const l = await h.layer("h/biglie", big);
+    const l = await h.layer("h/biglie", bigPayload(d));
     await h.sig("h/biglie", d, [{ ...l, size: 300 }]);
     cases.push({ repo: "h/biglie", code: 12, message: "no matching signatures:\n" });
   }
