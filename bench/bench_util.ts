@@ -191,3 +191,32 @@ export function floorTable(unit: string): {
     },
   };
 }
+
+/** The media type of an OCI image manifest (what a `.sig` tag holds). */
+export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+/** The `Accept` of a read by tag of a multi-arch image's index. */
+export const INDEX_ACCEPT =
+  "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json";
+
+/** The validation floor: the index by tag, then per platform its `.sig` manifest and payload blob. Seconds. */
+export async function validateFloor(base: string, repos: string[], jobs: number): Promise<number> {
+  const get = async (path: string, accept?: string): Promise<Uint8Array> => {
+    const res = await fetch(`${base}${path}`, accept ? { headers: { accept } } : {});
+    if (res.status !== 200) throw new Error(`GET ${path}: ${res.status}`);
+    return new Uint8Array(await res.arrayBuffer());
+  };
+  const json = (b: Uint8Array) => JSON.parse(new TextDecoder().decode(b));
+  const t0 = performance.now();
+  await runPool(repos, jobs, async (repo) => {
+    const index = json(await get(`/v2/${repo}/manifests/v1`, INDEX_ACCEPT)) as {
+      manifests: { digest: string }[];
+    };
+    await Promise.all(index.manifests.map(async (m) => {
+      const sig = json(
+        await get(`/v2/${repo}/manifests/${m.digest.replace(":", "-")}.sig`, OCI_MANIFEST),
+      ) as { layers: { digest: string }[] };
+      for (const l of sig.layers) await get(`/v2/${repo}/blobs/${l.digest}`);
+    }));
+  });
+  return (performance.now() - t0) / 1000;
+}

@@ -26,20 +26,20 @@ import { runPool } from "../core/pool.ts";
 import { LatencyGauge, WRITE_WINDOW } from "../core/signature/write_window.ts";
 import {
   hex,
+  INDEX_ACCEPT,
   type MeasuredRun,
   measureSign,
+  OCI_MANIFEST,
   prepareSigning,
   printTable,
   pushImages,
   runMeasured,
   SIGNING,
+  validateFloor,
 } from "./bench_util.ts";
 
 const SIZES = (Deno.env.get("BENCH_SIZES") ?? "40,200,5000").split(",").map(Number);
 const JOBS = Number(Deno.env.get("BENCH_JOBS") ?? 4);
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
-const INDEX_ACCEPT =
-  "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
 const work = await Deno.makeTempDir({ prefix: "airlock-bench-" });
 try {
@@ -338,29 +338,6 @@ async function signFloor(
       await head.body?.cancel();
       if (head.status !== 200) throw new Error(`confirmation HEAD: ${head.status}`);
     }
-  });
-  return (performance.now() - t0) / 1000;
-}
-
-/** The validation floor: the index by tag, then per platform its `.sig` manifest and payload blob. Seconds. */
-async function validateFloor(base: string, repos: string[], jobs: number): Promise<number> {
-  const get = async (path: string, accept?: string): Promise<Uint8Array> => {
-    const res = await fetch(`${base}${path}`, accept ? { headers: { accept } } : {});
-    if (res.status !== 200) throw new Error(`GET ${path}: ${res.status}`);
-    return new Uint8Array(await res.arrayBuffer());
-  };
-  const json = (b: Uint8Array) => JSON.parse(new TextDecoder().decode(b));
-  const t0 = performance.now();
-  await runPool(repos, jobs, async (repo) => {
-    const index = json(await get(`/v2/${repo}/manifests/v1`, INDEX_ACCEPT)) as {
-      manifests: { digest: string }[];
-    };
-    await Promise.all(index.manifests.map(async (m) => {
-      const sig = json(
-        await get(`/v2/${repo}/manifests/${m.digest.replace(":", "-")}.sig`, OCI_MANIFEST),
-      ) as { layers: { digest: string }[] };
-      for (const l of sig.layers) await get(`/v2/${repo}/blobs/${l.digest}`);
-    }));
   });
   return (performance.now() - t0) / 1000;
 }

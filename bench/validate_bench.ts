@@ -9,14 +9,18 @@
  * @module
  */
 import { buildMultiArchImage, startRegistry, writeList } from "../tests/testbed/mod.ts";
-import { runPool } from "../core/pool.ts";
-import { floorTable, measureSign, prepareSigning, pushImages, runMeasured, SIGNING } from "./bench_util.ts";
+import {
+  floorTable,
+  measureSign,
+  prepareSigning,
+  pushImages,
+  runMeasured,
+  SIGNING,
+  validateFloor,
+} from "./bench_util.ts";
 
 const N = Number(Deno.env.get("BENCH_IMAGES") ?? 200);
 const JOBS = (Deno.env.get("BENCH_JOBS") ?? "1,4,8").split(",").map(Number);
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
-const INDEX_ACCEPT =
-  "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
 await using registry = await startRegistry();
 const work = await Deno.makeTempDir({ prefix: "airlock-validate-bench-" });
@@ -37,7 +41,7 @@ try {
 
   const table = floorTable("mf/s");
   for (const j of JOBS) {
-    const floor = await floorLoop(registry.url, repos, j);
+    const floor = await validateFloor(registry.url, repos, j);
     const run = await runMeasured([
       "sign",
       "validate",
@@ -59,29 +63,4 @@ try {
   );
 } finally {
   await Deno.remove(work, { recursive: true });
-}
-
-/** The floor: the index by tag, then per platform its `.sig` manifest and payload blob. Returns seconds. */
-async function floorLoop(base: string, repos: string[], jobs: number): Promise<number> {
-  const get = async (path: string, accept?: string): Promise<Uint8Array> => {
-    const res = await fetch(`${base}${path}`, accept ? { headers: { accept } } : {});
-    if (res.status !== 200) throw new Error(`GET ${path}: ${res.status}`);
-    return new Uint8Array(await res.arrayBuffer());
-  };
-  const json = (b: Uint8Array) => JSON.parse(new TextDecoder().decode(b));
-  const t0 = performance.now();
-  await runPool(repos, jobs, async (repo) => {
-    const index = json(await get(`/v2/${repo}/manifests/v1`, INDEX_ACCEPT)) as {
-      manifests: { digest: string }[];
-    };
-    await Promise.all(index.manifests.map(async (m) => {
-      const sig = json(
-        await get(`/v2/${repo}/manifests/${m.digest.replace(":", "-")}.sig`, OCI_MANIFEST),
-      ) as {
-        layers: { digest: string }[];
-      };
-      for (const l of sig.layers) await get(`/v2/${repo}/blobs/${l.digest}`);
-    }));
-  });
-  return (performance.now() - t0) / 1000;
 }

@@ -22,7 +22,7 @@ import type { Logger } from "../core/report.ts";
 import { errorBody, httpStatusFor } from "./errors.ts";
 import type { AppEnv } from "./app.ts";
 import type { Metrics } from "./metrics.ts";
-import { parseJsonBody } from "./requests.ts";
+import { jsonContentTypeError, parseJsonBody } from "./requests.ts";
 
 /** The largest review accepted: an UPDATE carries the object and the old object (etcd keeps ≤ 1.5 MiB each). */
 export const MAX_REVIEW_BYTES = 8 * 1024 * 1024;
@@ -165,14 +165,8 @@ export function registerAdmissionRoutes(app: Hono<AppEnv>, o: AdmissionRouteOpti
             "client_certificate",
           );
         }
-        const type = c.req.header("content-type") ?? "";
-        if (!/^application\/json\s*(;|$)/i.test(type)) {
-          return fail(
-            c,
-            new AirlockError("UNSUPPORTED_MEDIA_TYPE", `the body must be application/json, not "${type}"`),
-            "invalid",
-          );
-        }
+        const notJson = jsonContentTypeError(c.req.header("content-type"));
+        if (notJson) return fail(c, notJson, "invalid");
         await next();
       }) as MiddlewareHandler<AppEnv>,
       bodyLimit({

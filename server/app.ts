@@ -37,7 +37,7 @@ import { openApiDocument } from "./openapi.ts";
 import type { Operations } from "./operations.ts";
 import { PAGE_CSP, renderJobsPage, renderLoginPage } from "./page.ts";
 import { RateLimiter } from "./rate_limit.ts";
-import { parseJobRequest, parseJsonBody } from "./requests.ts";
+import { jsonContentTypeError, parseJobRequest, parseJsonBody } from "./requests.ts";
 import { type AdmissionRouteOptions, type ConnectionInfo, registerAdmissionRoutes } from "./admission.ts";
 import type { TokenAuthenticator } from "./tokens.ts";
 
@@ -168,14 +168,8 @@ export function createApp(o: AppOptions): Hono<Env> {
             "rate_limited",
           );
         }
-        const type = c.req.header("content-type") ?? "";
-        if (!/^application\/json\s*(;|$)/i.test(type)) {
-          return fail(
-            c,
-            new AirlockError("UNSUPPORTED_MEDIA_TYPE", `the body must be application/json, not "${type}"`),
-            "invalid",
-          );
-        }
+        const notJson = jsonContentTypeError(c.req.header("content-type"));
+        if (notJson) return fail(c, notJson, "invalid");
         await next();
       }) as MiddlewareHandler<Env>,
       bodyLimit({

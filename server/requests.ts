@@ -115,6 +115,16 @@ function bad(message: string): AirlockError {
 }
 
 /**
+ * Why a request's `Content-Type` header is not one a JSON body may carry (`application/json`, with or without
+ * parameters); none when it is.
+ */
+export function jsonContentTypeError(contentType: string | undefined): AirlockError | undefined {
+  const type = contentType ?? "";
+  if (/^application\/json\s*(;|$)/i.test(type)) return undefined;
+  return new AirlockError("UNSUPPORTED_MEDIA_TYPE", `the body must be application/json, not "${type}"`);
+}
+
+/**
  * Parses a request body's text as JSON.
  *
  * @throws {AirlockError} `INVALID_ARGUMENT` `malformed JSON: …`.
