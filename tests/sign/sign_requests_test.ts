@@ -13,6 +13,7 @@
  * @module
  */
 import { openKey } from "../../backends/key_backend.ts";
+import type { KeyBackend } from "../../backends/key_types.ts";
 import { builtinDefaultConfig } from "../../core/config/registries_d.ts";
 import { parseImageList, resolveImageList } from "../../core/image_list.ts";
 import { RegistryClient } from "../../core/registry/client.ts";
@@ -28,11 +29,41 @@ import {
   startProxy,
   startRegistry,
   tempDir,
+  type TestProxy,
 } from "../testbed/mod.ts";
 import { readSig } from "../testbed/signatures.ts";
 
 /** A slow answer, though well within S (`WRITE_WINDOW.readMaxAgeMs`, 500 ms): it must not cause a second read. */
 const SLOW_MS = 150;
+
+/** Signs `repo:v1` through the proxy at `host`, as a one-line image list. */
+function signLine(host: string, repo: string, key: KeyBackend, client: RegistryClient) {
+  return signImages(resolveImageList(parseImageList(`${host}/${repo}:v1`)), {
+    client,
+    key,
+    registriesD: builtinDefaultConfig(),
+    jobs: 1,
+    timeoutMs: 60_000,
+  });
+}
+
+/** What the proxy saw from request `from` on, as "METHOD what status" for the requests of `repo` (not the ping). */
+function seenFrom(proxy: TestProxy, repo: string, from: number): string[] {
+  return proxy.requests.slice(from).filter((r) => r.path.startsWith(`/v2/${repo}/`)).map((r) => {
+    const what = /\/manifests\/sha256-[0-9a-f]{64}\.sig$/.test(r.path)
+      ? ".sig"
+      : r.path === `/v2/${repo}/manifests/v1`
+      ? "image"
+      : r.path === `/v2/${repo}/tags/list`
+      ? "tags"
+      : r.path.startsWith(`/v2/${repo}/blobs/uploads/`)
+      ? "upload"
+      : r.path.startsWith(`/v2/${repo}/blobs/`)
+      ? "blob"
+      : r.path;
+    return `${r.method} ${what} ${r.status}`;
+  });
+}
 
 Deno.test("sign: a single-arch first signature costs exactly GET .sig, 2 × (POST + PUT), PUT .sig, HEAD .sig; a re-run only reads", async () => {
   await using tmp = await tempDir("airlock-sign-requests-");
@@ -59,28 +90,8 @@ Deno.test("sign: a single-arch first signature costs exactly GET .sig, 2 × (POS
   const key = await openKey(files.key, { passphrase: "pw", env: () => undefined });
   const client = new RegistryClient({ tlsVerify: false });
   try {
-    const sign = () =>
-      signImages(resolveImageList(parseImageList(`${proxy.host}/${repo}:v1`)), {
-        client,
-        key,
-        registriesD: builtinDefaultConfig(),
-        jobs: 1,
-        timeoutMs: 60_000,
-      });
-    // What the proxy saw, as "METHOD what" for the requests of this repository (the ping is not counted).
-    const seen = (from: number) =>
-      proxy.requests.slice(from).filter((r) => r.path.startsWith(`/v2/${repo}/`)).map((r) => {
-        const what = r.path === sigPath
-          ? ".sig"
-          : r.path === `/v2/${repo}/manifests/v1`
-          ? "image"
-          : r.path.startsWith(`/v2/${repo}/blobs/uploads/`)
-          ? "upload"
-          : r.path.startsWith(`/v2/${repo}/blobs/`)
-          ? "blob"
-          : r.path;
-        return `${r.method} ${what} ${r.status}`;
-      });
+    const sign = () => signLine(proxy.host, repo, key, client);
+    const seen = (from: number) => seenFrom(proxy, repo, from);
 
     const first = await sign();
     assertEquals(first.lines.map((l) => l.status), ["signed"]);
@@ -129,13 +140,7 @@ Deno.test("sign: a signature whose write answer was lost is found in the registr
   const key = await openKey(files.key, { passphrase: "pw", env: () => undefined });
   const client = new RegistryClient({ tlsVerify: false, retryBaseDelayMs: 10 });
   try {
-    const report = await signImages(resolveImageList(parseImageList(`${proxy.host}/${repo}:v1`)), {
-      client,
-      key,
-      registriesD: builtinDefaultConfig(),
-      jobs: 1,
-      timeoutMs: 60_000,
-    });
+    const report = await signLine(proxy.host, repo, key, client);
     assertEquals(report.failed, []);
     assertEquals(report.lines.map((l) => l.status), ["signed"]);
     // Written once (and re-sent once by the HTTP client), then read to see whether it landed: it had.
@@ -167,29 +172,8 @@ Deno.test("sign: a multi-arch image costs its index, one tag listing, then per s
   const key = await openKey(files.key, { passphrase: "pw", env: () => undefined });
   const client = new RegistryClient({ tlsVerify: false });
   try {
-    const sign = () =>
-      signImages(resolveImageList(parseImageList(`${proxy.host}/${repo}:v1`)), {
-        client,
-        key,
-        registriesD: builtinDefaultConfig(),
-        jobs: 1,
-        timeoutMs: 60_000,
-      });
-    const seen = (from: number) =>
-      proxy.requests.slice(from).filter((r) => r.path.startsWith(`/v2/${repo}/`)).map((r) => {
-        const what = r.path === `/v2/${repo}/manifests/v1`
-          ? "image"
-          : r.path === `/v2/${repo}/tags/list`
-          ? "tags"
-          : /\/manifests\/sha256-[0-9a-f]{64}\.sig$/.test(r.path)
-          ? ".sig"
-          : r.path.startsWith(`/v2/${repo}/blobs/uploads/`)
-          ? "upload"
-          : r.path.startsWith(`/v2/${repo}/blobs/`)
-          ? "blob"
-          : r.path;
-        return `${r.method} ${what} ${r.status}`;
-      });
+    const sign = () => signLine(proxy.host, repo, key, client);
+    const seen = (from: number) => seenFrom(proxy, repo, from);
 
     const first = await sign();
     assertEquals(first.lines.map((l) => l.status), ["signed"]);
