@@ -15,6 +15,7 @@ import {
   signArgs,
   type TestImage,
   type TestRegistry,
+  validateArgs,
   writeRegistriesD,
 } from "../tests/testbed/mod.ts";
 
@@ -78,6 +79,14 @@ export async function prepareSigning(work: string): Promise<void> {
 export function measureSign(work: string, list: string, jobs: number): Promise<MeasuredRun> {
   return runMeasured(
     signArgs({ list, jobs, key: SIGNING, registriesD: SIGNING.registriesD, insecure: true }),
+    work,
+  );
+}
+
+/** `airlock sign validate -f LIST` with the public key of {@linkcode prepareSigning}, `-j jobs`, measured. */
+export function measureValidate(work: string, list: string, jobs: number): Promise<MeasuredRun> {
+  return runMeasured(
+    validateArgs({ list, jobs, pub: SIGNING.pub, registriesD: SIGNING.registriesD, insecure: true }),
     work,
   );
 }

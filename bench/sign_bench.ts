@@ -29,12 +29,11 @@ import {
   INDEX_ACCEPT,
   type MeasuredRun,
   measureSign,
+  measureValidate,
   OCI_MANIFEST,
   prepareSigning,
   printTable,
   pushImages,
-  runMeasured,
-  SIGNING,
   validateFloor,
 } from "./bench_util.ts";
 
@@ -124,7 +123,7 @@ try {
         signed,
         async (reg) => {
           await writeList(`${work}/vlist-${n}.txt`, setOf(0).map((r) => `${reg.host}/${r}:v1`));
-          return await measureValidate(`vlist-${n}.txt`);
+          return await measureValidate(work, `vlist-${n}.txt`, JOBS);
         },
         undefined,
         signedPort,
@@ -197,23 +196,6 @@ try {
 /** The machine's load (1-minute average) now: the machine is shared, so figures are printed beside it. */
 async function loadavg(): Promise<string> {
   return (await Deno.readTextFile("/proc/loadavg")).split(" ")[0];
-}
-
-/** `airlock sign validate` of a list with the bench key, measured. */
-function measureValidate(list: string): Promise<MeasuredRun> {
-  return runMeasured([
-    "sign",
-    "validate",
-    "-f",
-    list,
-    "-p",
-    SIGNING.pub,
-    "--registries.d",
-    SIGNING.registriesD,
-    "--tls-verify=false",
-    "-j",
-    String(JOBS),
-  ], work);
 }
 
 /**

@@ -12,10 +12,9 @@ import { buildMultiArchImage, startRegistry, writeList } from "../tests/testbed/
 import {
   floorTable,
   measureSign,
+  measureValidate,
   prepareSigning,
   pushImages,
-  runMeasured,
-  SIGNING,
   validateFloor,
 } from "./bench_util.ts";
 
@@ -42,19 +41,7 @@ try {
   const table = floorTable("mf/s");
   for (const j of JOBS) {
     const floor = await validateFloor(registry.url, repos, j);
-    const run = await runMeasured([
-      "sign",
-      "validate",
-      "-f",
-      "list.txt",
-      "-p",
-      SIGNING.pub,
-      "--registries.d",
-      SIGNING.registriesD,
-      "--tls-verify=false",
-      "-j",
-      String(j),
-    ], work);
+    const run = await measureValidate(work, "list.txt", j);
     table.add(j, 2 * N, floor, run);
   }
   table.print();
