@@ -12,6 +12,7 @@
 import { AirlockError, errorMessage } from "../core/errors.ts";
 import { goQuote } from "../core/encoding/go_quote.ts";
 import { errorJson } from "../core/report.ts";
+import type { LineOutput } from "../core/list_run.ts";
 import { writeStdout } from "./common.ts";
 
 const enc = new TextEncoder();
@@ -108,6 +109,18 @@ export class ListRunOutput<L extends RunLine> implements StatusTally {
     const path = await Deno.makeTempFile({ prefix: "airlock-report-", suffix: ".json" });
     const file = await Deno.open(path, { write: true, read: true });
     return new ListRunOutput<L>(failedPath, { ...json, path, file });
+  }
+
+  /**
+   * The output options of a run whose lines all go here: `total` images for the progress line, no line kept in
+   * the run's report, each line given to {@linkcode ListRunOutput.onLine} (after `tap`, when given).
+   */
+  receiver(total: number, tap?: (l: L) => void): LineOutput<L> {
+    return {
+      total,
+      keepLines: false,
+      onLine: tap ? (l) => (tap(l), this.onLine(l)) : this.onLine,
+    };
   }
 
   /** Takes one line's result (in list order). */

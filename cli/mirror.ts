@@ -167,9 +167,7 @@ async function runMirror(flags: MirrorFlags, log: Logger): Promise<number> {
               signal,
               logger: log,
               onProgress,
-              total: images,
-              keepLines: false,
-              onLine: out.onLine,
+              ...out.receiver(images),
             }),
         );
       } finally {

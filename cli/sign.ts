@@ -146,13 +146,8 @@ async function runSign(flags: SignFlags, log: Logger): Promise<number> {
             signal,
             logger: log,
             onProgress,
-            total: images,
             linesPerRepository,
-            keepLines: false,
-            onLine: (l) => {
-              signatures.add(l);
-              return out.onLine(l);
-            },
+            ...out.receiver(images, (l) => signatures.add(l)),
           }));
       })
     );

@@ -159,9 +159,7 @@ async function runValidate(flags: ValidateFlags, log: Logger): Promise<number> {
           signal,
           logger: log,
           onProgress,
-          total: images,
-          keepLines: false,
-          onLine: out.onLine,
+          ...out.receiver(images),
         }));
     })
   );
